@@ -1,0 +1,55 @@
+// Package apiserver runs the upstream kube-apiserver in-process.
+package apiserver
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	utilerrors "k8s.io/apimachinery/pkg/util/errors"
+	"k8s.io/client-go/rest"
+	"k8s.io/kubernetes/cmd/kube-apiserver/app"
+	"k8s.io/kubernetes/cmd/kube-apiserver/app/options"
+
+	"github.com/kedge/kedge/embedded/component"
+	"github.com/kedge/kedge/embedded/kubeflags"
+)
+
+// APIServer is kube-apiserver with the given command-line arguments.
+type APIServer struct {
+	Args []string
+	// Ready is polled until it succeeds; it should call /readyz.
+	Ready func(context.Context) error
+}
+
+var _ component.Component = (*APIServer)(nil)
+
+// Name implements component.Component.
+func (a *APIServer) Name() string { return "kube-apiserver" }
+
+// Run serves until ctx is done, then shuts the apiserver down gracefully.
+func (a *APIServer) Run(ctx context.Context, ready func()) error {
+	s := options.NewServerRunOptions()
+	if err := kubeflags.Parse("kube-apiserver", s.Flags(), a.Args); err != nil {
+		return err
+	}
+	if err := s.GenericServerRunOptions.ComponentGlobalsRegistry.Set(); err != nil {
+		return fmt.Errorf("kube-apiserver feature gates: %w", err)
+	}
+	// The apiserver's loopback clients would log their own deprecation warnings.
+	rest.SetDefaultWarningHandler(rest.NoWarnings{})
+	completed, err := s.Complete(ctx)
+	if err != nil {
+		return fmt.Errorf("complete kube-apiserver options: %w", err)
+	}
+	if errs := completed.Validate(); len(errs) != 0 {
+		return fmt.Errorf("kube-apiserver options: %w", utilerrors.NewAggregate(errs))
+	}
+	pollCtx, stopPoll := context.WithCancel(ctx)
+	defer stopPoll()
+	go component.PollReady(pollCtx, 200*time.Millisecond, a.Ready, ready)
+	if err := app.Run(ctx, completed); err != nil && ctx.Err() == nil {
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,245 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+
+	utilnet "k8s.io/apimachinery/pkg/util/net"
+
+	"github.com/kedge/kedge/server/token"
+)
+
+// DatastoreKind says which backend stores the cluster state.
+type DatastoreKind string
+
+const (
+	// DatastoreSQLite is kine over a local SQLite file (the default).
+	DatastoreSQLite DatastoreKind = "sqlite"
+	// DatastoreSQL is kine over an external PostgreSQL or MySQL.
+	DatastoreSQL DatastoreKind = "sql"
+	// DatastoreExternalEtcd is an etcd cluster kedge does not run.
+	DatastoreExternalEtcd DatastoreKind = "external-etcd"
+	// DatastoreEmbeddedEtcd is an etcd member inside the kedge process.
+	DatastoreEmbeddedEtcd DatastoreKind = "embedded-etcd"
+)
+
+// SQLiteParams are the connection parameters kedge uses for SQLite unless the
+// endpoint sets its own. synchronous=FULL makes every commit durable on power
+// loss, which edge devices without a UPS need more than the extra fsync time.
+const SQLiteParams = "_journal_mode=WAL&_synchronous=FULL&_busy_timeout=30000&_txlock=immediate&_stmt_cache_size=20&cache=shared"
+
+// Paths are the files and directories under the data dir.
+type Paths struct {
+	ServerDir  string // <data-dir>/server
+	DBDir      string // <data-dir>/server/db
+	SQLiteFile string // <data-dir>/server/db/state.db
+	EtcdDir    string // <data-dir>/server/db/etcd
+	TLSDir     string // <data-dir>/server/tls
+	CredDir    string // <data-dir>/server/cred: component kubeconfigs
+	EtcDir     string // <data-dir>/server/etc: generated component configs
+	TokenFile  string // <data-dir>/server/token
+	KineSocket string // <data-dir>/server/kine.sock
+}
+
+// NewPaths lays out the server's part of a data dir.
+func NewPaths(dataDir string) Paths {
+	server := filepath.Join(dataDir, "server")
+	db := filepath.Join(server, "db")
+	return Paths{
+		ServerDir:  server,
+		DBDir:      db,
+		SQLiteFile: filepath.Join(db, "state.db"),
+		EtcdDir:    filepath.Join(db, "etcd"),
+		TLSDir:     filepath.Join(server, "tls"),
+		CredDir:    filepath.Join(server, "cred"),
+		EtcDir:     filepath.Join(server, "etc"),
+		TokenFile:  filepath.Join(server, "token"),
+		KineSocket: filepath.Join(server, "kine.sock"),
+	}
+}
+
+// Completed is a validated Config plus everything derived from it.
+type Completed struct {
+	Config
+	Paths Paths
+
+	Datastore DatastoreKind
+	// KineEndpoint is the kine DSN for DatastoreSQLite and DatastoreSQL.
+	KineEndpoint string
+
+	NodeName    string
+	NodeIP      net.IP
+	AdvertiseIP net.IP
+	// ServiceIP is the kubernetes Service's ClusterIP (first of the range).
+	ServiceIP net.IP
+
+	APIServerDNS []string
+	APIServerIPs []net.IP
+
+	KubeconfigMode os.FileMode
+	// GivenToken is the parsed --token, zero if none was given.
+	GivenToken token.Token
+}
+
+// Complete validates c and derives the values the components need. It may
+// look at the host (hostname, interfaces, an existing etcd dir) but changes
+// nothing.
+func (c Config) Complete() (*Completed, error) {
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	abs, err := filepath.Abs(c.DataDir)
+	if err != nil {
+		return nil, fmt.Errorf("--data-dir: %w", err)
+	}
+	c.DataDir = abs
+	cc := &Completed{Config: c, Paths: NewPaths(abs)}
+
+	cc.Datastore, cc.KineEndpoint = datastore(c, cc.Paths)
+
+	if cc.NodeName, err = nodeName(c.NodeName); err != nil {
+		return nil, err
+	}
+	if c.NodeIP != "" {
+		cc.NodeIP = net.ParseIP(c.NodeIP)
+	} else if cc.NodeIP, err = detectNodeIP(); err != nil {
+		return nil, err
+	}
+	cc.AdvertiseIP = cc.NodeIP
+	if c.AdvertiseAddress != "" {
+		cc.AdvertiseIP = net.ParseIP(c.AdvertiseAddress)
+	}
+
+	serviceNet := netip.MustParsePrefix(c.ServiceCIDR)
+	cc.ServiceIP = net.IP(serviceNet.Addr().Next().AsSlice())
+
+	cc.APIServerDNS = uniq(append([]string{
+		"localhost", cc.NodeName, "kubernetes", "kubernetes.default", "kubernetes.default.svc",
+		"kubernetes.default.svc." + c.ClusterDomain,
+	}, dnsSANs(c.TLSSANs)...))
+	cc.APIServerIPs = uniqIPs(append([]net.IP{
+		net.ParseIP("127.0.0.1"), net.ParseIP("::1"), cc.NodeIP, cc.AdvertiseIP, cc.ServiceIP,
+	}, ipSANs(c.TLSSANs)...))
+
+	mode, _ := ParseFileMode(c.WriteKubeconfigMode)
+	cc.KubeconfigMode = os.FileMode(mode)
+	if c.Token != "" {
+		cc.GivenToken, _ = token.Parse(c.Token)
+	}
+	return cc, nil
+}
+
+func datastore(c Config, p Paths) (DatastoreKind, string) {
+	ep := c.DatastoreEndpoint
+	switch {
+	case strings.HasPrefix(ep, "sqlite://"):
+		if !strings.Contains(ep, "?") {
+			ep += "?" + SQLiteParams
+		}
+		return DatastoreSQLite, ep
+	case strings.HasPrefix(ep, "postgres"), strings.HasPrefix(ep, "mysql"):
+		return DatastoreSQL, ep
+	case ep != "":
+		return DatastoreExternalEtcd, ""
+	case c.ClusterInit || dirExists(p.EtcdDir):
+		// An etcd dir from an earlier --cluster-init start is used without the flag.
+		return DatastoreEmbeddedEtcd, ""
+	default:
+		return DatastoreSQLite, "sqlite://" + p.SQLiteFile + "?" + SQLiteParams
+	}
+}
+
+func nodeName(given string) (string, error) {
+	if given != "" {
+		return given, nil
+	}
+	host, err := os.Hostname()
+	if err != nil {
+		return "", fmt.Errorf("detect node name: %w; set --node-name", err)
+	}
+	host = strings.ToLower(host)
+	if !validDNSName(host) {
+		return "", fmt.Errorf("hostname %q is not a valid node name; set --node-name", host)
+	}
+	return host, nil
+}
+
+// detectNodeIP returns the address of the interface on the default route,
+// or else the first global unicast address of any interface that is up.
+func detectNodeIP() (net.IP, error) {
+	if ip, err := utilnet.ChooseHostInterface(); err == nil {
+		return ip, nil
+	}
+	ifaces, err := net.Interfaces()
+	if err != nil {
+		return nil, fmt.Errorf("detect node IP: %w; set --node-ip", err)
+	}
+	for _, iface := range ifaces {
+		if iface.Flags&net.FlagUp == 0 || iface.Flags&net.FlagLoopback != 0 {
+			continue
+		}
+		addrs, _ := iface.Addrs()
+		for _, a := range addrs {
+			if n, ok := a.(*net.IPNet); ok && n.IP.IsGlobalUnicast() {
+				return n.IP, nil
+			}
+		}
+	}
+	return nil, errors.New("detect node IP: no interface with a global address is up; set --node-ip")
+}
+
+func dnsSANs(sans []string) []string {
+	var out []string
+	for _, s := range sans {
+		if net.ParseIP(s) == nil {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func ipSANs(sans []string) []net.IP {
+	var out []net.IP
+	for _, s := range sans {
+		if ip := net.ParseIP(s); ip != nil {
+			out = append(out, ip)
+		}
+	}
+	return out
+}
+
+func uniq(in []string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, s := range in {
+		if s != "" && !seen[s] {
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func uniqIPs(in []net.IP) []net.IP {
+	var out []net.IP
+	for _, ip := range in {
+		dup := ip == nil
+		for _, o := range out {
+			dup = dup || o.Equal(ip)
+		}
+		if !dup {
+			out = append(out, ip)
+		}
+	}
+	return out
+}
+
+func dirExists(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && st.IsDir()
+}

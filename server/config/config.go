@@ -1,0 +1,249 @@
+// Package config holds the kedge server's configuration: the values users
+// set (Config), their validation, and the derived values the components use
+// (Completed).
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/kedge/kedge/server/token"
+)
+
+// Defaults for the user-facing values.
+const (
+	DefaultDataDir         = "/var/lib/kedge"
+	DefaultHTTPSPort       = 6443
+	DefaultClusterCIDR     = "10.42.0.0/16"
+	DefaultServiceCIDR     = "10.43.0.0/16"
+	DefaultClusterDNS      = "10.43.0.10"
+	DefaultClusterDomain   = "cluster.local"
+	DefaultKubeconfig      = "/etc/kedge/kedge.yaml"
+	DefaultKubeconfigMode  = "0600"
+	DefaultEtcdClientPort  = 2379
+	DefaultEtcdPeerPort    = 2380
+	DefaultNodeCIDRMaskLen = 24
+)
+
+// Config is what the user sets, through flags, the config file or KEDGE_*
+// variables. It holds no runtime objects.
+type Config struct {
+	DataDir             string
+	HTTPSListenPort     int
+	BindAddress         string
+	AdvertiseAddress    string
+	NodeIP              string
+	NodeName            string
+	TLSSANs             []string
+	Token               string
+	DatastoreEndpoint   string
+	DatastoreCAFile     string
+	DatastoreCertFile   string
+	DatastoreKeyFile    string
+	ClusterInit         bool
+	DisableAgent        bool
+	WriteKubeconfig     string
+	WriteKubeconfigMode string
+	Debug               bool
+	ClusterCIDR         string
+	ServiceCIDR         string
+	ClusterDNS          string
+	ClusterDomain       string
+	EtcdClientPort      int
+	EtcdPeerPort        int
+
+	KubeAPIServerArgs         []string
+	KubeSchedulerArgs         []string
+	KubeControllerManagerArgs []string
+}
+
+// Default returns a Config with every default filled in.
+func Default() Config {
+	return Config{
+		DataDir:             DefaultDataDir,
+		HTTPSListenPort:     DefaultHTTPSPort,
+		BindAddress:         "0.0.0.0",
+		WriteKubeconfig:     DefaultKubeconfig,
+		WriteKubeconfigMode: DefaultKubeconfigMode,
+		ClusterCIDR:         DefaultClusterCIDR,
+		ServiceCIDR:         DefaultServiceCIDR,
+		ClusterDNS:          DefaultClusterDNS,
+		ClusterDomain:       DefaultClusterDomain,
+		EtcdClientPort:      DefaultEtcdClientPort,
+		EtcdPeerPort:        DefaultEtcdPeerPort,
+	}
+}
+
+// Validate checks every value without touching the system. It returns all
+// problems joined, each naming the flag it is about.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+
+	if c.DataDir == "" {
+		bad("--data-dir must not be empty")
+	}
+	if c.HTTPSListenPort < 1 || c.HTTPSListenPort > 65535 {
+		bad("--https-listen-port %d is not a port (1-65535)", c.HTTPSListenPort)
+	}
+	for name, port := range map[string]int{"--etcd-client-port": c.EtcdClientPort, "--etcd-peer-port": c.EtcdPeerPort} {
+		if port < 1 || port > 65535 {
+			bad("%s %d is not a port (1-65535)", name, port)
+		}
+	}
+	if c.EtcdClientPort == c.EtcdPeerPort {
+		bad("--etcd-client-port and --etcd-peer-port must differ")
+	}
+	for name, v := range map[string]string{"--bind-address": c.BindAddress, "--advertise-address": c.AdvertiseAddress, "--node-ip": c.NodeIP} {
+		if v != "" && net.ParseIP(v) == nil {
+			bad("%s %q is not an IP address", name, v)
+		}
+	}
+	if c.NodeName != "" && !validDNSName(c.NodeName) {
+		bad("--node-name %q is not a lowercase DNS name", c.NodeName)
+	}
+	for _, san := range c.TLSSANs {
+		if net.ParseIP(san) == nil && !validDNSName(strings.TrimPrefix(san, "*.")) {
+			bad("--tls-san %q is neither an IP address nor a DNS name", san)
+		}
+	}
+	if c.Token != "" {
+		if _, err := token.Parse(c.Token); err != nil {
+			bad("--token: %w", err)
+		}
+	}
+	clusterNet, errC := parseCIDR("--cluster-cidr", c.ClusterCIDR)
+	serviceNet, errS := parseCIDR("--service-cidr", c.ServiceCIDR)
+	errs = append(errs, errC, errS)
+	if errC == nil && errS == nil && clusterNet.Overlaps(serviceNet) {
+		bad("--cluster-cidr %s overlaps --service-cidr %s", clusterNet, serviceNet)
+	}
+	if errC == nil && clusterNet.Addr().Is4() && clusterNet.Bits() > DefaultNodeCIDRMaskLen {
+		bad("--cluster-cidr %s is smaller than one node's /%d", clusterNet, DefaultNodeCIDRMaskLen)
+	}
+	if dns, err := netip.ParseAddr(c.ClusterDNS); err != nil {
+		bad("--cluster-dns %q is not an IP address", c.ClusterDNS)
+	} else if errS == nil && !serviceNet.Contains(dns) {
+		bad("--cluster-dns %s is outside --service-cidr %s", dns, serviceNet)
+	}
+	if !validDNSName(c.ClusterDomain) {
+		bad("--cluster-domain %q is not a DNS name", c.ClusterDomain)
+	}
+	if err := validateDatastore(c); err != nil {
+		errs = append(errs, err)
+	}
+	if _, err := ParseFileMode(c.WriteKubeconfigMode); err != nil {
+		bad("--write-kubeconfig-mode: %w", err)
+	}
+	for flag, args := range map[string][]string{
+		"--kube-apiserver-arg":          c.KubeAPIServerArgs,
+		"--kube-scheduler-arg":          c.KubeSchedulerArgs,
+		"--kube-controller-manager-arg": c.KubeControllerManagerArgs,
+	} {
+		for _, a := range args {
+			if k, _, ok := strings.Cut(strings.TrimLeft(a, "-"), "="); !ok || k == "" {
+				bad("%s %q is not key=value", flag, a)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func validateDatastore(c Config) error {
+	ep := c.DatastoreEndpoint
+	if ep == "" {
+		return nil
+	}
+	if c.ClusterInit {
+		return errors.New("--cluster-init and --datastore-endpoint cannot be used together")
+	}
+	if rest, ok := strings.CutPrefix(ep, "mysql://"); ok {
+		// kine takes Go MySQL DSNs (user:pass@tcp(host:port)/db), which are not URLs.
+		if rest == "" || strings.Contains(ep, ",") {
+			return errors.New("--datastore-endpoint: mysql endpoint must be mysql://user:pass@tcp(host:port)/database")
+		}
+		return nil
+	}
+	for _, one := range strings.Split(ep, ",") {
+		u, err := url.Parse(one)
+		if err != nil {
+			return fmt.Errorf("--datastore-endpoint is not a valid URL: %w", redact(err))
+		}
+		switch u.Scheme {
+		case "sqlite":
+			if strings.Contains(ep, ",") {
+				return errors.New("--datastore-endpoint: a sqlite endpoint cannot be combined with others")
+			}
+		case "postgres", "postgresql":
+			if u.Host == "" && u.Opaque == "" {
+				return fmt.Errorf("--datastore-endpoint: %s URL has no host", u.Scheme)
+			}
+			if strings.Contains(ep, ",") {
+				return fmt.Errorf("--datastore-endpoint: a %s endpoint cannot be combined with others", u.Scheme)
+			}
+		case "http", "https":
+			if u.Host == "" {
+				return errors.New("--datastore-endpoint: etcd URL has no host")
+			}
+			if _, port, err := net.SplitHostPort(u.Host); err == nil {
+				if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 {
+					return fmt.Errorf("--datastore-endpoint: etcd URL port %q is not a port", port)
+				}
+			}
+		default:
+			return fmt.Errorf("--datastore-endpoint scheme %q is not one of sqlite, postgres, mysql, http, https", u.Scheme)
+		}
+	}
+	return nil
+}
+
+// redact strips the URL (which may hold a password) from a url.Parse error.
+func redact(err error) error {
+	var uerr *url.Error
+	if errors.As(err, &uerr) {
+		return uerr.Err
+	}
+	return err
+}
+
+func parseCIDR(flag, s string) (netip.Prefix, error) {
+	p, err := netip.ParsePrefix(s)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("%s %q is not a CIDR (like 10.42.0.0/16)", flag, s)
+	}
+	if p.Masked() != p {
+		return netip.Prefix{}, fmt.Errorf("%s %q has host bits set; did you mean %s?", flag, s, p.Masked())
+	}
+	return p, nil
+}
+
+// ParseFileMode parses an octal permission such as "0600" or "644".
+func ParseFileMode(s string) (uint32, error) {
+	m, err := strconv.ParseUint(s, 8, 32)
+	if err != nil || m > 0o777 {
+		return 0, fmt.Errorf("%q is not an octal file mode like 0600", s)
+	}
+	return uint32(m), nil
+}
+
+func validDNSName(s string) bool {
+	if s == "" || len(s) > 253 {
+		return false
+	}
+	for _, label := range strings.Split(s, ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for _, r := range label {
+			if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-') {
+				return false
+			}
+		}
+	}
+	return true
+}

@@ -1,0 +1,188 @@
+// Package control renders the command-line arguments and configuration files
+// of the control-plane components (kube-apiserver, kube-scheduler,
+// kube-controller-manager) from the completed server config. Rendering is
+// pure, so it is covered by golden files.
+package control
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/kedge/kedge/server/config"
+	"github.com/kedge/kedge/server/pki"
+)
+
+// Storage is how the apiserver reaches its etcd-API datastore.
+type Storage struct {
+	Servers                   []string
+	CAFile, CertFile, KeyFile string
+}
+
+// Inputs is everything the renderers need.
+type Inputs struct {
+	Config  *config.Completed
+	TLS     *pki.Files
+	Storage Storage
+	// LeaderElect turns on leader election for the scheduler and the
+	// controller-manager; it is needed only when servers can share a datastore.
+	LeaderElect bool
+}
+
+// AuthenticationConfigFile is where APIServerArgs expects AuthenticationConfig.
+func AuthenticationConfigFile(cc *config.Completed) string {
+	return filepath.Join(cc.Paths.EtcDir, "authentication-config.yaml")
+}
+
+// SchedulerKubeconfig and ControllerKubeconfig are the components' kubeconfigs.
+func SchedulerKubeconfig(cc *config.Completed) string {
+	return filepath.Join(cc.Paths.CredDir, "scheduler.kubeconfig")
+}
+
+// ControllerKubeconfig is the controller-manager's kubeconfig.
+func ControllerKubeconfig(cc *config.Completed) string {
+	return filepath.Join(cc.Paths.CredDir, "controller.kubeconfig")
+}
+
+// AuthenticationConfig allows anonymous requests to the health endpoints only.
+const AuthenticationConfig = `apiVersion: apiserver.config.k8s.io/v1
+kind: AuthenticationConfiguration
+anonymous:
+  enabled: true
+  conditions:
+  - path: /livez
+  - path: /readyz
+  - path: /healthz
+`
+
+// APIServerArgs renders kube-apiserver's arguments.
+func APIServerArgs(in Inputs) []string {
+	cc, tls := in.Config, in.TLS
+	issuer := "https://kubernetes.default.svc." + cc.ClusterDomain
+	args := map[string]string{
+		"advertise-address":                  cc.AdvertiseIP.String(),
+		"allow-privileged":                   "true",
+		"api-audiences":                      issuer + ",kedge",
+		"authentication-config":              AuthenticationConfigFile(cc),
+		"authorization-mode":                 "Node,RBAC",
+		"bind-address":                       cc.BindAddress,
+		"cert-dir":                           filepath.Join(cc.Paths.TLSDir, "temporary-certs"),
+		"client-ca-file":                     tls.ClientCA,
+		"enable-admission-plugins":           "NodeRestriction",
+		"etcd-servers":                       strings.Join(in.Storage.Servers, ","),
+		"kubelet-certificate-authority":      tls.ServerCA,
+		"kubelet-client-certificate":         tls.KubeletClientCert,
+		"kubelet-client-key":                 tls.KubeletKey,
+		"kubelet-preferred-address-types":    "InternalIP,ExternalIP,Hostname",
+		"profiling":                          "false",
+		"proxy-client-cert-file":             tls.AuthProxyCert,
+		"proxy-client-key-file":              tls.AuthProxyKey,
+		"requestheader-allowed-names":        "system:auth-proxy",
+		"requestheader-client-ca-file":       tls.RequestHeaderCA,
+		"requestheader-extra-headers-prefix": "X-Remote-Extra-",
+		"requestheader-group-headers":        "X-Remote-Group",
+		"requestheader-username-headers":     "X-Remote-User",
+		"secure-port":                        strconv.Itoa(cc.HTTPSListenPort),
+		"service-account-issuer":             issuer,
+		"service-account-key-file":           tls.ServiceAccountKey,
+		"service-account-signing-key-file":   tls.ServiceAccountKey,
+		"service-cluster-ip-range":           cc.ServiceCIDR,
+		"service-node-port-range":            "30000-32767",
+		"storage-backend":                    "etcd3",
+		"tls-cert-file":                      tls.ServingCert,
+		"tls-private-key-file":               tls.ServingKey,
+	}
+	if in.Storage.CAFile != "" {
+		args["etcd-cafile"] = in.Storage.CAFile
+	}
+	if in.Storage.CertFile != "" {
+		args["etcd-certfile"] = in.Storage.CertFile
+		args["etcd-keyfile"] = in.Storage.KeyFile
+	}
+	return render(args, cc.KubeAPIServerArgs)
+}
+
+// SchedulerArgs renders kube-scheduler's arguments. Its HTTPS endpoint is off:
+// nothing on an edge node scrapes it, and it would cost a port and memory
+// (turn it on with --kube-scheduler-arg=secure-port=10259).
+func SchedulerArgs(in Inputs) []string {
+	kc := SchedulerKubeconfig(in.Config)
+	args := map[string]string{
+		"authentication-kubeconfig": kc,
+		"authorization-kubeconfig":  kc,
+		"bind-address":              "127.0.0.1",
+		"kubeconfig":                kc,
+		"leader-elect":              strconv.FormatBool(in.LeaderElect),
+		"profiling":                 "false",
+		"secure-port":               "0",
+	}
+	return render(args, in.Config.KubeSchedulerArgs)
+}
+
+// ControllerManagerArgs renders kube-controller-manager's arguments.
+func ControllerManagerArgs(in Inputs) []string {
+	cc, tls := in.Config, in.TLS
+	kc := ControllerKubeconfig(cc)
+	args := map[string]string{
+		"allocate-node-cidrs":       "true",
+		"authentication-kubeconfig": kc,
+		"authorization-kubeconfig":  kc,
+		"bind-address":              "127.0.0.1",
+		"cluster-cidr":              cc.ClusterCIDR,
+		"cluster-signing-kube-apiserver-client-cert-file": tls.ClientCA,
+		"cluster-signing-kube-apiserver-client-key-file":  tls.ClientCAKey,
+		"cluster-signing-kubelet-client-cert-file":        tls.ClientCA,
+		"cluster-signing-kubelet-client-key-file":         tls.ClientCAKey,
+		"cluster-signing-kubelet-serving-cert-file":       tls.ServerCA,
+		"cluster-signing-kubelet-serving-key-file":        tls.ServerCAKey,
+		"cluster-signing-legacy-unknown-cert-file":        tls.ServerCA,
+		"cluster-signing-legacy-unknown-key-file":         tls.ServerCAKey,
+		"kubeconfig":                       kc,
+		"leader-elect":                     strconv.FormatBool(in.LeaderElect),
+		"profiling":                        "false",
+		"root-ca-file":                     tls.ServerCA,
+		"secure-port":                      "0",
+		"service-account-private-key-file": tls.ServiceAccountKey,
+		"service-cluster-ip-range":         cc.ServiceCIDR,
+		"terminated-pod-gc-threshold":      "1000",
+		"use-service-account-credentials":  "true",
+	}
+	if p, err := netip.ParsePrefix(cc.ClusterCIDR); err == nil && p.Addr().Is6() {
+		args["node-cidr-mask-size"] = "64"
+	} else {
+		args["node-cidr-mask-size"] = strconv.Itoa(config.DefaultNodeCIDRMaskLen)
+	}
+	return render(args, cc.KubeControllerManagerArgs)
+}
+
+// LocalURL is the apiserver URL for clients on this host.
+func LocalURL(cc *config.Completed) string {
+	host := cc.BindAddress
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return "https://" + net.JoinHostPort(host, strconv.Itoa(cc.HTTPSListenPort))
+}
+
+// render merges user overrides ("key=value", leading dashes optional) over
+// defaults and returns sorted --key=value arguments.
+func render(defaults map[string]string, overrides []string) []string {
+	merged := map[string]string{}
+	for k, v := range defaults {
+		merged[k] = v
+	}
+	for _, o := range overrides {
+		k, v, _ := strings.Cut(strings.TrimLeft(o, "-"), "=")
+		merged[k] = v
+	}
+	out := make([]string, 0, len(merged))
+	for k, v := range merged {
+		out = append(out, fmt.Sprintf("--%s=%s", k, v))
+	}
+	slices.Sort(out)
+	return out
+}

@@ -1,0 +1,111 @@
+package control
+
+import (
+	"flag"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/kedge/kedge/server/config"
+	"github.com/kedge/kedge/server/pki"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+func inputs(t *testing.T, mutate func(*config.Config)) Inputs {
+	t.Helper()
+	c := config.Default()
+	c.DataDir = "/var/lib/kedge"
+	c.NodeIP = "192.0.2.10"
+	c.NodeName = "edge-1"
+	if mutate != nil {
+		mutate(&c)
+	}
+	cc, err := c.Complete()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tls := &pki.Files{}
+	for _, p := range []*string{&tls.ServerCA, &tls.ServerCAKey, &tls.ClientCA, &tls.ClientCAKey, &tls.RequestHeaderCA,
+		&tls.ServiceAccountKey, &tls.ServingCert, &tls.ServingKey, &tls.KubeletClientCert, &tls.KubeletKey,
+		&tls.AuthProxyCert, &tls.AuthProxyKey} {
+		*p = "/tls/file"
+	}
+	tls.ServerCA, tls.ClientCA, tls.ServiceAccountKey = "/tls/server-ca.crt", "/tls/client-ca.crt", "/tls/service-account.key"
+	return Inputs{Config: cc, TLS: tls, Storage: Storage{Servers: []string{"unix:///var/lib/kedge/server/kine.sock"}}}
+}
+
+func golden(t *testing.T, name string, args []string) {
+	t.Helper()
+	got := strings.Join(args, "\n") + "\n"
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run with -update to create)", err)
+	}
+	if got != string(want) {
+		t.Fatalf("%s differs from golden file:\n%s", name, got)
+	}
+}
+
+func TestGoldenArgs(t *testing.T) {
+	in := inputs(t, nil)
+	golden(t, "kube-apiserver.args", APIServerArgs(in))
+	golden(t, "kube-scheduler.args", SchedulerArgs(in))
+	golden(t, "kube-controller-manager.args", ControllerManagerArgs(in))
+}
+
+func TestEtcdStorageArgs(t *testing.T) {
+	in := inputs(t, nil)
+	in.Storage = Storage{Servers: []string{"https://127.0.0.1:2379"}, CAFile: "/ca", CertFile: "/c", KeyFile: "/k"}
+	in.LeaderElect = true
+	args := APIServerArgs(in)
+	for _, want := range []string{"--etcd-servers=https://127.0.0.1:2379", "--etcd-cafile=/ca", "--etcd-certfile=/c", "--etcd-keyfile=/k"} {
+		if !slices.Contains(args, want) {
+			t.Errorf("apiserver args lack %s", want)
+		}
+	}
+	if !slices.Contains(SchedulerArgs(in), "--leader-elect=true") || !slices.Contains(ControllerManagerArgs(in), "--leader-elect=true") {
+		t.Error("leader election not enabled for a shared datastore")
+	}
+}
+
+func TestPassThroughArgsOverrideAndAdd(t *testing.T) {
+	in := inputs(t, func(c *config.Config) {
+		c.KubeAPIServerArgs = []string{"--profiling=true", "audit-log-path=/var/log/audit.log", "enable-admission-plugins=NodeRestriction,AlwaysPullImages"}
+		c.KubeControllerManagerArgs = []string{"node-cidr-mask-size=25"}
+	})
+	args := APIServerArgs(in)
+	for _, want := range []string{"--profiling=true", "--audit-log-path=/var/log/audit.log", "--enable-admission-plugins=NodeRestriction,AlwaysPullImages"} {
+		if !slices.Contains(args, want) {
+			t.Errorf("apiserver args lack %s", want)
+		}
+	}
+	if slices.Contains(args, "--profiling=false") {
+		t.Error("default not replaced by override")
+	}
+	if !slices.Contains(ControllerManagerArgs(in), "--node-cidr-mask-size=25") {
+		t.Error("controller-manager override missing")
+	}
+}
+
+func TestLocalURL(t *testing.T) {
+	for bind, want := range map[string]string{
+		"0.0.0.0":  "https://127.0.0.1:6443",
+		"::":       "https://127.0.0.1:6443",
+		"10.0.0.5": "https://10.0.0.5:6443",
+		"fd00::5":  "https://[fd00::5]:6443",
+	} {
+		in := inputs(t, func(c *config.Config) { c.BindAddress = bind })
+		if got := LocalURL(in.Config); got != want {
+			t.Errorf("bind %s: LocalURL = %s, want %s", bind, got, want)
+		}
+	}
+}

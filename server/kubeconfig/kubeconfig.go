@@ -1,0 +1,91 @@
+// Package kubeconfig writes kubeconfig files for kedge's own components and
+// for the admin.
+package kubeconfig
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+)
+
+// Spec is one kubeconfig: a server, the CA that signs its serving cert, and
+// a client certificate.
+type Spec struct {
+	Server string
+	CAFile string
+	// CertFile and KeyFile are referenced by path, or embedded with Embed.
+	CertFile, KeyFile string
+	// Embed copies the CA, certificate and key into the file, so it still
+	// works when copied to another machine.
+	Embed bool
+	// Context names the cluster, user and context (default "kedge").
+	Context string
+}
+
+// Build returns the kubeconfig for s.
+func Build(s Spec) (*clientcmdapi.Config, error) {
+	name := s.Context
+	if name == "" {
+		name = "kedge"
+	}
+	cluster := &clientcmdapi.Cluster{Server: s.Server, CertificateAuthority: s.CAFile}
+	user := &clientcmdapi.AuthInfo{ClientCertificate: s.CertFile, ClientKey: s.KeyFile}
+	if s.Embed {
+		var err error
+		if cluster.CertificateAuthorityData, err = os.ReadFile(s.CAFile); err != nil {
+			return nil, err
+		}
+		if user.ClientCertificateData, err = os.ReadFile(s.CertFile); err != nil {
+			return nil, err
+		}
+		if user.ClientKeyData, err = os.ReadFile(s.KeyFile); err != nil {
+			return nil, err
+		}
+		cluster.CertificateAuthority, user.ClientCertificate, user.ClientKey = "", "", ""
+	}
+	cfg := clientcmdapi.NewConfig()
+	cfg.Clusters[name] = cluster
+	cfg.AuthInfos[name] = user
+	cfg.Contexts[name] = &clientcmdapi.Context{Cluster: name, AuthInfo: name}
+	cfg.CurrentContext = name
+	return cfg, nil
+}
+
+// Write renders s to path with the given mode, atomically, creating parent
+// directories (0755) as needed.
+func Write(path string, s Spec, mode os.FileMode) error {
+	cfg, err := Build(s)
+	if err != nil {
+		return fmt.Errorf("build kubeconfig %s: %w", path, err)
+	}
+	data, err := clientcmd.Write(*cfg)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return fmt.Errorf("write kubeconfig: %w", err)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+"-*")
+	if err != nil {
+		return fmt.Errorf("write kubeconfig: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(mode); err != nil {
+		tmp.Close()
+		return err
+	}
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("write kubeconfig: %w", err)
+	}
+	return nil
+}

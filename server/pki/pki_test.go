@@ -1,0 +1,177 @@
+package pki
+
+import (
+	"crypto/x509"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	certutil "k8s.io/client-go/util/cert"
+)
+
+func request(dir string) Request {
+	return Request{
+		Dir:          dir,
+		APIServerDNS: []string{"localhost", "kubernetes.default.svc.cluster.local", "edge-1"},
+		APIServerIPs: []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("::1"), net.ParseIP("10.43.0.1")},
+		Etcd:         true,
+		EtcdDNS:      []string{"localhost"},
+		EtcdIPs:      []net.IP{net.ParseIP("127.0.0.1")},
+	}
+}
+
+func readCert(t *testing.T, path string) *x509.Certificate {
+	t.Helper()
+	certs, err := certutil.CertsFromFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return certs[0]
+}
+
+func TestEnsureCreatesCompletePKI(t *testing.T) {
+	dir := t.TempDir()
+	f, err := Ensure(request(dir), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	serving := readCert(t, f.ServingCert)
+	for _, d := range []string{"localhost", "kubernetes.default.svc.cluster.local", "edge-1"} {
+		if err := serving.VerifyHostname(d); err != nil {
+			t.Errorf("serving cert does not cover %s: %v", d, err)
+		}
+	}
+	for _, ip := range []string{"127.0.0.1", "::1", "10.43.0.1"} {
+		if err := serving.VerifyHostname(ip); err != nil {
+			t.Errorf("serving cert does not cover %s: %v", ip, err)
+		}
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(readCert(t, f.ServerCA))
+	if _, err := serving.Verify(x509.VerifyOptions{Roots: roots, DNSName: "localhost"}); err != nil {
+		t.Errorf("serving cert does not chain to the server CA: %v", err)
+	}
+	clientRoots := x509.NewCertPool()
+	clientRoots.AddCert(readCert(t, f.ClientCA))
+	admin := readCert(t, f.AdminCert)
+	if _, err := admin.Verify(x509.VerifyOptions{Roots: clientRoots, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
+		t.Errorf("admin cert does not chain to the client CA: %v", err)
+	}
+	if admin.Subject.CommonName != "system:admin" || !slices.Equal(admin.Subject.Organization, []string{"system:masters"}) {
+		t.Errorf("admin subject = %v", admin.Subject)
+	}
+	if d := time.Until(serving.NotAfter); d < 360*24*time.Hour || d > 366*24*time.Hour {
+		t.Errorf("serving cert valid for %v, want about a year", d)
+	}
+	if d := time.Until(readCert(t, f.ServerCA).NotAfter); d < 9*365*24*time.Hour {
+		t.Errorf("CA valid for only %v", d)
+	}
+
+	err = filepath.Walk(dir, func(path string, info os.FileInfo, err error) error {
+		if err != nil || info.IsDir() {
+			return err
+		}
+		if strings.HasSuffix(path, ".key") && info.Mode().Perm() != 0o600 {
+			t.Errorf("%s has mode %v, want 0600", path, info.Mode().Perm())
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestEnsureReusesOnRestart(t *testing.T) {
+	dir := t.TempDir()
+	f1, err := Ensure(request(dir), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := snapshot(t, dir)
+	f2, err := Ensure(request(dir), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *f1 != *f2 {
+		t.Fatal("paths changed between runs")
+	}
+	after := snapshot(t, dir)
+	for p, b := range before {
+		if after[p] != b {
+			t.Errorf("%s changed on restart", p)
+		}
+	}
+}
+
+func TestEnsureReissuesForNewSANAndExpiryButKeepsCA(t *testing.T) {
+	dir := t.TempDir()
+	req := request(dir)
+	f, err := Ensure(req, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caBefore := snapshot(t, dir)[f.ServerCA]
+	oldSerial := readCert(t, f.ServingCert).SerialNumber
+
+	req.APIServerDNS = append(req.APIServerDNS, "new.example.com")
+	if _, err := Ensure(req, nil); err != nil {
+		t.Fatal(err)
+	}
+	serving := readCert(t, f.ServingCert)
+	if serving.VerifyHostname("new.example.com") != nil || serving.SerialNumber.Cmp(oldSerial) == 0 {
+		t.Fatal("serving cert not reissued for a new --tls-san")
+	}
+
+	adminSerial := readCert(t, f.AdminCert).SerialNumber
+	req.Now = time.Now().Add(300 * 24 * time.Hour) // within 90 days of expiry
+	if _, err := Ensure(req, nil); err != nil {
+		t.Fatal(err)
+	}
+	if readCert(t, f.AdminCert).SerialNumber.Cmp(adminSerial) == 0 {
+		t.Fatal("admin cert close to expiry was not renewed")
+	}
+	if snapshot(t, dir)[f.ServerCA] != caBefore {
+		t.Fatal("server CA changed")
+	}
+}
+
+func TestEnsureRefusesDamagedCA(t *testing.T) {
+	dir := t.TempDir()
+	f, err := Ensure(request(dir), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(f.ClientCA, []byte("garbage"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Ensure(request(dir), nil); err == nil || !strings.Contains(err.Error(), "client-ca") {
+		t.Fatalf("damaged CA: err = %v", err)
+	}
+	if b, _ := os.ReadFile(f.ClientCA); string(b) != "garbage" {
+		t.Fatal("damaged CA was overwritten")
+	}
+	os.Remove(f.ServerCAKey)
+	if _, err := Ensure(request(dir), nil); err == nil || !strings.Contains(err.Error(), "incomplete") {
+		t.Fatalf("half CA: err = %v", err)
+	}
+	if _, err := os.Stat(f.ServerCAKey); err == nil {
+		t.Fatal("a new key was written next to the old CA certificate")
+	}
+}
+
+func snapshot(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	filepath.Walk(dir, func(path string, info os.FileInfo, err error) error {
+		if err == nil && !info.IsDir() {
+			b, _ := os.ReadFile(path)
+			out[path] = string(b)
+		}
+		return nil
+	})
+	return out
+}

@@ -1,0 +1,172 @@
+// Package server runs a kedge control-plane node: datastore, PKI, the
+// upstream kube-apiserver, kube-scheduler and kube-controller-manager, and
+// the admin kubeconfig.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/coreos/go-systemd/v22/daemon"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/kedge/kedge/embedded/apiserver"
+	"github.com/kedge/kedge/embedded/component"
+	"github.com/kedge/kedge/embedded/controllermanager"
+	"github.com/kedge/kedge/embedded/scheduler"
+	"github.com/kedge/kedge/server/config"
+	"github.com/kedge/kedge/server/control"
+	"github.com/kedge/kedge/server/datastore"
+	"github.com/kedge/kedge/server/kubeconfig"
+	"github.com/kedge/kedge/server/pki"
+	"github.com/kedge/kedge/server/token"
+)
+
+// Run brings the control plane up and serves until ctx is cancelled, then
+// stops every component in reverse order. It returns the first failure.
+// Problems with the host (data dir, ports) are reported before anything in
+// the data dir is touched.
+func Run(ctx context.Context, cc *config.Completed, log *slog.Logger) error {
+	if err := preflight(cc); err != nil {
+		return err
+	}
+	tls, err := pki.Ensure(pki.Request{
+		Dir:          cc.Paths.TLSDir,
+		APIServerDNS: cc.APIServerDNS,
+		APIServerIPs: cc.APIServerIPs,
+		Etcd:         cc.Datastore == config.DatastoreEmbeddedEtcd,
+		EtcdDNS:      []string{"localhost", cc.NodeName},
+		EtcdIPs:      []net.IP{net.ParseIP("127.0.0.1"), cc.NodeIP},
+	}, log)
+	if err != nil {
+		return fmt.Errorf("certificates: %w", err)
+	}
+	caBundle, err := os.ReadFile(tls.ServerCA)
+	if err != nil {
+		return err
+	}
+	tok, err := token.Ensure(cc.Paths.TokenFile, cc.GivenToken, caBundle)
+	if err != nil {
+		return err
+	}
+	_ = tok // joining uses the token (nodes issue); here it is only kept.
+
+	if err := writeComponentFiles(cc, tls); err != nil {
+		return err
+	}
+	admin := kubeconfig.Spec{Server: control.LocalURL(cc), CAFile: tls.ServerCA, CertFile: tls.AdminCert, KeyFile: tls.AdminKey, Embed: true}
+	if err := kubeconfig.Write(cc.WriteKubeconfig, admin, cc.KubeconfigMode); err != nil {
+		return fmt.Errorf("--write-kubeconfig: %w", err)
+	}
+	readyz, err := readyzCheck(cc.WriteKubeconfig)
+	if err != nil {
+		return err
+	}
+
+	store, storage := datastore.New(cc, tls, log)
+	in := control.Inputs{
+		Config:      cc,
+		TLS:         tls,
+		Storage:     storage,
+		LeaderElect: cc.Datastore != config.DatastoreSQLite,
+	}
+	start := time.Now()
+	runner := &component.Runner{
+		Log:          log,
+		ReadyTimeout: 2 * time.Minute,
+		StopTimeout:  10 * time.Second,
+		OnReady: func() {
+			log.Info("kedge server is ready",
+				"seconds", fmt.Sprintf("%.1f", time.Since(start).Seconds()),
+				"kubeconfig", cc.WriteKubeconfig,
+				"join", fmt.Sprintf("kedge agent --server https://%s --token-file %s",
+					net.JoinHostPort(cc.AdvertiseIP.String(), strconv.Itoa(cc.HTTPSListenPort)), cc.Paths.TokenFile))
+			if _, err := daemon.SdNotify(false, daemon.SdNotifyReady); err != nil {
+				log.Warn("notify systemd", "error", err)
+			}
+		},
+	}
+	return runner.Run(ctx,
+		store,
+		&apiserver.APIServer{Args: control.APIServerArgs(in), Ready: readyz},
+		&scheduler.Scheduler{Args: control.SchedulerArgs(in)},
+		&controllermanager.ControllerManager{Args: control.ControllerManagerArgs(in)},
+	)
+}
+
+// preflight fails fast, before anything is written, on a data dir that
+// cannot be written and on ports that are taken.
+func preflight(cc *config.Completed) error {
+	if err := os.MkdirAll(cc.Paths.ServerDir, 0o700); err != nil {
+		return fmt.Errorf("--data-dir %s is not writable: %w", cc.DataDir, errors.Unwrap(err))
+	}
+	probe, err := os.CreateTemp(cc.Paths.ServerDir, ".write-check-*")
+	if err != nil {
+		return fmt.Errorf("--data-dir %s is not writable: %w", cc.DataDir, errors.Unwrap(err))
+	}
+	probe.Close()
+	os.Remove(probe.Name())
+
+	ports := []struct {
+		flag string
+		addr string
+	}{{"--https-listen-port", net.JoinHostPort(cc.BindAddress, strconv.Itoa(cc.HTTPSListenPort))}}
+	if cc.Datastore == config.DatastoreEmbeddedEtcd {
+		ports = append(ports,
+			struct{ flag, addr string }{"--etcd-client-port", net.JoinHostPort("127.0.0.1", strconv.Itoa(cc.EtcdClientPort))},
+			struct{ flag, addr string }{"--etcd-peer-port", net.JoinHostPort(cc.NodeIP.String(), strconv.Itoa(cc.EtcdPeerPort))})
+	}
+	for _, p := range ports {
+		l, err := net.Listen("tcp", p.addr)
+		if err != nil {
+			return fmt.Errorf("%s: cannot listen on %s: %w", p.flag, p.addr, errors.Unwrap(err))
+		}
+		l.Close()
+	}
+	return nil
+}
+
+// writeComponentFiles writes the components' kubeconfigs and config files.
+func writeComponentFiles(cc *config.Completed, tls *pki.Files) error {
+	if err := os.MkdirAll(cc.Paths.EtcDir, 0o700); err != nil {
+		return err
+	}
+	if err := os.WriteFile(control.AuthenticationConfigFile(cc), []byte(control.AuthenticationConfig), 0o600); err != nil {
+		return err
+	}
+	local := control.LocalURL(cc)
+	for path, spec := range map[string]kubeconfig.Spec{
+		control.SchedulerKubeconfig(cc):  {Server: local, CAFile: tls.ServerCA, CertFile: tls.SchedulerCert, KeyFile: tls.SchedulerKey},
+		control.ControllerKubeconfig(cc): {Server: local, CAFile: tls.ServerCA, CertFile: tls.ControllerCert, KeyFile: tls.ControllerKey},
+	} {
+		if err := kubeconfig.Write(path, spec, 0o600); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// readyzCheck returns a check that GETs /readyz with the admin credentials.
+func readyzCheck(kubeconfigPath string) (func(context.Context) error, error) {
+	restCfg, err := clientcmd.BuildConfigFromFlags("", kubeconfigPath)
+	if err != nil {
+		return nil, fmt.Errorf("load admin kubeconfig: %w", err)
+	}
+	client, err := kubernetes.NewForConfig(restCfg)
+	if err != nil {
+		return nil, err
+	}
+	return func(ctx context.Context) error {
+		if _, err := client.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx); err != nil {
+			return fmt.Errorf("readyz: %w", err)
+		}
+		return nil
+	}, nil
+}

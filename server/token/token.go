@@ -1,0 +1,182 @@
+// Package token generates, parses and stores kedge join tokens.
+//
+// The full form is K10<sha256 hex of the CA bundle>::<username>:<secret>.
+// The CA hash lets a joining node pin the server's CA before it trusts any
+// TLS connection; the username says what the token may join as ("server"
+// for servers and agents, "node" for agents only).
+package token
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+const (
+	prefix = "K10"
+	// ServerUser is the username of a token that may join servers and agents.
+	ServerUser = "server"
+	// NodeUser is the username of a token that may join agents only.
+	NodeUser = "node"
+
+	minSecretLen = 16
+)
+
+// Token is a parsed join token. CAHash is empty for a short (bare secret) token.
+type Token struct {
+	CAHash   string
+	Username string
+	Secret   string
+}
+
+// String renders the token in its full form when it has a CA hash, or as the
+// bare secret otherwise. It contains the secret: never log it.
+func (t Token) String() string {
+	if t.CAHash == "" {
+		return t.Secret
+	}
+	return prefix + t.CAHash + "::" + t.Username + ":" + t.Secret
+}
+
+// CAHash returns the lowercase hex sha256 of a PEM CA bundle, as carried in a token.
+func CAHash(caBundle []byte) string {
+	sum := sha256.Sum256(caBundle)
+	return hex.EncodeToString(sum[:])
+}
+
+func randomSecret() (string, error) {
+	b := make([]byte, 16)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("generate token secret: %w", err)
+	}
+	return hex.EncodeToString(b), nil
+}
+
+// Parse accepts a full token (K10<hash>::<user>:<secret>) or a bare secret.
+// Errors never contain the secret.
+func Parse(s string) (Token, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return Token{}, errors.New("token is empty")
+	}
+	if !strings.HasPrefix(s, prefix) {
+		if err := validSecret(s); err != nil {
+			return Token{}, err
+		}
+		return Token{Username: ServerUser, Secret: s}, nil
+	}
+	hash, creds, ok := strings.Cut(strings.TrimPrefix(s, prefix), "::")
+	if !ok {
+		return Token{}, errors.New("token starts with K10 but has no '::' after the CA hash")
+	}
+	if len(hash) != sha256.Size*2 {
+		return Token{}, fmt.Errorf("token CA hash has %d characters, want %d hex digits", len(hash), sha256.Size*2)
+	}
+	if _, err := hex.DecodeString(hash); err != nil {
+		return Token{}, errors.New("token CA hash is not hexadecimal")
+	}
+	user, secret, ok := strings.Cut(creds, ":")
+	if !ok {
+		return Token{}, errors.New("token has no '<user>:<secret>' after '::'")
+	}
+	if user != ServerUser && user != NodeUser {
+		return Token{}, fmt.Errorf("token user %q is not %q or %q", user, ServerUser, NodeUser)
+	}
+	if err := validSecret(secret); err != nil {
+		return Token{}, err
+	}
+	return Token{CAHash: strings.ToLower(hash), Username: user, Secret: secret}, nil
+}
+
+func validSecret(s string) error {
+	if len(s) < minSecretLen {
+		return fmt.Errorf("token secret is shorter than %d characters", minSecretLen)
+	}
+	if strings.ContainsAny(s, ": \t\r\n") {
+		return errors.New("token secret contains ':' or whitespace")
+	}
+	return nil
+}
+
+// Read loads and parses a token file. A missing file returns an error that
+// satisfies errors.Is(err, os.ErrNotExist).
+func Read(path string) (Token, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return Token{}, err
+	}
+	t, err := Parse(string(b))
+	if err != nil {
+		return Token{}, fmt.Errorf("token file %s: %w", path, err)
+	}
+	return t, nil
+}
+
+// Write stores the token at path with mode 0600, atomically.
+func Write(path string, t Token) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".token-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(0o600); err != nil {
+		tmp.Close()
+		return err
+	}
+	if _, err := tmp.WriteString(t.String() + "\n"); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
+
+// Ensure returns the server token stored at path, creating it on first start.
+// A token given by the user (given.Secret != "") must match a stored one; on
+// first start it is stored with the CA hash filled in. The CA hash is always
+// that of caBundle; a token whose hash names another CA is rejected.
+func Ensure(path string, given Token, caBundle []byte) (Token, error) {
+	hash := CAHash(caBundle)
+	if given.CAHash != "" && given.CAHash != hash {
+		return Token{}, errors.New("--token carries a CA hash that does not match this server's CA")
+	}
+	stored, err := Read(path)
+	switch {
+	case err == nil:
+		if stored.CAHash != "" && stored.CAHash != hash {
+			return Token{}, fmt.Errorf("stored token %s names a different CA than the one in the data dir", path)
+		}
+		if given.Secret != "" && given.Secret != stored.Secret {
+			return Token{}, fmt.Errorf("--token differs from the token stored in %s; the server token cannot be changed this way", path)
+		}
+		stored.CAHash, stored.Username = hash, ServerUser
+		return stored, nil
+	case errors.Is(err, os.ErrNotExist):
+		t := Token{CAHash: hash, Username: ServerUser, Secret: given.Secret}
+		if t.Secret == "" {
+			if t.Secret, err = randomSecret(); err != nil {
+				return Token{}, err
+			}
+		}
+		if err := Write(path, t); err != nil {
+			return Token{}, fmt.Errorf("store server token: %w", err)
+		}
+		return t, nil
+	default:
+		return Token{}, err
+	}
+}

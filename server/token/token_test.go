@@ -1,0 +1,125 @@
+package token
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+const secret = "0123456789abcdef0123"
+
+func TestParseRoundTrip(t *testing.T) {
+	hash := CAHash([]byte("ca bundle"))
+	for _, tok := range []Token{
+		{CAHash: hash, Username: ServerUser, Secret: secret},
+		{CAHash: hash, Username: NodeUser, Secret: secret},
+	} {
+		got, err := Parse(tok.String())
+		if err != nil {
+			t.Fatalf("Parse(%q): %v", tok.String(), err)
+		}
+		if got != tok {
+			t.Fatalf("round trip = %+v, want %+v", got, tok)
+		}
+		if !strings.HasPrefix(tok.String(), "K10"+hash+"::") {
+			t.Fatalf("String() = %q lacks K10<hash>:: prefix", tok.String())
+		}
+	}
+}
+
+func TestParseBareSecret(t *testing.T) {
+	got, err := Parse("  " + secret + "\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.CAHash != "" || got.Secret != secret || got.Username != ServerUser {
+		t.Fatalf("got %+v", got)
+	}
+}
+
+func TestParseRejectsMalformed(t *testing.T) {
+	hash := CAHash([]byte("x"))
+	cases := map[string]string{
+		"empty":            "",
+		"short secret":     "abc",
+		"secret colon":     "abcdefghijklmnop:q",
+		"no separator":     "K10" + hash + "server:" + secret,
+		"short hash":       "K10abcd::server:" + secret,
+		"non-hex hash":     "K10" + strings.Repeat("z", 64) + "::server:" + secret,
+		"no user":          "K10" + hash + "::" + secret,
+		"unknown user":     "K10" + hash + "::admin:" + secret,
+		"empty secret":     "K10" + hash + "::server:",
+		"whitespace in it": "K10" + hash + "::server:" + secret + " x",
+	}
+	for name, in := range cases {
+		t.Run(name, func(t *testing.T) {
+			_, err := Parse(in)
+			if err == nil {
+				t.Fatalf("Parse(%q) succeeded", in)
+			}
+			if in != "" && strings.Contains(err.Error(), secret) {
+				t.Fatalf("error leaks the secret: %v", err)
+			}
+		})
+	}
+}
+
+func TestEnsureGeneratesOnceAndReuses(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "server", "token")
+	ca := []byte("ca-1")
+	first, err := Ensure(path, Token{}, ca)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first.CAHash != CAHash(ca) || len(first.Secret) < minSecretLen {
+		t.Fatalf("generated %+v", first)
+	}
+	st, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode().Perm() != 0o600 {
+		t.Fatalf("token mode = %v, want 0600", st.Mode().Perm())
+	}
+	again, err := Ensure(path, Token{}, ca)
+	if err != nil || again != first {
+		t.Fatalf("second Ensure = %+v, %v; want %+v", again, err, first)
+	}
+}
+
+func TestEnsureGivenToken(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "token")
+	ca := []byte("ca")
+	got, err := Ensure(path, Token{Secret: secret}, ca)
+	if err != nil || got.Secret != secret || got.CAHash != CAHash(ca) {
+		t.Fatalf("Ensure = %+v, %v", got, err)
+	}
+	before, _ := os.ReadFile(path)
+	if _, err := Ensure(path, Token{Secret: secret + "x"}, ca); err == nil {
+		t.Fatal("a different --token was accepted")
+	}
+	if _, err := Ensure(path, Token{CAHash: CAHash([]byte("other")), Secret: secret}, ca); err == nil {
+		t.Fatal("a token pinning another CA was accepted")
+	}
+	after, _ := os.ReadFile(path)
+	if string(before) != string(after) {
+		t.Fatal("rejected token changed the stored file")
+	}
+}
+
+func TestReadMissingAndCorrupt(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := Read(filepath.Join(dir, "nope")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("missing: %v", err)
+	}
+	bad := filepath.Join(dir, "bad")
+	os.WriteFile(bad, []byte("K10zz::"), 0o600)
+	if _, err := Ensure(bad, Token{}, []byte("ca")); err == nil {
+		t.Fatal("corrupt token file accepted")
+	}
+	if b, _ := os.ReadFile(bad); string(b) != "K10zz::" {
+		t.Fatal("corrupt token file was overwritten")
+	}
+}
