@@ -75,7 +75,10 @@ func Run(ctx context.Context, cc *config.Completed, log *slog.Logger) error {
 		Config:      cc,
 		TLS:         tls,
 		Storage:     storage,
-		LeaderElect: cc.Datastore != config.DatastoreSQLite,
+		// Only servers that share an external datastore need leader election.
+		// (Upstream exits the process when it loses a lease; embedded etcd
+		// servers get it when more servers can join them.)
+		LeaderElect: cc.Datastore == config.DatastoreSQL || cc.Datastore == config.DatastoreExternalEtcd,
 	}
 	start := time.Now()
 	runner := &component.Runner{
@@ -93,12 +96,16 @@ func Run(ctx context.Context, cc *config.Completed, log *slog.Logger) error {
 			}
 		},
 	}
-	return runner.Run(ctx,
+	err = runner.Run(ctx,
 		store,
 		&apiserver.APIServer{Args: control.APIServerArgs(in), Ready: readyz},
 		&scheduler.Scheduler{Args: control.SchedulerArgs(in)},
 		&controllermanager.ControllerManager{Args: control.ControllerManagerArgs(in)},
 	)
+	if err == nil {
+		log.Info("kedge server stopped")
+	}
+	return err
 }
 
 // preflight fails fast, before anything is written, on a data dir that

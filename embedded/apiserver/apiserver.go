@@ -8,6 +8,7 @@ import (
 
 	utilerrors "k8s.io/apimachinery/pkg/util/errors"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/cache"
 	"k8s.io/kubernetes/cmd/kube-apiserver/app"
 	"k8s.io/kubernetes/cmd/kube-apiserver/app/options"
 
@@ -45,6 +46,14 @@ func (a *APIServer) Run(ctx context.Context, ready func()) error {
 	if errs := completed.Validate(); len(errs) != 0 {
 		return fmt.Errorf("kube-apiserver options: %w", utilerrors.NewAggregate(errs))
 	}
+	// The informer name is process-global; release it so that a later run in
+	// this process can take it again.
+	name, err := cache.NewInformerName("kube-apiserver")
+	if err != nil {
+		return fmt.Errorf("kube-apiserver: %w", err)
+	}
+	defer name.Release()
+	completed.InformerName = name
 	pollCtx, stopPoll := context.WithCancel(ctx)
 	defer stopPoll()
 	go component.PollReady(pollCtx, 200*time.Millisecond, a.Ready, ready)

@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"sync"
 	"time"
 
+	"github.com/k3s-io/kine/pkg/drivers/generic"
 	"github.com/k3s-io/kine/pkg/endpoint"
 
 	"github.com/kedge/kedge/embedded/component"
@@ -22,6 +24,8 @@ type Kine struct {
 	Endpoint string
 	// Listener is where the etcd API is served, e.g. unix:///path/kine.sock.
 	Listener string
+	// DataDir, if set, is created (0700) before kine starts.
+	DataDir string
 	// StartTimeout bounds connecting to the database and the first write.
 	StartTimeout time.Duration
 	Log          *slog.Logger
@@ -35,6 +39,11 @@ func (k *Kine) Name() string { return "kine" }
 // Run starts kine, checks it with a real write, and serves until ctx is done.
 // On cancel it stops the gRPC server and waits for the database to close.
 func (k *Kine) Run(ctx context.Context, ready func()) error {
+	if k.DataDir != "" {
+		if err := os.MkdirAll(k.DataDir, 0o700); err != nil {
+			return fmt.Errorf("create datastore dir: %w", err)
+		}
+	}
 	kctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
@@ -53,6 +62,16 @@ func (k *Kine) Run(ctx context.Context, ready func()) error {
 			Endpoint:  k.Endpoint,
 			Listener:  k.Listener,
 			WaitGroup: &wg,
+			// kine's own defaults, except a smaller idle pool for small devices.
+			ConnectionPoolConfig: generic.ConnectionPoolConfig{MaxIdle: 2, MaxIdleTime: 2 * time.Minute},
+			NotifyInterval:       5 * time.Second,
+			EmulatedETCDVersion:  "3.6.11",
+			CompactInterval:      5 * time.Minute,
+			CompactTimeout:       5 * time.Second,
+			CompactMinRetain:     1000,
+			CompactBatchSize:     1000,
+			PollBatchSize:        500,
+			PollInterval:         time.Second,
 		})
 		started <- result{cfg, err}
 	}()

@@ -9,6 +9,7 @@ import (
 	authenticationv1 "k8s.io/api/authentication/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
 	"k8s.io/kubernetes/cmd/kube-scheduler/app"
 	"k8s.io/kubernetes/cmd/kube-scheduler/app/options"
 
@@ -43,6 +44,16 @@ func (s *Scheduler) Run(ctx context.Context, ready func()) error {
 	runCtx := ctx
 	if opts.LeaderElection.LeaderElect {
 		runCtx = context.WithoutCancel(ctx)
+	}
+	if !opts.LeaderElection.LeaderElect {
+		// Process-global; released on return so a later run can take it.
+		// (A detached scheduler keeps it for the life of the process.)
+		name, err := cache.NewInformerName("kube-scheduler")
+		if err != nil {
+			return fmt.Errorf("kube-scheduler: %w", err)
+		}
+		defer name.Release()
+		opts.InformerName = name
 	}
 	cc, sched, err := app.Setup(runCtx, opts)
 	if err != nil {

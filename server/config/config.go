@@ -104,6 +104,11 @@ func (c Config) Validate() error {
 			bad("%s %q is not an IP address", name, v)
 		}
 	}
+	if ip := net.ParseIP(c.AdvertiseAddress); ip != nil && ip.IsLoopback() {
+		bad("--advertise-address %s is a loopback address; other nodes could not reach it", ip)
+	} else if ip := net.ParseIP(c.NodeIP); c.AdvertiseAddress == "" && ip != nil && ip.IsLoopback() {
+		bad("--node-ip %s is a loopback address; other nodes could not reach it", ip)
+	}
 	if c.NodeName != "" && !validDNSName(c.NodeName) {
 		bad("--node-name %q is not a lowercase DNS name", c.NodeName)
 	}

@@ -29,6 +29,8 @@ func TestValidate(t *testing.T) {
 		{"port too big", func(c *Config) { c.HTTPSListenPort = 70000 }, "--https-listen-port 70000"},
 		{"bad bind", func(c *Config) { c.BindAddress = "localhost" }, "--bind-address"},
 		{"bad node ip", func(c *Config) { c.NodeIP = "1.2.3" }, "--node-ip"},
+		{"loopback node ip", func(c *Config) { c.NodeIP = "127.0.0.1" }, "loopback"},
+		{"loopback advertise", func(c *Config) { c.AdvertiseAddress = "::1" }, "loopback"},
 		{"bad node name", func(c *Config) { c.NodeName = "Edge_1" }, "--node-name"},
 		{"bad san", func(c *Config) { c.TLSSANs = []string{"bad san"} }, "--tls-san"},
 		{"malformed cluster cidr", func(c *Config) { c.ClusterCIDR = "10.42.0.0/33" }, "--cluster-cidr"},

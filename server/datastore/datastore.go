@@ -56,7 +56,11 @@ func New(cc *config.Completed, tls *pki.Files, log *slog.Logger) (component.Comp
 		}}, st
 	default:
 		listener := "unix://" + cc.Paths.KineSocket
-		return &kine.Kine{Endpoint: cc.KineEndpoint, Listener: listener, StartTimeout: StartTimeout, Log: log},
+		k := &kine.Kine{Endpoint: cc.KineEndpoint, Listener: listener, StartTimeout: StartTimeout, Log: log}
+		if cc.DatastoreEndpoint == "" {
+			k.DataDir = cc.Paths.DBDir
+		}
+		return k,
 			control.Storage{Servers: []string{listener}}
 	}
 }
