@@ -93,9 +93,6 @@ func (r *Runner) Run(ctx context.Context, components ...Component) error {
 			return nil
 		}
 	}()
-	if runErr != nil {
-		log.Error("component failed; stopping", "error", runErr)
-	}
 	stopErr := r.stopAll(log, started)
 	if runErr != nil {
 		return runErr

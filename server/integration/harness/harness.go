@@ -62,6 +62,8 @@ func Args(c config.Config) []string {
 		"--etcd-client-port", strconv.Itoa(c.EtcdClientPort),
 		"--etcd-peer-port", strconv.Itoa(c.EtcdPeerPort),
 		"--write-kubeconfig", c.WriteKubeconfig,
+		// An empty config file, so that the host's /etc/kedge/config.yaml is ignored.
+		"--config", os.DevNull,
 	}
 	if c.DisableAgent {
 		args = append(args, "--disable-agent")
