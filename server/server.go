@@ -72,9 +72,9 @@ func Run(ctx context.Context, cc *config.Completed, log *slog.Logger) error {
 
 	store, storage := datastore.New(cc, tls, log)
 	in := control.Inputs{
-		Config:      cc,
-		TLS:         tls,
-		Storage:     storage,
+		Config:  cc,
+		TLS:     tls,
+		Storage: storage,
 		// Only servers that share an external datastore need leader election.
 		// (Upstream exits the process when it loses a lease; embedded etcd
 		// servers get it when more servers can join them.)
