@@ -13,7 +13,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/coreos/go-systemd/v22/daemon"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
@@ -26,6 +25,7 @@ import (
 	"github.com/kedge/kedge/server/datastore"
 	"github.com/kedge/kedge/server/kubeconfig"
 	"github.com/kedge/kedge/server/pki"
+	"github.com/kedge/kedge/server/sdnotify"
 	"github.com/kedge/kedge/server/token"
 )
 
@@ -34,6 +34,7 @@ import (
 // Problems with the host (data dir, ports) are reported before anything in
 // the data dir is touched.
 func Run(ctx context.Context, cc *config.Completed, log *slog.Logger) error {
+	notifier := sdnotify.Take()
 	if err := preflight(cc); err != nil {
 		return err
 	}
@@ -80,6 +81,10 @@ func Run(ctx context.Context, cc *config.Completed, log *slog.Logger) error {
 		// servers get it when more servers can join them.)
 		LeaderElect: cc.Datastore == config.DatastoreSQL || cc.Datastore == config.DatastoreExternalEtcd,
 	}
+	go func() {
+		<-ctx.Done()
+		_ = notifier.Stopping()
+	}()
 	start := time.Now()
 	runner := &component.Runner{
 		Log:          log,
@@ -91,8 +96,8 @@ func Run(ctx context.Context, cc *config.Completed, log *slog.Logger) error {
 				"kubeconfig", cc.WriteKubeconfig,
 				"join", fmt.Sprintf("kedge agent --server https://%s --token-file %s",
 					net.JoinHostPort(cc.AdvertiseIP.String(), strconv.Itoa(cc.HTTPSListenPort)), cc.Paths.TokenFile))
-			if _, err := daemon.SdNotify(false, daemon.SdNotifyReady); err != nil {
-				log.Warn("notify systemd", "error", err)
+			if err := notifier.Ready(); err != nil {
+				log.Warn("cannot tell systemd that kedge is ready", "error", err)
 			}
 		},
 	}

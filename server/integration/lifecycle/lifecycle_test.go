@@ -1,0 +1,192 @@
+// Package lifecycle checks how `kedge server` starts and stops as a process:
+// systemd readiness, the ready line, file modes, a clean SIGTERM shutdown
+// with an intact SQLite database, and --version.
+package lifecycle
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	_ "github.com/mattn/go-sqlite3"
+
+	"github.com/kedge/kedge/server/integration/harness"
+)
+
+// lockedBuffer collects a process's output while the test reads it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func TestStartNotifyAndCleanStop(t *testing.T) {
+	dataDir := t.TempDir()
+	c := harness.NewConfig(t, dataDir)
+
+	notifyPath := filepath.Join(t.TempDir(), "notify.sock")
+	notify, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: notifyPath, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer notify.Close()
+	messages := make(chan string, 10)
+	go func() {
+		buf := make([]byte, 512)
+		for {
+			n, err := notify.Read(buf)
+			if err != nil {
+				close(messages)
+				return
+			}
+			messages <- string(buf[:n])
+		}
+	}()
+
+	var out lockedBuffer
+	args := append(harness.Args(c), "--write-kubeconfig-mode", "0640")
+	cmd := exec.Command(harness.Binary(t), args...)
+	cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+notifyPath)
+	cmd.Stdout, cmd.Stderr = &out, &out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+	})
+
+	select {
+	case msg := <-messages:
+		if !strings.Contains(msg, "READY=1") {
+			t.Fatalf("systemd notification = %q, want READY=1", msg)
+		}
+	case err := <-exited:
+		t.Fatalf("kedge exited before notifying systemd: %v\n%s", err, out.String())
+	case <-time.After(90 * time.Second):
+		t.Fatalf("no READY=1 within 90s\n%s", out.String())
+	}
+	// READY must mean the API serves: /readyz answers at once, no polling.
+	rc := readyz(t, c.WriteKubeconfig)
+	if rc != nil {
+		t.Fatalf("READY=1 sent but /readyz fails: %v", rc)
+	}
+	readyLine := ""
+	for _, l := range strings.Split(out.String(), "\n") {
+		if strings.Contains(l, "kedge server is ready") {
+			readyLine = l
+		}
+	}
+	if !strings.Contains(readyLine, "kubeconfig="+c.WriteKubeconfig) || !strings.Contains(readyLine, "kedge agent --server https://") {
+		t.Fatalf("ready line = %q, want the kubeconfig path and the agent join command", readyLine)
+	}
+
+	for path, want := range map[string]os.FileMode{
+		c.WriteKubeconfig:                                  0o640,
+		filepath.Join(dataDir, "server/token"):             0o600,
+		filepath.Join(dataDir, "server/tls/server-ca.key"): 0o600,
+		filepath.Join(dataDir, "server/db"):                0o700 | os.ModeDir,
+	} {
+		st, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Mode() != want {
+			t.Errorf("%s has mode %v, want %v", path, st.Mode(), want)
+		}
+	}
+	token, _ := os.ReadFile(filepath.Join(dataDir, "server/token"))
+	secret := strings.TrimSpace(string(token))
+	if i := strings.LastIndex(secret, ":"); i >= 0 {
+		secret = secret[i+1:]
+	}
+	if strings.Contains(out.String(), secret) {
+		t.Fatal("the server token's secret appears in the log")
+	}
+
+	stopStart := time.Now()
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Fatalf("exit after SIGTERM: %v\n%s", err, out.String())
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatalf("not stopped within 15s of SIGTERM")
+	}
+	t.Logf("stopped %.1fs after SIGTERM", time.Since(stopStart).Seconds())
+	if !strings.Contains(out.String(), "kedge server stopped") {
+		t.Fatalf("no clean-stop line in the log:\n%s", out.String())
+	}
+
+	db, err := sql.Open("sqlite3", filepath.Join(dataDir, "server/db/state.db")+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var check string
+	if err := db.QueryRow("PRAGMA integrity_check").Scan(&check); err != nil || check != "ok" {
+		t.Fatalf("integrity_check = %q, %v", check, err)
+	}
+	var rows int
+	if err := db.QueryRow("SELECT COUNT(*) FROM kine WHERE name LIKE '/registry/namespaces/%'").Scan(&rows); err != nil || rows < 4 {
+		t.Fatalf("namespaces in SQLite after stop: %d, %v", rows, err)
+	}
+}
+
+func readyz(t *testing.T, kubeconfig string) error {
+	t.Helper()
+	cmd := exec.Command(harness.Binary(t), "kubectl", "--kubeconfig", kubeconfig, "get", "--raw", "/readyz")
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	cmd = exec.CommandContext(ctx, cmd.Path, cmd.Args[1:]...)
+	out, err := cmd.CombinedOutput()
+	if err != nil || strings.TrimSpace(string(out)) != "ok" {
+		return &readyzError{string(out), err}
+	}
+	return nil
+}
+
+type readyzError struct {
+	out string
+	err error
+}
+
+func (e *readyzError) Error() string { return e.out + ": " + e.err.Error() }
+
+func TestVersion(t *testing.T) {
+	out, err := exec.Command(harness.Binary(t), "--version").CombinedOutput()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(string(out), "kedge ") || !strings.Contains(string(out), "Kubernetes v1.") {
+		t.Fatalf("--version = %q", out)
+	}
+}
