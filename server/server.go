@@ -19,6 +19,7 @@ import (
 	"github.com/kedge/kedge/embedded/apiserver"
 	"github.com/kedge/kedge/embedded/component"
 	"github.com/kedge/kedge/embedded/controllermanager"
+	"github.com/kedge/kedge/embedded/memtune"
 	"github.com/kedge/kedge/embedded/scheduler"
 	"github.com/kedge/kedge/server/config"
 	"github.com/kedge/kedge/server/control"
@@ -96,6 +97,11 @@ func Run(ctx context.Context, cc *config.Completed, log *slog.Logger) error {
 				"kubeconfig", cc.WriteKubeconfig,
 				"join", fmt.Sprintf("kedge agent --server https://%s --token-file %s",
 					net.JoinHostPort(cc.AdvertiseIP.String(), strconv.Itoa(cc.HTTPSListenPort)), cc.Paths.TokenFile))
+			if n, err := memtune.ReleaseExecutablePages(); err != nil {
+				log.Debug("could not release start-up pages", "error", err)
+			} else {
+				log.Debug("released start-up pages", "bytes", n)
+			}
 			if err := notifier.Ready(); err != nil {
 				log.Warn("cannot tell systemd that kedge is ready", "error", err)
 			}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/kedge/kedge/embedded/memtune"
 	"github.com/kedge/kedge/server"
 	"github.com/kedge/kedge/server/config"
 )
@@ -59,6 +60,7 @@ func New(logger func(debug bool) *slog.Logger) *cli.Command {
 			if err != nil {
 				return err
 			}
+			memtune.SetGCDefaults()
 			return server.Run(c.Context, cc, logger(cc.Debug))
 		},
 	}
