@@ -24,9 +24,13 @@ import (
 	"github.com/kedge/kedge/server/config"
 	"github.com/kedge/kedge/server/control"
 	"github.com/kedge/kedge/server/datastore"
+	"github.com/kedge/kedge/server/endpoints"
+	"github.com/kedge/kedge/server/join"
 	"github.com/kedge/kedge/server/kubeconfig"
+	"github.com/kedge/kedge/server/nodepassword"
 	"github.com/kedge/kedge/server/pki"
 	"github.com/kedge/kedge/server/sdnotify"
+	"github.com/kedge/kedge/server/supervisor"
 	"github.com/kedge/kedge/server/token"
 )
 
@@ -54,11 +58,14 @@ func Run(ctx context.Context, cc *config.Completed, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	tok, err := token.Ensure(cc.Paths.TokenFile, cc.GivenToken, caBundle)
+	serverToken, err := token.Ensure(cc.Paths.TokenFile, cc.GivenToken, caBundle)
 	if err != nil {
 		return err
 	}
-	_ = tok // joining uses the token (nodes issue); here it is only kept.
+	agentToken, err := token.EnsureAgent(cc.Paths.AgentTokenFile, cc.GivenAgentToken, caBundle)
+	if err != nil {
+		return err
+	}
 
 	if err := writeComponentFiles(cc, tls); err != nil {
 		return err
@@ -67,7 +74,26 @@ func Run(ctx context.Context, cc *config.Completed, log *slog.Logger) error {
 	if err := kubeconfig.Write(cc.WriteKubeconfig, admin, cc.KubeconfigMode); err != nil {
 		return fmt.Errorf("--write-kubeconfig: %w", err)
 	}
-	readyz, err := readyzCheck(cc.WriteKubeconfig)
+	// The server's own clients talk to the apiserver's loopback port, so
+	// they do not depend on the supervisor.
+	internal := kubeconfig.Spec{Server: control.APIServerURL(cc), CAFile: tls.ServerCA, CertFile: tls.AdminCert, KeyFile: tls.AdminKey}
+	internalConfig, err := kubeconfig.Build(internal)
+	if err != nil {
+		return err
+	}
+	restCfg, err := clientcmd.NewDefaultClientConfig(*internalConfig, nil).ClientConfig()
+	if err != nil {
+		return err
+	}
+	client, err := kubernetes.NewForConfig(restCfg)
+	if err != nil {
+		return err
+	}
+	serverCA, err := pki.LoadCA(tls.ServerCA, tls.ServerCAKey)
+	if err != nil {
+		return err
+	}
+	clientCA, err := pki.LoadCA(tls.ClientCA, tls.ClientCAKey)
 	if err != nil {
 		return err
 	}
@@ -107,9 +133,23 @@ func Run(ctx context.Context, cc *config.Completed, log *slog.Logger) error {
 			}
 		},
 	}
+	api := &apiserver.APIServer{Args: control.APIServerArgs(in), Ready: readyz(client)}
 	err = runner.Run(ctx,
 		store,
-		&apiserver.APIServer{Args: control.APIServerArgs(in), Ready: readyz},
+		api,
+		&supervisor.Supervisor{
+			Addr:     net.JoinHostPort(cc.BindAddress, strconv.Itoa(cc.HTTPSListenPort)),
+			CertFile: tls.ServingCert, KeyFile: tls.ServingKey, CAFile: tls.ServerCA,
+			API: api.Handler,
+			Join: &join.Handler{
+				CABundle: caBundle, ServerCA: serverCA, ClientCA: clientCA,
+				ServerToken: serverToken, AgentToken: agentToken,
+				Passwords: &nodepassword.Store{Client: client},
+				Log:       log.With("component", "join"),
+			},
+			Log: log.With("component", "supervisor"),
+		},
+		&endpoints.Reconciler{Client: client, IP: cc.AdvertiseIP, Port: int32(cc.HTTPSListenPort), Log: log},
 		&scheduler.Scheduler{Args: control.SchedulerArgs(in)},
 		&controllermanager.ControllerManager{Args: control.ControllerManagerArgs(in)},
 	)
@@ -135,7 +175,10 @@ func preflight(cc *config.Completed) error {
 	ports := []struct {
 		flag string
 		addr string
-	}{{"--https-listen-port", net.JoinHostPort(cc.BindAddress, strconv.Itoa(cc.HTTPSListenPort))}}
+	}{
+		{"--https-listen-port", net.JoinHostPort(cc.BindAddress, strconv.Itoa(cc.HTTPSListenPort))},
+		{"--apiserver-port", net.JoinHostPort("127.0.0.1", strconv.Itoa(cc.APIServerPort))},
+	}
 	if cc.Datastore == config.DatastoreEmbeddedEtcd {
 		ports = append(ports,
 			struct{ flag, addr string }{"--etcd-client-port", net.JoinHostPort("127.0.0.1", strconv.Itoa(cc.EtcdClientPort))},
@@ -159,7 +202,7 @@ func writeComponentFiles(cc *config.Completed, tls *pki.Files) error {
 	if err := os.WriteFile(control.AuthenticationConfigFile(cc), []byte(control.AuthenticationConfig), 0o600); err != nil {
 		return err
 	}
-	local := control.LocalURL(cc)
+	local := control.APIServerURL(cc)
 	for path, spec := range map[string]kubeconfig.Spec{
 		control.SchedulerKubeconfig(cc):  {Server: local, CAFile: tls.ServerCA, CertFile: tls.SchedulerCert, KeyFile: tls.SchedulerKey},
 		control.ControllerKubeconfig(cc): {Server: local, CAFile: tls.ServerCA, CertFile: tls.ControllerCert, KeyFile: tls.ControllerKey},
@@ -171,20 +214,12 @@ func writeComponentFiles(cc *config.Completed, tls *pki.Files) error {
 	return nil
 }
 
-// readyzCheck returns a check that GETs /readyz with the admin credentials.
-func readyzCheck(kubeconfigPath string) (func(context.Context) error, error) {
-	restCfg, err := clientcmd.BuildConfigFromFlags("", kubeconfigPath)
-	if err != nil {
-		return nil, fmt.Errorf("load admin kubeconfig: %w", err)
-	}
-	client, err := kubernetes.NewForConfig(restCfg)
-	if err != nil {
-		return nil, err
-	}
+// readyz returns a check that GETs /readyz with client.
+func readyz(client kubernetes.Interface) func(context.Context) error {
 	return func(ctx context.Context) error {
 		if _, err := client.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx); err != nil {
 			return fmt.Errorf("readyz: %w", err)
 		}
 		return nil
-	}, nil
+	}
 }

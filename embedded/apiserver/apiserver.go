@@ -4,6 +4,8 @@ package apiserver
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"sync/atomic"
 	"time"
 
 	utilerrors "k8s.io/apimachinery/pkg/util/errors"
@@ -21,6 +23,19 @@ type APIServer struct {
 	Args []string
 	// Ready is polled until it succeeds; it should call /readyz.
 	Ready func(context.Context) error
+
+	handler atomic.Pointer[http.Handler]
+}
+
+// Handler returns the apiserver's full handler chain (authentication,
+// authorization, admission, all APIs) once Run has built it, or nil before.
+// Serving it on another TLS listener is equivalent to calling the
+// apiserver's own port, as long as client certificates are requested.
+func (a *APIServer) Handler() http.Handler {
+	if h := a.handler.Load(); h != nil {
+		return *h
+	}
+	return nil
 }
 
 var _ component.Component = (*APIServer)(nil)
@@ -57,8 +72,31 @@ func (a *APIServer) Run(ctx context.Context, ready func()) error {
 	pollCtx, stopPoll := context.WithCancel(ctx)
 	defer stopPoll()
 	go component.PollReady(pollCtx, 200*time.Millisecond, a.Ready, ready)
-	if err := app.Run(ctx, completed); err != nil && ctx.Err() == nil {
+	if err := a.serve(ctx, completed); err != nil && ctx.Err() == nil {
 		return err
 	}
 	return nil
+}
+
+// serve is app.Run, keeping the server chain's handler for Handler.
+func (a *APIServer) serve(ctx context.Context, opts options.CompletedOptions) error {
+	cfg, err := app.NewConfig(opts)
+	if err != nil {
+		return err
+	}
+	completed, err := cfg.Complete()
+	if err != nil {
+		return err
+	}
+	chain, err := app.CreateServerChain(completed)
+	if err != nil {
+		return err
+	}
+	var h http.Handler = chain.GenericAPIServer.Handler
+	a.handler.Store(&h)
+	prepared, err := chain.PrepareRun()
+	if err != nil {
+		return err
+	}
+	return prepared.Run(ctx)
 }

@@ -35,15 +35,16 @@ const SQLiteParams = "_journal_mode=WAL&_synchronous=FULL&_busy_timeout=30000&_t
 
 // Paths are the files and directories under the data dir.
 type Paths struct {
-	ServerDir  string // <data-dir>/server
-	DBDir      string // <data-dir>/server/db
-	SQLiteFile string // <data-dir>/server/db/state.db
-	EtcdDir    string // <data-dir>/server/db/etcd
-	TLSDir     string // <data-dir>/server/tls
-	CredDir    string // <data-dir>/server/cred: component kubeconfigs
-	EtcDir     string // <data-dir>/server/etc: generated component configs
-	TokenFile  string // <data-dir>/server/token
-	KineSocket string // <data-dir>/server/kine.sock
+	ServerDir      string // <data-dir>/server
+	DBDir          string // <data-dir>/server/db
+	SQLiteFile     string // <data-dir>/server/db/state.db
+	EtcdDir        string // <data-dir>/server/db/etcd
+	TLSDir         string // <data-dir>/server/tls
+	CredDir        string // <data-dir>/server/cred: component kubeconfigs
+	EtcDir         string // <data-dir>/server/etc: generated component configs
+	TokenFile      string // <data-dir>/server/token
+	AgentTokenFile string // <data-dir>/server/agent-token
+	KineSocket     string // <data-dir>/server/kine.sock
 }
 
 // NewPaths lays out the server's part of a data dir.
@@ -51,15 +52,16 @@ func NewPaths(dataDir string) Paths {
 	server := filepath.Join(dataDir, "server")
 	db := filepath.Join(server, "db")
 	return Paths{
-		ServerDir:  server,
-		DBDir:      db,
-		SQLiteFile: filepath.Join(db, "state.db"),
-		EtcdDir:    filepath.Join(db, "etcd"),
-		TLSDir:     filepath.Join(server, "tls"),
-		CredDir:    filepath.Join(server, "cred"),
-		EtcDir:     filepath.Join(server, "etc"),
-		TokenFile:  filepath.Join(server, "token"),
-		KineSocket: filepath.Join(server, "kine.sock"),
+		ServerDir:      server,
+		DBDir:          db,
+		SQLiteFile:     filepath.Join(db, "state.db"),
+		EtcdDir:        filepath.Join(db, "etcd"),
+		TLSDir:         filepath.Join(server, "tls"),
+		CredDir:        filepath.Join(server, "cred"),
+		EtcDir:         filepath.Join(server, "etc"),
+		TokenFile:      filepath.Join(server, "token"),
+		AgentTokenFile: filepath.Join(server, "agent-token"),
+		KineSocket:     filepath.Join(server, "kine.sock"),
 	}
 }
 
@@ -84,6 +86,8 @@ type Completed struct {
 	KubeconfigMode os.FileMode
 	// GivenToken is the parsed --token, zero if none was given.
 	GivenToken token.Token
+	// GivenAgentToken is the parsed --agent-token, zero if none was given.
+	GivenAgentToken token.Token
 }
 
 // Complete validates c and derives the values the components need. It may
@@ -130,6 +134,10 @@ func (c Config) Complete() (*Completed, error) {
 	cc.KubeconfigMode = os.FileMode(mode)
 	if c.Token != "" {
 		cc.GivenToken, _ = token.Parse(c.Token)
+	}
+	if c.AgentToken != "" {
+		cc.GivenAgentToken, _ = token.Parse(c.AgentToken)
+		cc.GivenAgentToken.Username = token.NodeUser
 	}
 	return cc, nil
 }

@@ -19,6 +19,7 @@ import (
 const (
 	DefaultDataDir         = "/var/lib/kedge"
 	DefaultHTTPSPort       = 6443
+	DefaultAPIServerPort   = 6444
 	DefaultClusterCIDR     = "10.42.0.0/16"
 	DefaultServiceCIDR     = "10.43.0.0/16"
 	DefaultClusterDNS      = "10.43.0.10"
@@ -35,12 +36,14 @@ const (
 type Config struct {
 	DataDir             string
 	HTTPSListenPort     int
+	APIServerPort       int
 	BindAddress         string
 	AdvertiseAddress    string
 	NodeIP              string
 	NodeName            string
 	TLSSANs             []string
 	Token               string
+	AgentToken          string
 	DatastoreEndpoint   string
 	DatastoreCAFile     string
 	DatastoreCertFile   string
@@ -67,6 +70,7 @@ func Default() Config {
 	return Config{
 		DataDir:             DefaultDataDir,
 		HTTPSListenPort:     DefaultHTTPSPort,
+		APIServerPort:       DefaultAPIServerPort,
 		BindAddress:         "0.0.0.0",
 		WriteKubeconfig:     DefaultKubeconfig,
 		WriteKubeconfigMode: DefaultKubeconfigMode,
@@ -91,13 +95,16 @@ func (c Config) Validate() error {
 	if c.HTTPSListenPort < 1 || c.HTTPSListenPort > 65535 {
 		bad("--https-listen-port %d is not a port (1-65535)", c.HTTPSListenPort)
 	}
-	for name, port := range map[string]int{"--etcd-client-port": c.EtcdClientPort, "--etcd-peer-port": c.EtcdPeerPort} {
+	for name, port := range map[string]int{"--apiserver-port": c.APIServerPort, "--etcd-client-port": c.EtcdClientPort, "--etcd-peer-port": c.EtcdPeerPort} {
 		if port < 1 || port > 65535 {
 			bad("%s %d is not a port (1-65535)", name, port)
 		}
 	}
 	if c.EtcdClientPort == c.EtcdPeerPort {
 		bad("--etcd-client-port and --etcd-peer-port must differ")
+	}
+	if c.APIServerPort == c.HTTPSListenPort {
+		bad("--apiserver-port and --https-listen-port must differ")
 	}
 	for name, v := range map[string]string{"--bind-address": c.BindAddress, "--advertise-address": c.AdvertiseAddress, "--node-ip": c.NodeIP} {
 		if v != "" && net.ParseIP(v) == nil {
@@ -120,6 +127,11 @@ func (c Config) Validate() error {
 	if c.Token != "" {
 		if _, err := token.Parse(c.Token); err != nil {
 			bad("--token: %w", err)
+		}
+	}
+	if c.AgentToken != "" {
+		if _, err := token.Parse(c.AgentToken); err != nil {
+			bad("--agent-token: %w", err)
 		}
 	}
 	clusterNet, errC := parseCIDR("--cluster-cidr", c.ClusterCIDR)

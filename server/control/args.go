@@ -64,12 +64,14 @@ func APIServerArgs(in Inputs) []string {
 	cc, tls := in.Config, in.TLS
 	issuer := "https://kubernetes.default.svc." + cc.ClusterDomain
 	args := map[string]string{
-		"advertise-address":                  cc.AdvertiseIP.String(),
-		"allow-privileged":                   "true",
-		"api-audiences":                      issuer + ",kedge",
-		"authentication-config":              AuthenticationConfigFile(cc),
-		"authorization-mode":                 "Node,RBAC",
-		"bind-address":                       cc.BindAddress,
+		"advertise-address":     cc.AdvertiseIP.String(),
+		"allow-privileged":      "true",
+		"api-audiences":         issuer + ",kedge",
+		"authentication-config": AuthenticationConfigFile(cc),
+		"authorization-mode":    "Node,RBAC",
+		// The apiserver itself listens on loopback only; the supervisor
+		// serves its handler on the public port.
+		"bind-address":                       "127.0.0.1",
 		"cert-dir":                           filepath.Join(cc.Paths.TLSDir, "temporary-certs"),
 		"client-ca-file":                     tls.ClientCA,
 		"enable-admission-plugins":           "NodeRestriction",
@@ -86,15 +88,17 @@ func APIServerArgs(in Inputs) []string {
 		"requestheader-extra-headers-prefix": "X-Remote-Extra-",
 		"requestheader-group-headers":        "X-Remote-Group",
 		"requestheader-username-headers":     "X-Remote-User",
-		"secure-port":                        strconv.Itoa(cc.HTTPSListenPort),
-		"service-account-issuer":             issuer,
-		"service-account-key-file":           tls.ServiceAccountKey,
-		"service-account-signing-key-file":   tls.ServiceAccountKey,
-		"service-cluster-ip-range":           cc.ServiceCIDR,
-		"service-node-port-range":            "30000-32767",
-		"storage-backend":                    "etcd3",
-		"tls-cert-file":                      tls.ServingCert,
-		"tls-private-key-file":               tls.ServingKey,
+		"secure-port":                        strconv.Itoa(cc.APIServerPort),
+		// kedge keeps the kubernetes Service's endpoints (the public port).
+		"endpoint-reconciler-type":         "none",
+		"service-account-issuer":           issuer,
+		"service-account-key-file":         tls.ServiceAccountKey,
+		"service-account-signing-key-file": tls.ServiceAccountKey,
+		"service-cluster-ip-range":         cc.ServiceCIDR,
+		"service-node-port-range":          "30000-32767",
+		"storage-backend":                  "etcd3",
+		"tls-cert-file":                    tls.ServingCert,
+		"tls-private-key-file":             tls.ServingKey,
 	}
 	if in.Storage.CAFile != "" {
 		args["etcd-cafile"] = in.Storage.CAFile
@@ -159,7 +163,13 @@ func ControllerManagerArgs(in Inputs) []string {
 	return render(args, cc.KubeControllerManagerArgs)
 }
 
-// LocalURL is the apiserver URL for clients on this host.
+// APIServerURL is the apiserver's own loopback URL, for the control-plane
+// components in this process.
+func APIServerURL(cc *config.Completed) string {
+	return "https://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(cc.APIServerPort))
+}
+
+// LocalURL is the public API URL (the supervisor) for clients on this host.
 func LocalURL(cc *config.Completed) string {
 	host := cc.BindAddress
 	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {

@@ -229,3 +229,19 @@ func exists(path string) bool {
 	_, err := os.Stat(path)
 	return !errors.Is(err, os.ErrNotExist)
 }
+
+// LoadCA loads an existing CA; it never creates one.
+func LoadCA(certPath, keyPath string) (*CA, error) {
+	cert, key, err := loadPair(certPath, keyPath)
+	if err != nil {
+		return nil, fmt.Errorf("load CA %s: %w", certPath, err)
+	}
+	return &CA{Cert: cert, Key: key, CertPath: certPath, KeyPath: keyPath}, nil
+}
+
+// Sign issues a certificate for pub, valid for a year, with leaf's subject,
+// names and usages. Callers decide the subject; nothing is taken from the
+// requester but its public key.
+func (ca *CA) Sign(leaf Leaf, pub crypto.PublicKey) (*x509.Certificate, error) {
+	return sign(ca, leaf, pub, time.Now())
+}

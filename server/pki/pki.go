@@ -51,9 +51,10 @@ type Files struct {
 	EtcdClientCert, EtcdClientKey   string
 }
 
+// Key usages for Leaf.Usages.
 var (
-	serverAuth      = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
-	clientAuth      = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
+	ServerAuth      = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
+	ClientAuth      = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
 	serverAndClient = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}
 )
 
@@ -96,12 +97,12 @@ func Ensure(req Request, log *slog.Logger) (*Files, error) {
 		cert, key *string
 	}
 	issues := []issue{
-		{serverCA, req.Dir, "serving-kube-apiserver", Leaf{CommonName: "kube-apiserver", DNSNames: req.APIServerDNS, IPs: req.APIServerIPs, Usages: serverAuth}, &f.ServingCert, &f.ServingKey},
-		{clientCA, req.Dir, "client-admin", Leaf{CommonName: "system:admin", Organization: []string{"system:masters"}, Usages: clientAuth}, &f.AdminCert, &f.AdminKey},
-		{clientCA, req.Dir, "client-kube-apiserver", Leaf{CommonName: "system:kube-apiserver", Organization: []string{"system:masters"}, Usages: clientAuth}, &f.KubeletClientCert, &f.KubeletKey},
-		{clientCA, req.Dir, "client-scheduler", Leaf{CommonName: "system:kube-scheduler", Usages: clientAuth}, &f.SchedulerCert, &f.SchedulerKey},
-		{clientCA, req.Dir, "client-controller", Leaf{CommonName: "system:kube-controller-manager", Usages: clientAuth}, &f.ControllerCert, &f.ControllerKey},
-		{rhCA, req.Dir, "client-auth-proxy", Leaf{CommonName: "system:auth-proxy", Usages: clientAuth}, &f.AuthProxyCert, &f.AuthProxyKey},
+		{serverCA, req.Dir, "serving-kube-apiserver", Leaf{CommonName: "kube-apiserver", DNSNames: req.APIServerDNS, IPs: req.APIServerIPs, Usages: ServerAuth}, &f.ServingCert, &f.ServingKey},
+		{clientCA, req.Dir, "client-admin", Leaf{CommonName: "system:admin", Organization: []string{"system:masters"}, Usages: ClientAuth}, &f.AdminCert, &f.AdminKey},
+		{clientCA, req.Dir, "client-kube-apiserver", Leaf{CommonName: "system:kube-apiserver", Organization: []string{"system:masters"}, Usages: ClientAuth}, &f.KubeletClientCert, &f.KubeletKey},
+		{clientCA, req.Dir, "client-scheduler", Leaf{CommonName: "system:kube-scheduler", Usages: ClientAuth}, &f.SchedulerCert, &f.SchedulerKey},
+		{clientCA, req.Dir, "client-controller", Leaf{CommonName: "system:kube-controller-manager", Usages: ClientAuth}, &f.ControllerCert, &f.ControllerKey},
+		{rhCA, req.Dir, "client-auth-proxy", Leaf{CommonName: "system:auth-proxy", Usages: ClientAuth}, &f.AuthProxyCert, &f.AuthProxyKey},
 	}
 	if req.Etcd {
 		etcdDir := filepath.Join(req.Dir, "etcd")
@@ -117,7 +118,7 @@ func Ensure(req Request, log *slog.Logger) (*Files, error) {
 		issues = append(issues,
 			issue{etcdServerCA, etcdDir, "server", Leaf{CommonName: "etcd-server", DNSNames: req.EtcdDNS, IPs: req.EtcdIPs, Usages: serverAndClient}, &f.EtcdServingCert, &f.EtcdServingKey},
 			issue{etcdPeerCA, etcdDir, "peer", Leaf{CommonName: "etcd-peer", DNSNames: req.EtcdDNS, IPs: req.EtcdIPs, Usages: serverAndClient}, &f.EtcdPeerCert, &f.EtcdPeerKey},
-			issue{etcdServerCA, etcdDir, "client", Leaf{CommonName: "etcd-client", Usages: clientAuth}, &f.EtcdClientCert, &f.EtcdClientKey},
+			issue{etcdServerCA, etcdDir, "client", Leaf{CommonName: "etcd-client", Usages: ClientAuth}, &f.EtcdClientCert, &f.EtcdClientKey},
 		)
 	}
 	for _, is := range issues {

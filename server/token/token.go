@@ -162,3 +162,31 @@ func Ensure(path string, given Token, caBundle []byte) (Token, error) {
 		return Token{}, err
 	}
 }
+
+// EnsureAgent returns the agent token: the one given (stored at path on first
+// use; it must match a stored one), else the stored one, else none (zero
+// Token). Agent tokens are never generated: without one, agents use the
+// server token.
+func EnsureAgent(path string, given Token, caBundle []byte) (Token, error) {
+	hash := CAHash(caBundle)
+	stored, err := Read(path)
+	switch {
+	case err == nil:
+		if given.Secret != "" && given.Secret != stored.Secret {
+			return Token{}, fmt.Errorf("--agent-token differs from the token stored in %s", path)
+		}
+		return Token{CAHash: hash, Username: NodeUser, Secret: stored.Secret}, nil
+	case !errors.Is(err, os.ErrNotExist):
+		return Token{}, err
+	case given.Secret == "":
+		return Token{}, nil
+	}
+	if given.CAHash != "" && given.CAHash != hash {
+		return Token{}, errors.New("--agent-token carries a CA hash that does not match this server's CA")
+	}
+	t := Token{CAHash: hash, Username: NodeUser, Secret: given.Secret}
+	if err := Write(path, t); err != nil {
+		return Token{}, fmt.Errorf("store agent token: %w", err)
+	}
+	return t, nil
+}

@@ -123,3 +123,24 @@ func TestReadMissingAndCorrupt(t *testing.T) {
 		t.Fatal("corrupt token file was overwritten")
 	}
 }
+
+func TestEnsureAgent(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "agent-token")
+	ca := []byte("ca")
+	if got, err := EnsureAgent(path, Token{}, ca); err != nil || got.Secret != "" {
+		t.Fatalf("no agent token: %+v %v", got, err)
+	}
+	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
+		t.Fatal("an agent token was generated")
+	}
+	got, err := EnsureAgent(path, Token{Secret: secret}, ca)
+	if err != nil || got.Username != NodeUser || got.CAHash != CAHash(ca) {
+		t.Fatalf("given: %+v %v", got, err)
+	}
+	if again, err := EnsureAgent(path, Token{}, ca); err != nil || again != got {
+		t.Fatalf("stored: %+v %v", again, err)
+	}
+	if _, err := EnsureAgent(path, Token{Secret: secret + "x"}, ca); err == nil {
+		t.Fatal("a different --agent-token was accepted")
+	}
+}

@@ -43,6 +43,7 @@ func NewConfig(t testing.TB, dataDir string) config.Config {
 	c := config.Default()
 	c.DataDir = dataDir
 	c.HTTPSListenPort = FreePort(t)
+	c.APIServerPort = FreePort(t)
 	c.BindAddress = "127.0.0.1"
 	c.NodeName = "kedge-test"
 	c.DisableAgent = true
@@ -57,6 +58,7 @@ func Args(c config.Config) []string {
 	args := []string{"server",
 		"--data-dir", c.DataDir,
 		"--https-listen-port", strconv.Itoa(c.HTTPSListenPort),
+		"--apiserver-port", strconv.Itoa(c.APIServerPort),
 		"--bind-address", c.BindAddress,
 		"--node-name", c.NodeName,
 		"--etcd-client-port", strconv.Itoa(c.EtcdClientPort),
@@ -70,6 +72,9 @@ func Args(c config.Config) []string {
 	}
 	if c.ClusterInit {
 		args = append(args, "--cluster-init")
+	}
+	if c.AgentToken != "" {
+		args = append(args, "--agent-token", c.AgentToken)
 	}
 	if c.DatastoreEndpoint != "" {
 		args = append(args, "--datastore-endpoint", c.DatastoreEndpoint)

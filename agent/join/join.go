@@ -1,0 +1,182 @@
+// Package join is the agent's side of joining a kedge server: fetch and pin
+// the server CA with the token's hash, then request the node's certificates
+// over verified TLS. Private keys are generated here and never sent.
+package join
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	certutil "k8s.io/client-go/util/cert"
+	"k8s.io/client-go/util/keyutil"
+
+	"github.com/kedge/kedge/server/joinapi"
+	"github.com/kedge/kedge/server/token"
+)
+
+// ErrCAMismatch means the server's CA is not the one the token pins.
+var ErrCAMismatch = errors.New("the server's CA does not match the CA hash in the token; refusing to trust it")
+
+const requestTimeout = 15 * time.Second
+
+// FetchCA returns the server's CA bundle after checking it against the
+// token's CA hash and checking that the server's own certificate chains to
+// it. Nothing secret is sent before both checks pass. A token without a CA
+// hash cannot pin anything and is refused.
+func FetchCA(ctx context.Context, server string, tok token.Token) ([]byte, error) {
+	if tok.CAHash == "" {
+		return nil, errors.New("the token has no CA hash (use the full K10... token from the server's token file)")
+	}
+	var peer []*x509.Certificate
+	insecure := &http.Client{
+		Timeout: requestTimeout,
+		Transport: &http.Transport{TLSClientConfig: &tls.Config{
+			InsecureSkipVerify: true, // verified below against the pinned hash
+			VerifyConnection: func(cs tls.ConnectionState) error {
+				peer = cs.PeerCertificates
+				return nil
+			},
+		}},
+	}
+	defer insecure.CloseIdleConnections()
+	body, err := get(ctx, insecure, strings.TrimRight(server, "/")+joinapi.CACertsPath)
+	if err != nil {
+		return nil, fmt.Errorf("fetch CA from %s: %w", server, err)
+	}
+	if token.CAHash(body) != tok.CAHash {
+		return nil, ErrCAMismatch
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(body) || len(peer) == 0 {
+		return nil, errors.New("the server sent no usable CA bundle or certificate")
+	}
+	inter := x509.NewCertPool()
+	for _, c := range peer[1:] {
+		inter.AddCert(c)
+	}
+	if _, err := peer[0].Verify(x509.VerifyOptions{Roots: pool, Intermediates: inter}); err != nil {
+		return nil, fmt.Errorf("the server's certificate is not signed by the pinned CA: %w", err)
+	}
+	return body, nil
+}
+
+// Node is who is joining.
+type Node struct {
+	Name     string
+	Password string
+	// Addresses are IPs and host names for the kubelet serving certificate.
+	Addresses []string
+}
+
+// Certs are a node's credentials, all PEM.
+type Certs struct {
+	KubeletClientCert, KubeletClientKey   []byte
+	KubeletServingCert, KubeletServingKey []byte
+	KubeProxyCert, KubeProxyKey           []byte
+	ServerCA, ClientCA                    []byte
+}
+
+// RequestCerts asks the server, trusted through ca, for node's certificates.
+func RequestCerts(ctx context.Context, server string, ca []byte, tok token.Token, node Node) (*Certs, error) {
+	out := &Certs{}
+	req := joinapi.NodeCertsRequest{NodeName: node.Name, NodePassword: node.Password, Addresses: node.Addresses}
+	var err error
+	if req.KubeletClientCSR, out.KubeletClientKey, err = newCSR(); err != nil {
+		return nil, err
+	}
+	if req.KubeletServingCSR, out.KubeletServingKey, err = newCSR(); err != nil {
+		return nil, err
+	}
+	if req.KubeProxyCSR, out.KubeProxyKey, err = newCSR(); err != nil {
+		return nil, err
+	}
+	body, err := json.Marshal(req)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(ca)
+	client := &http.Client{Timeout: requestTimeout, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	defer client.CloseIdleConnections()
+	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(server, "/")+joinapi.NodeCertsPath, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	user := tok.Username
+	if user == "" {
+		user = token.NodeUser
+	}
+	hreq.SetBasicAuth(user, tok.Secret)
+	hreq.Header.Set("Content-Type", "application/json")
+	resp, err := client.Do(hreq)
+	if err != nil {
+		return nil, fmt.Errorf("request node certificates: %w", err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return nil, err
+	}
+	switch resp.StatusCode {
+	case http.StatusOK:
+	case http.StatusUnauthorized:
+		return nil, errors.New("the server rejected the token")
+	default:
+		return nil, fmt.Errorf("the server refused to join node %q: %s", node.Name, strings.TrimSpace(string(data)))
+	}
+	var r joinapi.NodeCertsResponse
+	if err := json.Unmarshal(data, &r); err != nil {
+		return nil, fmt.Errorf("decode node certificates: %w", err)
+	}
+	out.KubeletClientCert, out.KubeletServingCert, out.KubeProxyCert = []byte(r.KubeletClientCert), []byte(r.KubeletServingCert), []byte(r.KubeProxyCert)
+	out.ServerCA, out.ClientCA = []byte(r.ServerCA), []byte(r.ClientCA)
+	if !bytes.Equal(out.ServerCA, ca) {
+		return nil, errors.New("the server answered with a CA other than the pinned one")
+	}
+	return out, nil
+}
+
+func newCSR() (string, []byte, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return "", nil, err
+	}
+	csr, err := certutil.MakeCSR(key, &pkix.Name{CommonName: "kedge-node"}, nil, nil)
+	if err != nil {
+		return "", nil, err
+	}
+	keyPEM, err := keyutil.MarshalPrivateKeyToPEM(key)
+	if err != nil {
+		return "", nil, err
+	}
+	return string(csr), keyPEM, nil
+}
+
+func get(ctx context.Context, c *http.Client, url string) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("%s: %s", url, resp.Status)
+	}
+	return io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+}

@@ -1,0 +1,204 @@
+// Package join serves the join API (see joinapi): the CA bundle for pinning,
+// and node certificates for agents that present a valid token and their
+// node password.
+package join
+
+import (
+	"crypto/subtle"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/util/validation"
+	certutil "k8s.io/client-go/util/cert"
+
+	"github.com/kedge/kedge/server/joinapi"
+	"github.com/kedge/kedge/server/nodepassword"
+	"github.com/kedge/kedge/server/pki"
+	"github.com/kedge/kedge/server/token"
+)
+
+// maxBody bounds a join request.
+const maxBody = 64 << 10
+
+// Handler serves /cacerts and /v1-kedge/node-certs. It is safe for
+// concurrent use.
+type Handler struct {
+	// CABundle is the server CA (PEM) returned by /cacerts.
+	CABundle []byte
+	ServerCA *pki.CA // signs kubelet serving certificates
+	ClientCA *pki.CA // signs client certificates
+	// ServerToken may join servers and agents; AgentToken (optional) agents only.
+	ServerToken token.Token
+	AgentToken  token.Token
+	Passwords   *nodepassword.Store
+	Log         *slog.Logger
+}
+
+// ServeHTTP routes the join API paths.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	switch r.URL.Path {
+	case joinapi.CACertsPath:
+		if r.Method != http.MethodGet {
+			http.Error(w, "use GET", http.StatusMethodNotAllowed)
+			return
+		}
+		w.Header().Set("Content-Type", "application/x-pem-file")
+		_, _ = w.Write(h.CABundle)
+	case joinapi.NodeCertsPath:
+		h.nodeCerts(w, r)
+	default:
+		http.NotFound(w, r)
+	}
+}
+
+// httpError is an error with the status to answer.
+type httpError struct {
+	status int
+	msg    string
+}
+
+func (e *httpError) Error() string { return e.msg }
+
+func fail(status int, format string, args ...any) error {
+	return &httpError{status, fmt.Sprintf(format, args...)}
+}
+
+func (h *Handler) nodeCerts(w http.ResponseWriter, r *http.Request) {
+	resp, err := h.issue(r)
+	if err != nil {
+		status := http.StatusInternalServerError
+		var he *httpError
+		if errors.As(err, &he) {
+			status = he.status
+		}
+		if status >= 500 {
+			h.Log.Error("node join failed", "error", err)
+		} else {
+			h.Log.Warn("node join refused", "remote", r.RemoteAddr, "reason", err)
+		}
+		if status == http.StatusUnauthorized {
+			w.Header().Set("WWW-Authenticate", `Basic realm="kedge"`)
+		}
+		http.Error(w, err.Error(), status)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(resp)
+}
+
+func (h *Handler) issue(r *http.Request) (*joinapi.NodeCertsResponse, error) {
+	if r.Method != http.MethodPost {
+		return nil, fail(http.StatusMethodNotAllowed, "use POST")
+	}
+	if !h.authorized(r) {
+		return nil, fail(http.StatusUnauthorized, "token rejected")
+	}
+	var req joinapi.NodeCertsRequest
+	if err := json.NewDecoder(http.MaxBytesReader(nil, r.Body, maxBody)).Decode(&req); err != nil {
+		return nil, fail(http.StatusBadRequest, "malformed request: %v", err)
+	}
+	if errs := validation.IsDNS1123Subdomain(req.NodeName); len(errs) > 0 {
+		return nil, fail(http.StatusBadRequest, "node name %q: %s", req.NodeName, strings.Join(errs, "; "))
+	}
+	var ips []net.IP
+	var names []string
+	for _, a := range req.Addresses {
+		if ip := net.ParseIP(a); ip != nil {
+			ips = append(ips, ip)
+		} else if len(validation.IsDNS1123Subdomain(a)) == 0 {
+			names = append(names, a)
+		} else {
+			return nil, fail(http.StatusBadRequest, "address %q is neither an IP nor a DNS name", a)
+		}
+	}
+	clientKey, err := csrPublicKey(req.KubeletClientCSR)
+	if err != nil {
+		return nil, fail(http.StatusBadRequest, "kubelet client CSR: %v", err)
+	}
+	servingKey, err := csrPublicKey(req.KubeletServingCSR)
+	if err != nil {
+		return nil, fail(http.StatusBadRequest, "kubelet serving CSR: %v", err)
+	}
+	proxyKey, err := csrPublicKey(req.KubeProxyCSR)
+	if err != nil {
+		return nil, fail(http.StatusBadRequest, "kube-proxy CSR: %v", err)
+	}
+	// Checks that read nothing from the datastore are done; now the node
+	// password, recorded only for a new node.
+	if err := h.Passwords.Verify(r.Context(), req.NodeName, req.NodePassword, true); err != nil {
+		if errors.Is(err, nodepassword.ErrMismatch) {
+			return nil, fail(http.StatusForbidden, "node %q: %v", req.NodeName, err)
+		}
+		return nil, err
+	}
+
+	nodeUser := "system:node:" + req.NodeName
+	client, err := h.ClientCA.Sign(pki.Leaf{CommonName: nodeUser, Organization: []string{"system:nodes"}, Usages: pki.ClientAuth}, clientKey)
+	if err != nil {
+		return nil, err
+	}
+	serving, err := h.ServerCA.Sign(pki.Leaf{CommonName: nodeUser, Organization: []string{"system:nodes"},
+		DNSNames: append([]string{req.NodeName}, names...), IPs: ips, Usages: pki.ServerAuth}, servingKey)
+	if err != nil {
+		return nil, err
+	}
+	proxy, err := h.ClientCA.Sign(pki.Leaf{CommonName: "system:kube-proxy", Usages: pki.ClientAuth}, proxyKey)
+	if err != nil {
+		return nil, err
+	}
+	h.Log.Info("issued node certificates", "node", req.NodeName)
+	clientCA, err := certutil.EncodeCertificates(h.ClientCA.Cert)
+	if err != nil {
+		return nil, err
+	}
+	return &joinapi.NodeCertsResponse{
+		KubeletClientCert:  encode(client),
+		KubeletServingCert: encode(serving),
+		KubeProxyCert:      encode(proxy),
+		ServerCA:           string(h.CABundle),
+		ClientCA:           string(clientCA),
+	}, nil
+}
+
+// authorized reports whether the Basic credentials are the server token, or
+// the agent token used as user "node".
+func (h *Handler) authorized(r *http.Request) bool {
+	user, secret, ok := r.BasicAuth()
+	if !ok {
+		return false
+	}
+	if (user == token.ServerUser || user == token.NodeUser) && equal(secret, h.ServerToken.Secret) {
+		return true
+	}
+	return user == token.NodeUser && h.AgentToken.Secret != "" && equal(secret, h.AgentToken.Secret)
+}
+
+func equal(a, b string) bool {
+	return b != "" && subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1
+}
+
+func csrPublicKey(pemCSR string) (any, error) {
+	block, _ := pem.Decode([]byte(pemCSR))
+	if block == nil || block.Type != "CERTIFICATE REQUEST" {
+		return nil, errors.New("not a PEM certificate request")
+	}
+	csr, err := x509.ParseCertificateRequest(block.Bytes)
+	if err != nil {
+		return nil, err
+	}
+	if err := csr.CheckSignature(); err != nil {
+		return nil, fmt.Errorf("signature: %w", err)
+	}
+	return csr.PublicKey, nil
+}
+
+func encode(c *x509.Certificate) string {
+	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw}))
+}

@@ -1,0 +1,41 @@
+// Package joinapi is the wire format of the join API that the server serves
+// on its HTTPS port next to the Kubernetes API, shared by server and agent.
+//
+//	GET  /cacerts                  the server CA bundle (PEM), unauthenticated;
+//	                               joiners pin it with the token's CA hash
+//	POST /v1-kedge/node-certs      NodeCertsRequest -> NodeCertsResponse, with
+//	                               HTTP Basic auth <token user>:<token secret>
+package joinapi
+
+// Paths of the join API.
+const (
+	CACertsPath   = "/cacerts"
+	NodeCertsPath = "/v1-kedge/node-certs"
+	// Prefix is every kedge path under which the API is served.
+	Prefix = "/v1-kedge/"
+)
+
+// NodeCertsRequest asks for a node's certificates. The server takes only the
+// public keys from the CSRs; it sets subjects and names itself.
+type NodeCertsRequest struct {
+	NodeName string `json:"nodeName"`
+	// NodePassword is the node's own secret, created on its first join. A
+	// node name can only be joined again with the same password.
+	NodePassword string `json:"nodePassword"`
+	// Addresses are the node's IPs and host names for its serving certificate.
+	Addresses []string `json:"addresses"`
+	// PEM certificate requests.
+	KubeletClientCSR  string `json:"kubeletClientCSR"`
+	KubeletServingCSR string `json:"kubeletServingCSR"`
+	KubeProxyCSR      string `json:"kubeProxyCSR"`
+}
+
+// NodeCertsResponse carries the signed certificates (PEM) and the CAs that
+// verify the API server (ServerCA) and client certificates (ClientCA).
+type NodeCertsResponse struct {
+	KubeletClientCert  string `json:"kubeletClientCert"`
+	KubeletServingCert string `json:"kubeletServingCert"`
+	KubeProxyCert      string `json:"kubeProxyCert"`
+	ServerCA           string `json:"serverCA"`
+	ClientCA           string `json:"clientCA"`
+}
