@@ -1,0 +1,51 @@
+package containerd
+
+import (
+	"flag"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+func TestRenderGolden(t *testing.T) {
+	got, err := Render(Config{
+		Root: "/var/lib/kedge/agent/containerd", State: "/run/kedge/containerd",
+		Socket: "/run/kedge/containerd/containerd.sock", BinDir: "/var/lib/kedge/data/0123/bin",
+		CNIConfDir: "/var/lib/kedge/agent/etc/cni/net.d", RegistryConfigDir: "/var/lib/kedge/agent/etc/registries.d",
+		RestrictOOMScoreAdj: true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join("testdata", "config.toml")
+	if *update {
+		os.WriteFile(path, []byte(got), 0o644)
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != string(want) {
+		t.Fatalf("config differs from %s:\n%s", path, got)
+	}
+}
+
+func TestCanLower(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "oom_score_adj")
+	os.WriteFile(p, []byte("0\n"), 0o644)
+	if !canLower(p) {
+		t.Fatal("writable file reported as not lowerable")
+	}
+	if b, _ := os.ReadFile(p); string(b) != "0" {
+		t.Fatalf("value not restored: %q", b)
+	}
+	os.WriteFile(p, []byte("-1000"), 0o644)
+	if !canLower(p) {
+		t.Fatal("-1000 is already the floor; nothing needs lowering")
+	}
+	if canLower(filepath.Join(t.TempDir(), "missing")) {
+		t.Fatal("missing file reported as lowerable")
+	}
+}

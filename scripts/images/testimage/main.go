@@ -1,0 +1,52 @@
+// Command testimage is the small HTTP server kedge's tests run in pods, and
+// the example of bringing your own image without a registry.
+//
+//	GET /          "hello from <hostname>\n"
+//	GET /healthz   "ok"
+//	GET /env?k=K   the value of environment variable K
+//	GET /file?p=P  the contents of file P (for volume tests)
+//	POST /exit     exits with status 1 (for restart tests)
+//
+// It listens on $PORT (default 8080).
+package main
+
+import (
+	"fmt"
+	"log"
+	"net/http"
+	"os"
+	"time"
+)
+
+func main() {
+	host, _ := os.Hostname()
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "hello from %s\n", host)
+	})
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, "ok")
+	})
+	mux.HandleFunc("GET /env", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, os.Getenv(r.URL.Query().Get("k")))
+	})
+	mux.HandleFunc("GET /file", func(w http.ResponseWriter, r *http.Request) {
+		b, err := os.ReadFile(r.URL.Query().Get("p"))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusNotFound)
+			return
+		}
+		w.Write(b)
+	})
+	mux.HandleFunc("POST /exit", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, "bye")
+		go func() { time.Sleep(100 * time.Millisecond); os.Exit(1) }()
+	})
+	port := os.Getenv("PORT")
+	if port == "" {
+		port = "8080"
+	}
+	srv := &http.Server{Addr: ":" + port, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	log.Printf("testimage listening on :%s", port)
+	log.Fatal(srv.ListenAndServe())
+}
