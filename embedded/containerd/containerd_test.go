@@ -1,0 +1,280 @@
+package containerd
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/kedge/kedge/agent/bundle"
+	agentcontainerd "github.com/kedge/kedge/agent/containerd"
+	"github.com/kedge/kedge/agent/images"
+	"github.com/kedge/kedge/scripts/imagebuild/ociimage"
+)
+
+// TestRunsAPodWithoutARegistry runs the real containerd in this process
+// with the embedded runc and shim, imports the pause and test images built
+// from source, and runs a host-network pod through CRI.
+func TestRunsAPodWithoutARegistry(t *testing.T) {
+	id := randomID(t)
+	dataDir := t.TempDir()
+	state := "/run/kedge-test-" + id
+	t.Cleanup(func() { cleanupMounts(t, dataDir, state); os.RemoveAll(state) })
+	socket := filepath.Join(state, "containerd.sock")
+
+	bin, err := bundle.Install(dataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := agentcontainerd.Render(agentcontainerd.Config{
+		Root: filepath.Join(dataDir, "containerd"), State: state, Socket: socket, BinDir: bin,
+		CNIConfDir: filepath.Join(dataDir, "cni"), RegistryConfigDir: filepath.Join(dataDir, "registries.d"),
+		RestrictOOMScoreAdj: !agentcontainerd.CanLowerOOMScoreAdj(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfgFile := filepath.Join(dataDir, "config.toml")
+	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	c := &Containerd{ConfigFile: cfgFile, Socket: socket}
+	ready, done := make(chan struct{}), make(chan error, 1)
+	go func() { done <- c.Run(ctx, func() { close(ready) }) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("containerd stopped with %v", err)
+			}
+		case <-time.After(20 * time.Second):
+			t.Error("containerd did not stop within 20s")
+		}
+	})
+	select {
+	case <-ready:
+	case err := <-done:
+		t.Fatalf("containerd exited: %v", err)
+	case <-time.After(60 * time.Second):
+		t.Fatal("containerd not ready within 60s")
+	}
+
+	for _, name := range []string{"pause", "testimage"} {
+		tarball := buildImage(t, name)
+		got, err := images.ImportFile(ctx, socket, tarball)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := "kedge.local/" + name + ":1"; len(got) != 1 || !strings.HasSuffix(got[0], want) {
+			t.Fatalf("imported %v, want %s", got, want)
+		}
+	}
+
+	conn, err := grpc.NewClient("unix://"+socket, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	rt := runtimeapi.NewRuntimeServiceClient(conn)
+	imgs := runtimeapi.NewImageServiceClient(conn)
+	if st, err := imgs.ImageStatus(ctx, &runtimeapi.ImageStatusRequest{Image: &runtimeapi.ImageSpec{Image: "kedge.local/testimage:1"}}); err != nil || st.Image == nil {
+		t.Fatalf("CRI does not see the imported test image: %v %v", st, err)
+	}
+
+	cgroupParent := ownCgroup(t, "memory") + "/kedge-test-" + id
+	t.Cleanup(func() { removeCgroups(t, cgroupParent) })
+	podCfg := &runtimeapi.PodSandboxConfig{
+		Metadata: &runtimeapi.PodSandboxMetadata{Name: "web", Namespace: "default", Uid: "uid-" + id},
+		Linux: &runtimeapi.LinuxPodSandboxConfig{
+			CgroupParent: cgroupParent,
+			SecurityContext: &runtimeapi.LinuxSandboxSecurityContext{
+				NamespaceOptions: &runtimeapi.NamespaceOption{Network: runtimeapi.NamespaceMode_NODE},
+			},
+		},
+		LogDirectory: filepath.Join(dataDir, "pods", id),
+	}
+	pod, err := rt.RunPodSandbox(ctx, &runtimeapi.RunPodSandboxRequest{Config: podCfg})
+	if err != nil {
+		t.Fatalf("run pod sandbox: %v", err)
+	}
+	t.Cleanup(func() {
+		rt.StopPodSandbox(context.Background(), &runtimeapi.StopPodSandboxRequest{PodSandboxId: pod.PodSandboxId})
+		rt.RemovePodSandbox(context.Background(), &runtimeapi.RemovePodSandboxRequest{PodSandboxId: pod.PodSandboxId})
+	})
+	port := freePort(t)
+	ctr, err := rt.CreateContainer(ctx, &runtimeapi.CreateContainerRequest{
+		PodSandboxId:  pod.PodSandboxId,
+		SandboxConfig: podCfg,
+		Config: &runtimeapi.ContainerConfig{
+			Metadata: &runtimeapi.ContainerMetadata{Name: "web"},
+			Image:    &runtimeapi.ImageSpec{Image: "kedge.local/testimage:1"},
+			Envs:     []*runtimeapi.KeyValue{{Key: "PORT", Value: []byte(strconv.Itoa(port))}},
+			LogPath:  "web.log",
+		},
+	})
+	if err != nil {
+		t.Fatalf("create container: %v", err)
+	}
+	if _, err := rt.StartContainer(ctx, &runtimeapi.StartContainerRequest{ContainerId: ctr.ContainerId}); err != nil {
+		t.Fatalf("start container: %v", err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	var body string
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/", port))
+		if err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			body = string(b)
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	host, _ := os.Hostname() // a host-network pod shares the host's UTS namespace
+	if body != "hello from "+host+"\n" {
+		t.Fatalf("container answered %q", body)
+	}
+	st, err := rt.ContainerStatus(ctx, &runtimeapi.ContainerStatusRequest{ContainerId: ctr.ContainerId})
+	if err != nil || st.Status.State != runtimeapi.ContainerState_CONTAINER_RUNNING {
+		t.Fatalf("container status %v, %v", st, err)
+	}
+	if _, err := rt.StopPodSandbox(ctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: pod.PodSandboxId}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rt.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: pod.PodSandboxId}); err != nil {
+		t.Fatal(err)
+	}
+	list, err := rt.ListContainers(ctx, &runtimeapi.ListContainersRequest{})
+	if err != nil || len(list.Containers) != 0 {
+		t.Fatalf("containers left after removing the pod: %v %v", list, err)
+	}
+}
+
+// buildImage compiles scripts/images/<name> statically and packages it.
+func buildImage(t *testing.T, name string) string {
+	t.Helper()
+	dir := t.TempDir()
+	bin := filepath.Join(dir, name)
+	cmd := exec.Command("go", "build", "-ldflags", "-s -w", "-o", bin, "github.com/kedge/kedge/scripts/images/"+name)
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build %s: %v\n%s", name, err, out)
+	}
+	out := filepath.Join(dir, name+".tar")
+	if err := ociimage.WriteTarball(bin, "kedge.local/"+name+":1", "", out); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func randomID(t *testing.T) string {
+	b := make([]byte, 4)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(b)
+}
+
+func freePort(t *testing.T) int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// ownCgroup returns this process's cgroup path in a v1 controller (or the
+// unified hierarchy when the controller is not listed).
+func ownCgroup(t *testing.T, controller string) string {
+	f, err := os.Open("/proc/self/cgroup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	unified := ""
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		parts := strings.SplitN(sc.Text(), ":", 3)
+		if len(parts) != 3 {
+			continue
+		}
+		for _, c := range strings.Split(parts[1], ",") {
+			if c == controller {
+				return strings.TrimSuffix(parts[2], "/")
+			}
+		}
+		if parts[1] == "" {
+			unified = strings.TrimSuffix(parts[2], "/")
+		}
+	}
+	return unified
+}
+
+// removeCgroups removes path (and what runc left below it) in every hierarchy.
+func removeCgroups(t *testing.T, path string) {
+	roots, _ := filepath.Glob("/sys/fs/cgroup/*")
+	roots = append(roots, "/sys/fs/cgroup")
+	for _, root := range roots {
+		dir := filepath.Join(root, path)
+		var dirs []string
+		filepath.Walk(dir, func(p string, info os.FileInfo, err error) error {
+			if err == nil && info.IsDir() {
+				dirs = append(dirs, p)
+			}
+			return nil
+		})
+		sort.Sort(sort.Reverse(sort.StringSlice(dirs)))
+		for _, d := range dirs {
+			if err := syscall.Rmdir(d); err != nil && !os.IsNotExist(err) {
+				t.Errorf("remove cgroup %s: %v", d, err)
+			}
+		}
+	}
+}
+
+// cleanupMounts unmounts anything still mounted under the given dirs.
+func cleanupMounts(t *testing.T, dirs ...string) {
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return
+	}
+	var targets []string
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 5 {
+			continue
+		}
+		for _, d := range dirs {
+			if strings.HasPrefix(f[4], d+"/") || f[4] == d {
+				targets = append(targets, f[4])
+			}
+		}
+	}
+	sort.Sort(sort.Reverse(sort.StringSlice(targets)))
+	for _, m := range targets {
+		if err := syscall.Unmount(m, syscall.MNT_DETACH); err != nil {
+			t.Errorf("unmount %s: %v", m, err)
+		}
+	}
+}
