@@ -16,6 +16,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	agentcommand "github.com/kedge/kedge/agent/command"
 	"github.com/kedge/kedge/embedded/kubectl"
 	"github.com/kedge/kedge/embedded/logging"
 	"github.com/kedge/kedge/embedded/version"
@@ -69,6 +70,8 @@ func newApp() *cli.App {
 
 	serverCmd := command.New(logger)
 	serverCmd.OnUsageError = onUsageError
+	agentCmd := agentcommand.New(logger)
+	agentCmd.OnUsageError = onUsageError
 	return &cli.App{
 		Name:                      "kedge",
 		Usage:                     "Lightweight Kubernetes for edge and IoT devices",
@@ -82,6 +85,7 @@ func newApp() *cli.App {
 		},
 		Commands: []*cli.Command{
 			serverCmd,
+			agentCmd,
 			{
 				Name:            "kubectl",
 				Usage:           "Run kubectl against this cluster (uses $KUBECONFIG or " + config.DefaultKubeconfig + ")",

@@ -122,3 +122,13 @@ func extract(archive []byte, dest string) error {
 		}
 	}
 }
+
+// PauseImage returns the pod sandbox image tarball (kedge.local/pause:1)
+// that scripts/build embeds next to the bundle.
+func PauseImage() ([]byte, error) {
+	b, err := assets.ReadFile("assets/pause.tar")
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, ErrMissing
+	}
+	return b, err
+}

@@ -86,3 +86,13 @@ func TestEmbeddedBundle(t *testing.T) {
 		}
 	}
 }
+
+func TestEmbeddedPauseImage(t *testing.T) {
+	b, err := PauseImage()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b) < 1024 {
+		t.Fatalf("pause image is only %d bytes", len(b))
+	}
+}

@@ -1,7 +1,6 @@
 package config
 
 import (
-	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -9,8 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	utilnet "k8s.io/apimachinery/pkg/util/net"
-
+	"github.com/kedge/kedge/agent/hostip"
 	"github.com/kedge/kedge/server/token"
 )
 
@@ -111,7 +109,7 @@ func (c Config) Complete() (*Completed, error) {
 	}
 	if c.NodeIP != "" {
 		cc.NodeIP = net.ParseIP(c.NodeIP)
-	} else if cc.NodeIP, err = detectNodeIP(); err != nil {
+	} else if cc.NodeIP, err = hostip.Detect(); err != nil {
 		return nil, err
 	}
 	cc.AdvertiseIP = cc.NodeIP
@@ -175,30 +173,6 @@ func nodeName(given string) (string, error) {
 		return "", fmt.Errorf("hostname %q is not a valid node name; set --node-name", host)
 	}
 	return host, nil
-}
-
-// detectNodeIP returns the address of the interface on the default route,
-// or else the first global unicast address of any interface that is up.
-func detectNodeIP() (net.IP, error) {
-	if ip, err := utilnet.ChooseHostInterface(); err == nil {
-		return ip, nil
-	}
-	ifaces, err := net.Interfaces()
-	if err != nil {
-		return nil, fmt.Errorf("detect node IP: %w; set --node-ip", err)
-	}
-	for _, iface := range ifaces {
-		if iface.Flags&net.FlagUp == 0 || iface.Flags&net.FlagLoopback != 0 {
-			continue
-		}
-		addrs, _ := iface.Addrs()
-		for _, a := range addrs {
-			if n, ok := a.(*net.IPNet); ok && n.IP.IsGlobalUnicast() {
-				return n.IP, nil
-			}
-		}
-	}
-	return nil, errors.New("detect node IP: no interface with a global address is up; set --node-ip")
 }
 
 func dnsSANs(sans []string) []string {

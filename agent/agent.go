@@ -1,0 +1,173 @@
+// Package agent runs a kedge worker node: it joins a server with a
+// CA-pinned token, then runs containerd (with runc and the CNI plugins from
+// the embedded bundle) and imports the pod sandbox image and any image
+// tarballs dropped into <data-dir>/agent/images.
+package agent
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/big"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/kedge/kedge/agent/bundle"
+	"github.com/kedge/kedge/agent/config"
+	agentcontainerd "github.com/kedge/kedge/agent/containerd"
+	"github.com/kedge/kedge/agent/images"
+	"github.com/kedge/kedge/agent/join"
+	"github.com/kedge/kedge/embedded/component"
+	"github.com/kedge/kedge/embedded/containerd"
+	"github.com/kedge/kedge/server/atomicfile"
+	"github.com/kedge/kedge/server/kubeconfig"
+)
+
+// Kubeconfig file names in the credentials directory.
+const (
+	KubeletKubeconfig   = "kubelet.kubeconfig"
+	KubeProxyKubeconfig = "kube-proxy.kubeconfig"
+)
+
+// Run joins (unless usable credentials are already on disk) and runs the
+// node's components until ctx is cancelled.
+func Run(ctx context.Context, cc *config.Completed, log *slog.Logger) error {
+	p := cc.Paths
+	for _, dir := range []string{p.AgentDir, p.EtcDir, p.ImagesDir} {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return fmt.Errorf("--data-dir %s is not writable: %w", cc.DataDir, errors.Unwrap(err))
+		}
+	}
+	if err := join.Usable(p.CredDir); err != nil {
+		password, err := nodePassword(p.NodePassword)
+		if err != nil {
+			return err
+		}
+		if err := joinWithRetry(ctx, cc, password, log); err != nil {
+			return err
+		}
+	} else {
+		log.Info("using stored node credentials", "dir", p.CredDir)
+	}
+	if err := writeKubeconfigs(cc); err != nil {
+		return err
+	}
+
+	bin, err := bundle.Install(cc.DataDir)
+	if err != nil {
+		return err
+	}
+	restrict := !agentcontainerd.CanLowerOOMScoreAdj()
+	if restrict {
+		log.Info("this process may not lower oom_score_adj; containers keep the agent's", "restrict_oom_score_adj", true)
+	}
+	toml, err := agentcontainerd.Render(agentcontainerd.Config{
+		Root: p.Containerd, State: filepath.Join(p.RunDir, "containerd"), Socket: p.Socket, BinDir: bin,
+		CNIConfDir: filepath.Join(p.EtcDir, "cni", "net.d"), RegistryConfigDir: filepath.Join(p.EtcDir, "registries.d"),
+		RestrictOOMScoreAdj: restrict,
+	})
+	if err != nil {
+		return err
+	}
+	configFile := filepath.Join(p.EtcDir, "containerd.toml")
+	if err := atomicfile.Write(configFile, []byte(toml), 0o600); err != nil {
+		return err
+	}
+	runner := &component.Runner{Log: log, OnReady: func() {
+		log.Info("kedge agent is ready", "node", cc.NodeName, "server", cc.Server)
+	}}
+	err = runner.Run(ctx,
+		&containerd.Containerd{ConfigFile: configFile, Socket: p.Socket},
+		&images.Importer{Socket: p.Socket, Dir: p.ImagesDir, Embedded: bundle.PauseImage, Log: log.With("component", "images")},
+	)
+	if err == nil {
+		log.Info("kedge agent stopped")
+	}
+	return err
+}
+
+// nodePassword returns the node's join password, creating it (0600) once.
+func nodePassword(path string) (string, error) {
+	if b, err := os.ReadFile(path); err == nil {
+		if pw := strings.TrimSpace(string(b)); pw != "" {
+			return pw, nil
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return "", err
+	}
+	buf := make([]byte, 16)
+	if _, err := rand.Read(buf); err != nil {
+		return "", err
+	}
+	pw := hex.EncodeToString(buf)
+	if err := atomicfile.Write(path, []byte(pw+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("store node password: %w", err)
+	}
+	return pw, nil
+}
+
+// joinWithRetry pins the server CA and requests credentials, retrying with
+// jittered exponential backoff (1 s to 30 s) until it succeeds or ctx ends.
+func joinWithRetry(ctx context.Context, cc *config.Completed, password string, log *slog.Logger) error {
+	backoff := time.Second
+	for {
+		err := joinOnce(ctx, cc, password)
+		if err == nil {
+			log.Info("joined", "server", cc.Server, "node", cc.NodeName)
+			return nil
+		}
+		wait := backoff + jitter(backoff/2)
+		log.Error("cannot join the server; retrying", "server", cc.Server, "error", err, "retry_in", wait.Round(100*time.Millisecond))
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(wait):
+		}
+		backoff = min(2*backoff, 30*time.Second)
+	}
+}
+
+func joinOnce(ctx context.Context, cc *config.Completed, password string) error {
+	ca, err := join.FetchCA(ctx, cc.Server, cc.Token)
+	if err != nil {
+		return err
+	}
+	certs, err := join.RequestCerts(ctx, cc.Server, ca, cc.Token, join.Node{
+		Name: cc.NodeName, Password: password, Addresses: []string{cc.NodeIP.String(), cc.NodeName},
+	})
+	if err != nil {
+		return err
+	}
+	return certs.Save(cc.Paths.CredDir)
+}
+
+func writeKubeconfigs(cc *config.Completed) error {
+	dir := cc.Paths.CredDir
+	for name, pair := range map[string][2]string{
+		KubeletKubeconfig:   {join.KubeletClientCert, join.KubeletClientKey},
+		KubeProxyKubeconfig: {join.KubeProxyCert, join.KubeProxyKey},
+	} {
+		spec := kubeconfig.Spec{Server: cc.Server, CAFile: filepath.Join(dir, join.ServerCA),
+			CertFile: filepath.Join(dir, pair[0]), KeyFile: filepath.Join(dir, pair[1])}
+		if err := kubeconfig.Write(filepath.Join(dir, name), spec, 0o600); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func jitter(max time.Duration) time.Duration {
+	if max <= 0 {
+		return 0
+	}
+	n, err := rand.Int(rand.Reader, big.NewInt(int64(max)))
+	if err != nil {
+		return 0
+	}
+	return time.Duration(n.Int64())
+}

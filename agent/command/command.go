@@ -1,0 +1,49 @@
+// Package command builds the `kedge agent` CLI command.
+package command
+
+import (
+	"log/slog"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/kedge/kedge/agent"
+	"github.com/kedge/kedge/agent/config"
+	"github.com/kedge/kedge/agent/hostip"
+	"github.com/kedge/kedge/embedded/memtune"
+)
+
+// New returns the `agent` command. logger is called once flags are known.
+func New(logger func(debug bool) *slog.Logger) *cli.Command {
+	return &cli.Command{
+		Name:  "agent",
+		Usage: "Run a worker node that joins a kedge server",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "server", Aliases: []string{"s"}, EnvVars: []string{"KEDGE_URL"}, Usage: "Server to join, https://SERVER:6443"},
+			&cli.StringFlag{Name: "token", Aliases: []string{"t"}, EnvVars: []string{"KEDGE_TOKEN"}, Usage: "Join token (K10<CA hash>::<user>:<secret>)"},
+			&cli.StringFlag{Name: "token-file", EnvVars: []string{"KEDGE_TOKEN_FILE"}, Usage: "File holding the join token"},
+			&cli.StringFlag{Name: "data-dir", Aliases: []string{"d"}, EnvVars: []string{"KEDGE_DATA_DIR"}, Value: "/var/lib/kedge", Usage: "Directory for all state"},
+			&cli.StringFlag{Name: "run-dir", EnvVars: []string{"KEDGE_RUN_DIR"}, Value: "/run/kedge", Usage: "Directory for sockets and runtime state"},
+			&cli.StringFlag{Name: "node-name", EnvVars: []string{"KEDGE_NODE_NAME"}, Usage: "This node's name (default: hostname)"},
+			&cli.StringFlag{Name: "node-ip", EnvVars: []string{"KEDGE_NODE_IP"}, Usage: "This node's IP (default: address of the default-route interface)"},
+			&cli.BoolFlag{Name: "debug", EnvVars: []string{"KEDGE_DEBUG"}, Usage: "Log at debug level"},
+		},
+		Action: func(c *cli.Context) error {
+			cfg := config.Config{
+				Server:    c.String("server"),
+				Token:     c.String("token"),
+				TokenFile: c.String("token-file"),
+				DataDir:   c.String("data-dir"),
+				RunDir:    c.String("run-dir"),
+				NodeName:  c.String("node-name"),
+				NodeIP:    c.String("node-ip"),
+				Debug:     c.Bool("debug"),
+			}
+			cc, err := cfg.Complete(hostip.Detect)
+			if err != nil {
+				return err
+			}
+			memtune.SetGCDefaults()
+			return agent.Run(c.Context, cc, logger(cc.Debug))
+		},
+	}
+}

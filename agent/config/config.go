@@ -1,0 +1,188 @@
+// Package config holds the agent's configuration: the values users set,
+// their validation, and the derived paths and identity the components use.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/kedge/kedge/server/token"
+)
+
+// Config is what the user sets for `kedge agent`.
+type Config struct {
+	Server     string
+	Token      string
+	TokenFile  string
+	DataDir    string
+	NodeName   string
+	NodeIP     string
+	NodeLabels []string
+	NodeTaints []string
+	// RunDir holds sockets and runtime state (default /run/kedge).
+	RunDir        string
+	KubeletArgs   []string
+	KubeProxyArgs []string
+	Debug         bool
+}
+
+// Validate checks the values without touching the system (except reading
+// --token-file).
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	u, err := url.Parse(c.Server)
+	switch {
+	case c.Server == "":
+		bad("--server is required (https://SERVER:6443)")
+	case err != nil || u.Scheme != "https" || u.Host == "":
+		bad("--server %q is not an https:// URL", c.Server)
+	}
+	if c.Token == "" && c.TokenFile == "" {
+		bad("--token or --token-file is required")
+	}
+	if c.Token != "" && c.TokenFile != "" {
+		bad("--token and --token-file cannot be used together")
+	}
+	if c.Token != "" {
+		if _, err := token.Parse(c.Token); err != nil {
+			bad("--token: %w", err)
+		}
+	}
+	if c.DataDir == "" {
+		bad("--data-dir must not be empty")
+	}
+	if c.NodeName != "" && len(validation.IsDNS1123Subdomain(c.NodeName)) > 0 {
+		bad("--node-name %q is not a lowercase DNS name", c.NodeName)
+	}
+	if c.NodeIP != "" && net.ParseIP(c.NodeIP) == nil {
+		bad("--node-ip %q is not an IP address", c.NodeIP)
+	}
+	for _, l := range c.NodeLabels {
+		k, _, ok := strings.Cut(l, "=")
+		if !ok || len(validation.IsQualifiedName(k)) > 0 {
+			bad("--node-label %q is not key=value", l)
+		}
+	}
+	for _, tn := range c.NodeTaints {
+		if _, err := ParseTaint(tn); err != nil {
+			bad("--node-taint %q: %w", tn, err)
+		}
+	}
+	for flag, args := range map[string][]string{"--kubelet-arg": c.KubeletArgs, "--kube-proxy-arg": c.KubeProxyArgs} {
+		for _, a := range args {
+			if k, _, ok := strings.Cut(strings.TrimLeft(a, "-"), "="); !ok || k == "" {
+				bad("%s %q is not key=value", flag, a)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Taint is a parsed key=value:Effect.
+type Taint struct{ Key, Value, Effect string }
+
+// ParseTaint parses key[=value]:Effect.
+func ParseTaint(s string) (Taint, error) {
+	kv, effect, ok := strings.Cut(s, ":")
+	if !ok {
+		return Taint{}, errors.New("want key=value:Effect")
+	}
+	switch effect {
+	case "NoSchedule", "PreferNoSchedule", "NoExecute":
+	default:
+		return Taint{}, fmt.Errorf("effect %q is not NoSchedule, PreferNoSchedule or NoExecute", effect)
+	}
+	k, v, _ := strings.Cut(kv, "=")
+	if len(validation.IsQualifiedName(k)) > 0 {
+		return Taint{}, fmt.Errorf("key %q is not a qualified name", k)
+	}
+	return Taint{Key: k, Value: v, Effect: effect}, nil
+}
+
+// Paths lay out the agent's part of the data dir and run dir.
+type Paths struct {
+	AgentDir     string // <data-dir>/agent
+	CredDir      string // <data-dir>/agent/cred: keys, certificates, kubeconfigs (0700)
+	ImagesDir    string // <data-dir>/agent/images: tarballs imported at start
+	Containerd   string // <data-dir>/agent/containerd
+	EtcDir       string // <data-dir>/agent/etc: generated configs
+	NodePassword string // <data-dir>/agent/node-password
+	RunDir       string // /run/kedge
+	Socket       string // containerd socket
+}
+
+// NewPaths lays out dataDir and runDir.
+func NewPaths(dataDir, runDir string) Paths {
+	agent := filepath.Join(dataDir, "agent")
+	return Paths{
+		AgentDir:     agent,
+		CredDir:      filepath.Join(agent, "cred"),
+		ImagesDir:    filepath.Join(agent, "images"),
+		Containerd:   filepath.Join(agent, "containerd"),
+		EtcDir:       filepath.Join(agent, "etc"),
+		NodePassword: filepath.Join(agent, "node-password"),
+		RunDir:       runDir,
+		Socket:       filepath.Join(runDir, "containerd", "containerd.sock"),
+	}
+}
+
+// Completed is a validated Config with derived values.
+type Completed struct {
+	Config
+	Paths    Paths
+	Token    token.Token
+	NodeName string
+	NodeIP   net.IP
+}
+
+// Complete validates c, reads the token file, and derives identity and paths.
+// detectIP is called when --node-ip is not set.
+func (c Config) Complete(detectIP func() (net.IP, error)) (*Completed, error) {
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	raw := c.Token
+	if c.TokenFile != "" {
+		b, err := os.ReadFile(c.TokenFile)
+		if err != nil {
+			return nil, fmt.Errorf("--token-file: %w", err)
+		}
+		raw = string(b)
+	}
+	tok, err := token.Parse(raw)
+	if err != nil {
+		return nil, fmt.Errorf("token: %w", err)
+	}
+	dataDir, err := filepath.Abs(c.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	c.DataDir = dataDir
+	runDir := c.RunDir
+	if runDir == "" {
+		runDir = "/run/kedge"
+	}
+	cc := &Completed{Config: c, Paths: NewPaths(dataDir, runDir), Token: tok}
+	cc.NodeName = c.NodeName
+	if cc.NodeName == "" {
+		host, err := os.Hostname()
+		if err != nil {
+			return nil, fmt.Errorf("detect node name: %w; set --node-name", err)
+		}
+		cc.NodeName = strings.ToLower(host)
+	}
+	if c.NodeIP != "" {
+		cc.NodeIP = net.ParseIP(c.NodeIP)
+	} else if cc.NodeIP, err = detectIP(); err != nil {
+		return nil, err
+	}
+	return cc, nil
+}
