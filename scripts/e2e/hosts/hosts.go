@@ -1,0 +1,357 @@
+// Package hosts makes test hosts for end-to-end tests: each host is a
+// network namespace on a bridge private to the test, with its own mount
+// namespace (private /run, /var/lib/kedge, /var/lib/kubelet, /etc/kedge,
+// /etc/cni, /var/lib/cni, /var/log/pods) and its own cgroup namespace rooted
+// in a sub-cgroup of the test's cgroup. Everything is removed by t.Cleanup,
+// also when the test fails.
+package hosts
+
+import (
+	"bufio"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Network is a bridge with hosts attached, on 10.199.<n>.0/24.
+type Network struct {
+	ID     string
+	Bridge string
+	prefix string // "10.199.N."
+	hosts  int
+	dir    string
+}
+
+// HostDirs are bind-mounted per host over these paths.
+var HostDirs = []string{"/run", "/var/lib/kedge", "/var/lib/kubelet", "/etc/kedge", "/etc/cni", "/var/lib/cni", "/var/log/pods"}
+
+func run(t testing.TB, args ...string) {
+	t.Helper()
+	if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
+		t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+}
+
+func runQuiet(args ...string) {
+	_ = exec.Command(args[0], args[1:]...).Run()
+}
+
+// NewNetwork creates the bridge. The host side of the bridge gets .1.
+func NewNetwork(t testing.TB) *Network {
+	t.Helper()
+	b := make([]byte, 3)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	id := hex.EncodeToString(b)
+	n := &Network{ID: id, Bridge: "kb" + id, prefix: fmt.Sprintf("10.199.%d.", int(b[0])%250+1), dir: t.TempDir()}
+	run(t, "ip", "link", "add", n.Bridge, "type", "bridge")
+	t.Cleanup(func() { runQuiet("ip", "link", "del", n.Bridge) })
+	run(t, "ip", "addr", "add", n.prefix+"1/24", "dev", n.Bridge)
+	run(t, "ip", "link", "set", n.Bridge, "up")
+	return n
+}
+
+// Gateway is the bridge's address on the host side.
+func (n *Network) Gateway() string { return n.prefix + "1" }
+
+// Host is one test machine.
+type Host struct {
+	Name   string
+	NS     string
+	IP     string
+	Root   string // per-host directories live here
+	net    *Network
+	cgroup string // relative cgroup path of the host, same in every hierarchy's parent
+	mu     sync.Mutex
+	procs  []*Proc
+}
+
+// AddHost creates a network namespace with a veth on the bridge.
+func (n *Network) AddHost(t testing.TB, name string) *Host {
+	t.Helper()
+	n.hosts++
+	h := &Host{Name: name, NS: "k" + n.ID + "-" + name, IP: fmt.Sprintf("%s%d", n.prefix, n.hosts+1),
+		Root: filepath.Join(n.dir, name), net: n}
+	if err := os.MkdirAll(h.Root, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	run(t, "ip", "netns", "add", h.NS)
+	t.Cleanup(func() { h.cleanup(t) })
+	veth := fmt.Sprintf("v%s%d", n.ID, n.hosts)
+	run(t, "ip", "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", h.NS)
+	run(t, "ip", "link", "set", veth, "master", n.Bridge, "up")
+	run(t, "ip", "-n", h.NS, "addr", "add", h.IP+"/24", "dev", "eth0")
+	run(t, "ip", "-n", h.NS, "link", "set", "eth0", "up")
+	run(t, "ip", "-n", h.NS, "link", "set", "lo", "up")
+	run(t, "ip", "-n", h.NS, "route", "add", "default", "via", n.Gateway())
+	for _, d := range HostDirs {
+		if err := os.MkdirAll(filepath.Join(h.Root, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.cgroup = "kedge-e2e-" + n.ID + "-" + name
+	return h
+}
+
+// Proc is a process running in a host.
+type Proc struct {
+	Cmd    *exec.Cmd
+	out    *buffer
+	exited chan error
+}
+
+// Output is everything the process printed so far.
+func (p *Proc) Output() string { return p.out.String() }
+
+// Exited returns the exit error if the process ended, and whether it did.
+func (p *Proc) Exited() (error, bool) {
+	select {
+	case err := <-p.exited:
+		p.exited <- err
+		return err, true
+	default:
+		return nil, false
+	}
+}
+
+// Stop sends SIGTERM and waits up to timeout; it returns the exit error.
+func (p *Proc) Stop(timeout time.Duration) error {
+	if err, done := p.Exited(); done {
+		return err
+	}
+	_ = p.Cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-p.exited:
+		p.exited <- err
+		return err
+	case <-time.After(timeout):
+		_ = syscall.Kill(-p.Cmd.Process.Pid, syscall.SIGKILL)
+		err := <-p.exited
+		p.exited <- err
+		return fmt.Errorf("not stopped within %s of SIGTERM", timeout)
+	}
+}
+
+// Start runs argv inside the host: its network namespace, a private mount
+// namespace with the host's directories, and a cgroup namespace rooted in
+// the host's sub-cgroup of this test process's cgroup, with the cgroup
+// hierarchies mounted again inside.
+func (h *Host) Start(t testing.TB, argv ...string) *Proc {
+	t.Helper()
+	var binds []string
+	for _, d := range HostDirs {
+		binds = append(binds, fmt.Sprintf("mkdir -p %q && mount --bind %q %q", d, filepath.Join(h.Root, d), d))
+	}
+	inner := strings.Join([]string{
+		"set -e",
+		"mount --make-rprivate /",
+		strings.Join(binds, "\n"),
+		"mount -t tmpfs -o mode=755 cgroup-root /sys/fs/cgroup",
+		remountCgroups(),
+		`exec "$@"`,
+	}, "\n")
+	// The outer shell joins the host's cgroups (visible here), then enters
+	// the network namespace and unshares mount and cgroup namespaces.
+	var joins []string
+	for _, dir := range h.cgroupDirs(t) {
+		joins = append(joins, fmt.Sprintf("echo $$ > %q", filepath.Join(dir, "cgroup.procs")))
+	}
+	outer := "set -e\n" + strings.Join(joins, "\n") + "\n" +
+		`exec ip netns exec "$0" unshare --mount --cgroup --propagation private bash -c "$1" kedge-host "${@:2}"`
+	args := append([]string{"-c", outer, h.NS, inner}, argv...)
+	cmd := exec.Command("bash", args...)
+	p := &Proc{Cmd: cmd, out: &buffer{}, exited: make(chan error, 1)}
+	cmd.Stdout, cmd.Stderr = p.out, p.out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.exited <- cmd.Wait() }()
+	h.mu.Lock()
+	h.procs = append(h.procs, p)
+	h.mu.Unlock()
+	return p
+}
+
+// remountCgroups mounts every hierarchy of this machine again at the same
+// place, now showing the new cgroup namespace's root.
+func remountCgroups() string {
+	var lines []string
+	for _, m := range cgroupMounts() {
+		if m.fstype == "cgroup2" {
+			lines = append(lines, fmt.Sprintf("mkdir -p %q && mount -t cgroup2 cgroup2 %q", m.target, m.target))
+		} else {
+			lines = append(lines, fmt.Sprintf("mkdir -p %q && mount -t cgroup -o %s cgroup %q", m.target, m.options, m.target))
+		}
+	}
+	return strings.Join(lines, "\n")
+}
+
+type cgroupMount struct{ target, fstype, options string }
+
+// cgroupMounts lists this machine's cgroup hierarchies from /proc/self/mountinfo.
+func cgroupMounts() []cgroupMount {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	var out []cgroupMount
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		sep := -1
+		for i, x := range fields {
+			if x == "-" {
+				sep = i
+				break
+			}
+		}
+		if sep < 0 || sep+3 >= len(fields) {
+			continue
+		}
+		fstype, target := fields[sep+1], fields[4]
+		if !strings.HasPrefix(target, "/sys/fs/cgroup") {
+			continue
+		}
+		switch fstype {
+		case "cgroup2":
+			out = append(out, cgroupMount{target: target, fstype: fstype})
+		case "cgroup":
+			var opts []string
+			for _, o := range strings.Split(fields[sep+3], ",") {
+				if o != "rw" && o != "ro" {
+					opts = append(opts, o)
+				}
+			}
+			out = append(out, cgroupMount{target: target, fstype: fstype, options: strings.Join(opts, ",")})
+		}
+	}
+	return out
+}
+
+// cgroupDirs creates the host's sub-cgroup under this process's cgroup in
+// every hierarchy and returns their paths.
+func (h *Host) cgroupDirs(t testing.TB) []string {
+	t.Helper()
+	own := ownCgroups()
+	var dirs []string
+	for _, m := range cgroupMounts() {
+		rel := own[filepath.Base(m.target)]
+		if m.fstype == "cgroup2" {
+			rel = own[""]
+		}
+		dir := filepath.Join(m.target, rel, h.cgroup)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatalf("create cgroup %s: %v", dir, err)
+		}
+		// A v1 cpuset cgroup accepts no process until it has CPUs and memory nodes.
+		for _, f := range []string{"cpuset.cpus", "cpuset.mems"} {
+			if cur, err := os.ReadFile(filepath.Join(dir, f)); err == nil && strings.TrimSpace(string(cur)) == "" {
+				parent, _ := os.ReadFile(filepath.Join(filepath.Dir(dir), f))
+				if err := os.WriteFile(filepath.Join(dir, f), parent, 0o644); err != nil {
+					t.Fatalf("set %s of %s: %v", f, dir, err)
+				}
+			}
+		}
+		dirs = append(dirs, dir)
+	}
+	return dirs
+}
+
+// ownCgroups maps each v1 controller list (as in the mount point name, e.g.
+// "memory", "cpu,cpuacct") and "" (unified) to this process's cgroup path.
+func ownCgroups() map[string]string {
+	out := map[string]string{}
+	b, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		return out
+	}
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		parts := strings.SplitN(line, ":", 3)
+		if len(parts) != 3 {
+			continue
+		}
+		name := strings.TrimPrefix(parts[1], "name=")
+		out[name] = parts[2]
+		for _, c := range strings.Split(name, ",") {
+			out[c] = parts[2]
+		}
+	}
+	return out
+}
+
+// cleanup kills the host's processes and everything left in its cgroups,
+// removes its cgroups, mounts and network namespace.
+func (h *Host) cleanup(t testing.TB) {
+	h.mu.Lock()
+	procs := h.procs
+	h.mu.Unlock()
+	for _, p := range procs {
+		if _, done := p.Exited(); !done {
+			_ = syscall.Kill(-p.Cmd.Process.Pid, syscall.SIGKILL)
+			<-p.exited
+		}
+	}
+	dirs := h.cgroupDirs(t)
+	// Containers and shims outlive the agent: kill what is left in the cgroups.
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		left := 0
+		for _, d := range dirs {
+			filepath.Walk(d, func(p string, info os.FileInfo, err error) error {
+				if err != nil || info.IsDir() || filepath.Base(p) != "cgroup.procs" {
+					return nil
+				}
+				b, _ := os.ReadFile(p)
+				for _, pid := range strings.Fields(string(b)) {
+					left++
+					var n int
+					fmt.Sscan(pid, &n)
+					_ = syscall.Kill(n, syscall.SIGKILL)
+				}
+				return nil
+			})
+		}
+		if left == 0 {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	for _, d := range dirs {
+		var sub []string
+		filepath.Walk(d, func(p string, info os.FileInfo, err error) error {
+			if err == nil && info.IsDir() {
+				sub = append(sub, p)
+			}
+			return nil
+		})
+		sort.Sort(sort.Reverse(sort.StringSlice(sub)))
+		for _, s := range sub {
+			if err := syscall.Rmdir(s); err != nil && !os.IsNotExist(err) {
+				t.Errorf("remove cgroup %s: %v", s, err)
+			}
+		}
+	}
+	runQuiet("ip", "netns", "del", h.NS)
+	// Mounts made inside the host's mount namespace die with it; overlay
+	// mounts containerd made there too. Nothing is mounted in ours.
+}
+
+type buffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (b *buffer) Write(p []byte) (int, error) { b.mu.Lock(); defer b.mu.Unlock(); return b.b.Write(p) }
+func (b *buffer) String() string              { b.mu.Lock(); defer b.mu.Unlock(); return b.b.String() }
