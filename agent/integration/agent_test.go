@@ -5,12 +5,9 @@ package integration
 
 import (
 	"bytes"
-	"crypto/rand"
-	"encoding/hex"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -24,6 +21,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/kedge/kedge/scripts/e2e/testenv"
 	"github.com/kedge/kedge/scripts/imagebuild/ociimage"
 	"github.com/kedge/kedge/server/integration/harness"
 	"github.com/kedge/kedge/server/nodepassword"
@@ -50,8 +48,14 @@ type agentProc struct {
 // stops it and removes every mount, socket and directory it made.
 func startAgent(t *testing.T, server, tok, node string) *agentProc {
 	t.Helper()
-	id := randomID(t)
-	a := &agentProc{out: &output{}, exited: make(chan error, 1), run: "/run/kedge-test-" + id, data: t.TempDir()}
+	return startAgentIn(t, t.TempDir(), "/run/kedge-test-"+testenv.RandomID(t), server, tok, node)
+}
+
+// startAgentIn runs `kedge agent` on the given data and run dirs (which a
+// restarted agent reuses).
+func startAgentIn(t *testing.T, data, run, server, tok, node string) *agentProc {
+	t.Helper()
+	a := &agentProc{out: &output{}, exited: make(chan error, 1), run: run, data: data}
 	a.cmd = exec.Command(harness.Binary(t), "agent", "--server", server, "--token", tok,
 		"--data-dir", a.data, "--run-dir", a.run, "--node-name", node, "--node-ip", "192.0.2.50")
 	a.cmd.Stdout, a.cmd.Stderr = a.out, a.out
@@ -65,7 +69,7 @@ func startAgent(t *testing.T, server, tok, node string) *agentProc {
 			_ = a.cmd.Process.Kill()
 			<-a.exited
 		}
-		unmountUnder(t, a.data, a.run)
+		testenv.UnmountUnder(t, a.data, a.run)
 		os.RemoveAll(a.run)
 	})
 	return a
@@ -186,62 +190,8 @@ func TestAgentJoinsAndRunsContainerd(t *testing.T) {
 		t.Fatalf("no clean stop:\n%s", a.out.String())
 	}
 	// A restart uses the stored credentials without joining again.
-	b := startAgentIn(t, a, server, agentToken.String(), "edge-a")
+	b := startAgentIn(t, a.data, a.run, server, agentToken.String(), "edge-a")
 	b.waitOutput(t, "using stored node credentials", 30*time.Second)
 	b.waitOutput(t, "kedge agent is ready", 60*time.Second)
 	b.stop(t)
-}
-
-// startAgentIn restarts an agent on the data and run dirs of a stopped one.
-func startAgentIn(t *testing.T, prev *agentProc, server, tok, node string) *agentProc {
-	t.Helper()
-	a := &agentProc{out: &output{}, exited: make(chan error, 1), run: prev.run, data: prev.data}
-	a.cmd = exec.Command(harness.Binary(t), "agent", "--server", server, "--token", tok,
-		"--data-dir", a.data, "--run-dir", a.run, "--node-name", node, "--node-ip", "192.0.2.50")
-	a.cmd.Stdout, a.cmd.Stderr = a.out, a.out
-	a.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := a.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { a.exited <- a.cmd.Wait() }()
-	t.Cleanup(func() {
-		if a.cmd.ProcessState == nil {
-			_ = a.cmd.Process.Kill()
-			<-a.exited
-		}
-	})
-	return a
-}
-
-func randomID(t *testing.T) string {
-	b := make([]byte, 4)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	return hex.EncodeToString(b)
-}
-
-func unmountUnder(t *testing.T, dirs ...string) {
-	b, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		return
-	}
-	var targets []string
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 5 {
-			continue
-		}
-		for _, d := range dirs {
-			if f[4] == d || strings.HasPrefix(f[4], d+"/") {
-				targets = append(targets, f[4])
-			}
-		}
-	}
-	sort.Sort(sort.Reverse(sort.StringSlice(targets)))
-	for _, m := range targets {
-		if err := syscall.Unmount(m, syscall.MNT_DETACH); err != nil {
-			t.Errorf("unmount %s: %v", m, err)
-		}
-	}
 }

@@ -3,8 +3,6 @@ package containerd
 import (
 	"bufio"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"net"
@@ -26,6 +24,7 @@ import (
 	"github.com/kedge/kedge/agent/bundle"
 	agentcontainerd "github.com/kedge/kedge/agent/containerd"
 	"github.com/kedge/kedge/agent/images"
+	"github.com/kedge/kedge/scripts/e2e/testenv"
 	"github.com/kedge/kedge/scripts/imagebuild/ociimage"
 )
 
@@ -33,10 +32,10 @@ import (
 // with the embedded runc and shim, imports the pause and test images built
 // from source, and runs a host-network pod through CRI.
 func TestRunsAPodWithoutARegistry(t *testing.T) {
-	id := randomID(t)
+	id := testenv.RandomID(t)
 	dataDir := t.TempDir()
 	state := "/run/kedge-test-" + id
-	t.Cleanup(func() { cleanupMounts(t, dataDir, state); os.RemoveAll(state) })
+	t.Cleanup(func() { testenv.UnmountUnder(t, dataDir, state); os.RemoveAll(state) })
 	socket := filepath.Join(state, "containerd.sock")
 
 	bin, err := bundle.Install(dataDir)
@@ -187,14 +186,6 @@ func buildImage(t *testing.T, name string) string {
 	return out
 }
 
-func randomID(t *testing.T) string {
-	b := make([]byte, 4)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	return hex.EncodeToString(b)
-}
-
 func freePort(t *testing.T) int {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -249,32 +240,6 @@ func removeCgroups(t *testing.T, path string) {
 			if err := syscall.Rmdir(d); err != nil && !os.IsNotExist(err) {
 				t.Errorf("remove cgroup %s: %v", d, err)
 			}
-		}
-	}
-}
-
-// cleanupMounts unmounts anything still mounted under the given dirs.
-func cleanupMounts(t *testing.T, dirs ...string) {
-	b, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		return
-	}
-	var targets []string
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 5 {
-			continue
-		}
-		for _, d := range dirs {
-			if strings.HasPrefix(f[4], d+"/") || f[4] == d {
-				targets = append(targets, f[4])
-			}
-		}
-	}
-	sort.Sort(sort.Reverse(sort.StringSlice(targets)))
-	for _, m := range targets {
-		if err := syscall.Unmount(m, syscall.MNT_DETACH); err != nil {
-			t.Errorf("unmount %s: %v", m, err)
 		}
 	}
 }

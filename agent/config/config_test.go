@@ -1,0 +1,73 @@
+package config
+
+import (
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+const tok = "K10" + "0000000000000000000000000000000000000000000000000000000000000000" + "::node:0123456789abcdef"
+
+func valid() Config {
+	return Config{Server: "https://192.0.2.1:6443", Token: tok, DataDir: "/var/lib/kedge"}
+}
+
+func TestValidate(t *testing.T) {
+	cases := []struct {
+		name   string
+		mutate func(*Config)
+		want   string
+	}{
+		{"valid", func(*Config) {}, ""},
+		{"labels and taints", func(c *Config) {
+			c.NodeLabels = []string{"site=shop-12"}
+			c.NodeTaints = []string{"edge=true:NoSchedule", "dedicated:NoExecute"}
+		}, ""},
+		{"no server", func(c *Config) { c.Server = "" }, "--server is required"},
+		{"http server", func(c *Config) { c.Server = "http://x:6443" }, "not an https:// URL"},
+		{"no token", func(c *Config) { c.Token = "" }, "--token or --token-file is required"},
+		{"both tokens", func(c *Config) { c.TokenFile = "/t" }, "cannot be used together"},
+		{"bad token", func(c *Config) { c.Token = "K10zz::node:x" }, "--token"},
+		{"bad node name", func(c *Config) { c.NodeName = "Edge_1" }, "--node-name"},
+		{"bad node ip", func(c *Config) { c.NodeIP = "1.2.3" }, "--node-ip"},
+		{"bad label", func(c *Config) { c.NodeLabels = []string{"novalue"} }, "--node-label"},
+		{"bad taint effect", func(c *Config) { c.NodeTaints = []string{"k=v:Sometimes"} }, "effect"},
+		{"bad kubelet arg", func(c *Config) { c.KubeletArgs = []string{"v"} }, "--kubelet-arg"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := valid()
+			tc.mutate(&c)
+			err := c.Validate()
+			if tc.want == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestCompleteReadsTokenFileAndDetects(t *testing.T) {
+	f := filepath.Join(t.TempDir(), "token")
+	os.WriteFile(f, []byte(tok+"\n"), 0o600)
+	c := valid()
+	c.Token, c.TokenFile, c.NodeName = "", f, "edge-1"
+	cc, err := c.Complete(func() (net.IP, error) { return net.ParseIP("192.0.2.9"), nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cc.Token.Username != "node" || !cc.NodeIP.Equal(net.ParseIP("192.0.2.9")) || cc.Paths.Socket != "/run/kedge/containerd/containerd.sock" {
+		t.Fatalf("completed = %+v", cc)
+	}
+	c.TokenFile = filepath.Join(t.TempDir(), "missing")
+	if _, err := c.Complete(nil); err == nil || !strings.Contains(err.Error(), "--token-file") {
+		t.Fatalf("missing token file: %v", err)
+	}
+}
