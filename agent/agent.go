@@ -17,13 +17,19 @@ import (
 	"strings"
 	"time"
 
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+
 	"github.com/kedge/kedge/agent/bundle"
+	"github.com/kedge/kedge/agent/cni"
 	"github.com/kedge/kedge/agent/config"
 	agentcontainerd "github.com/kedge/kedge/agent/containerd"
 	"github.com/kedge/kedge/agent/images"
 	"github.com/kedge/kedge/agent/join"
+	agentkubelet "github.com/kedge/kedge/agent/kubelet"
 	"github.com/kedge/kedge/embedded/component"
 	"github.com/kedge/kedge/embedded/containerd"
+	"github.com/kedge/kedge/embedded/kubelet"
 	"github.com/kedge/kedge/server/atomicfile"
 	"github.com/kedge/kedge/server/kubeconfig"
 )
@@ -50,6 +56,9 @@ func Run(ctx context.Context, cc *config.Completed, log *slog.Logger) error {
 		}
 		if err := joinWithRetry(ctx, cc, password, log); err != nil {
 			return err
+		}
+		if ctx.Err() != nil {
+			return nil // stopped while waiting to join
 		}
 	} else {
 		log.Info("using stored node credentials", "dir", p.CredDir)
@@ -78,12 +87,43 @@ func Run(ctx context.Context, cc *config.Completed, log *slog.Logger) error {
 	if err := atomicfile.Write(configFile, []byte(toml), 0o600); err != nil {
 		return err
 	}
+	cluster, err := join.LoadCluster(p.CredDir)
+	if err != nil {
+		return fmt.Errorf("cluster facts from the server: %w", err)
+	}
+	cgroupV1 := isCgroupV1()
+	if cgroupV1 {
+		log.Warn("this host uses cgroup v1; the kubelet runs with failCgroupV1=false")
+	}
+	kin := agentkubelet.Inputs{
+		NodeName: cc.NodeName, NodeIP: cc.NodeIP.String(),
+		Kubeconfig:   filepath.Join(p.CredDir, KubeletKubeconfig),
+		ClientCAFile: filepath.Join(p.CredDir, join.ClientCA),
+		ServingCert:  filepath.Join(p.CredDir, join.KubeletServingCert), ServingKey: filepath.Join(p.CredDir, join.KubeletServingKey),
+		ContainerdSocket: p.Socket, ClusterDNS: cluster.ClusterDNS, ClusterDomain: cluster.ClusterDomain,
+		RootDir: "/var/lib/kubelet", ResolvConf: "/etc/resolv.conf", CgroupV1: cgroupV1,
+	}
+	kubeletConfig, err := agentkubelet.Config(kin)
+	if err != nil {
+		return err
+	}
+	kubeletConfigFile := filepath.Join(p.EtcDir, "kubelet-config.yaml")
+	if err := atomicfile.Write(kubeletConfigFile, kubeletConfig, 0o600); err != nil {
+		return err
+	}
+	nodeClient, err := clientFromKubeconfig(filepath.Join(p.CredDir, KubeletKubeconfig))
+	if err != nil {
+		return err
+	}
 	runner := &component.Runner{Log: log, OnReady: func() {
 		log.Info("kedge agent is ready", "node", cc.NodeName, "server", cc.Server)
 	}}
 	err = runner.Run(ctx,
 		&containerd.Containerd{ConfigFile: configFile, Socket: p.Socket},
 		&images.Importer{Socket: p.Socket, Dir: p.ImagesDir, Embedded: bundle.PauseImage, Log: log.With("component", "images")},
+		&kubelet.Kubelet{ConfigFile: kubeletConfigFile, Args: agentkubelet.Args(kin),
+			HealthzURL: fmt.Sprintf("http://127.0.0.1:%d/healthz", agentkubelet.HealthzPort)},
+		&cni.Writer{Client: nodeClient, Node: cc.NodeName, ConfDir: filepath.Join(p.EtcDir, "cni", "net.d"), Log: log.With("component", "cni")},
 	)
 	if err == nil {
 		log.Info("kedge agent stopped")
@@ -159,6 +199,21 @@ func writeKubeconfigs(cc *config.Completed) error {
 		}
 	}
 	return nil
+}
+
+// isCgroupV1 reports whether the host has no unified cgroup v2 hierarchy
+// at /sys/fs/cgroup.
+func isCgroupV1() bool {
+	_, err := os.Stat("/sys/fs/cgroup/cgroup.controllers")
+	return err != nil
+}
+
+func clientFromKubeconfig(path string) (kubernetes.Interface, error) {
+	cfg, err := clientcmd.BuildConfigFromFlags("", path)
+	if err != nil {
+		return nil, fmt.Errorf("load %s: %w", path, err)
+	}
+	return kubernetes.NewForConfig(cfg)
 }
 
 func jitter(max time.Duration) time.Duration {

@@ -26,6 +26,7 @@ import (
 	"github.com/kedge/kedge/server/datastore"
 	"github.com/kedge/kedge/server/endpoints"
 	"github.com/kedge/kedge/server/join"
+	"github.com/kedge/kedge/server/joinapi"
 	"github.com/kedge/kedge/server/kubeconfig"
 	"github.com/kedge/kedge/server/nodepassword"
 	"github.com/kedge/kedge/server/pki"
@@ -145,7 +146,9 @@ func Run(ctx context.Context, cc *config.Completed, log *slog.Logger) error {
 				CABundle: caBundle, ServerCA: serverCA, ClientCA: clientCA,
 				ServerToken: serverToken, AgentToken: agentToken,
 				Passwords: &nodepassword.Store{Client: client},
-				Log:       log.With("component", "join"),
+				Cluster: joinapi.Cluster{ClusterDNS: cc.ClusterDNS, ClusterDomain: cc.ClusterDomain,
+					ClusterCIDR: cc.ClusterCIDR, ServiceCIDR: cc.ServiceCIDR},
+				Log: log.With("component", "join"),
 			},
 			Log: log.With("component", "supervisor"),
 		},

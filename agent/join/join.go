@@ -87,6 +87,7 @@ type Certs struct {
 	KubeletServingCert, KubeletServingKey []byte
 	KubeProxyCert, KubeProxyKey           []byte
 	ServerCA, ClientCA                    []byte
+	Cluster                               joinapi.Cluster
 }
 
 // RequestCerts asks the server, trusted through ca, for node's certificates.
@@ -143,6 +144,7 @@ func RequestCerts(ctx context.Context, server string, ca []byte, tok token.Token
 	}
 	out.KubeletClientCert, out.KubeletServingCert, out.KubeProxyCert = []byte(r.KubeletClientCert), []byte(r.KubeletServingCert), []byte(r.KubeProxyCert)
 	out.ServerCA, out.ClientCA = []byte(r.ServerCA), []byte(r.ClientCA)
+	out.Cluster = r.Cluster
 	if !bytes.Equal(out.ServerCA, ca) {
 		return nil, errors.New("the server answered with a CA other than the pinned one")
 	}

@@ -6,12 +6,19 @@ import (
 	"crypto/tls"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+
 	"github.com/kedge/kedge/scripts/e2e/hosts"
+	"github.com/kedge/kedge/scripts/imagebuild/ociimage"
 	"github.com/kedge/kedge/server/integration/harness"
 )
 
@@ -45,19 +52,18 @@ func TestAgentJoinsServerAcrossHosts(t *testing.T) {
 	agentHost := net.AddHost(t, "agent")
 
 	srv := srvHost.Start(t, kedge, "server", "--disable-agent")
-	insecure := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
-	waitFor(t, 90*time.Second, "the server's /readyz over the bridge", []*hosts.Proc{srv}, func() bool {
-		resp, err := insecure.Get("https://" + srvHost.IP + ":6443/readyz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	})
+	waitForServer(t, srvHost, srv)
 	tokenBytes, err := os.ReadFile(filepath.Join(srvHost.Root, "var/lib/kedge/server/token"))
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The test image is brought in as a tarball, without a registry.
+	imagesDir := filepath.Join(agentHost.Root, "var/lib/kedge/agent/images")
+	if err := os.MkdirAll(imagesDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	buildTestImage(t, filepath.Join(imagesDir, "testimage.tar"))
+	agentStart := time.Now()
 	agent := agentHost.Start(t, kedge, "agent", "--server", "https://"+srvHost.IP+":6443", "--token", strings.TrimSpace(string(tokenBytes)))
 	waitFor(t, 90*time.Second, "the agent to be ready", []*hosts.Proc{srv, agent}, func() bool {
 		return strings.Contains(agent.Output(), "kedge agent is ready")
@@ -72,10 +78,92 @@ func TestAgentJoinsServerAcrossHosts(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(agentHost.Root, "run/kedge/containerd/containerd.sock")); err != nil {
 		t.Fatalf("containerd socket not in the agent host's /run: %v", err)
 	}
+	admin := adminClient(t, srvHost)
+	ctx := t.Context()
+	waitFor(t, 60*time.Second, "node agent Ready", []*hosts.Proc{srv, agent}, func() bool {
+		n, err := admin.CoreV1().Nodes().Get(ctx, "agent", metav1.GetOptions{})
+		if err != nil {
+			return false
+		}
+		for _, c := range n.Status.Conditions {
+			if c.Type == corev1.NodeReady && c.Status == corev1.ConditionTrue {
+				return true
+			}
+		}
+		return false
+	})
+	t.Logf("agent start to node Ready: %.1fs", time.Since(agentStart).Seconds())
+
+	pod, err := admin.CoreV1().Pods("default").Create(ctx, &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "web"},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{
+			Name: "web", Image: "kedge.local/testimage:1", ImagePullPolicy: corev1.PullNever,
+		}}},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 90*time.Second, "the test pod Running", []*hosts.Proc{srv, agent}, func() bool {
+		pod, err = admin.CoreV1().Pods("default").Get(ctx, "web", metav1.GetOptions{})
+		return err == nil && pod.Status.Phase == corev1.PodRunning && pod.Status.PodIP != ""
+	})
+	// Logs travel apiserver -> kubelet (serving cert from kedge's CA, webhook authn/authz).
+	waitFor(t, 30*time.Second, "pod logs through the kubelet", []*hosts.Proc{srv, agent}, func() bool {
+		b, err := admin.CoreV1().Pods("default").GetLogs("web", &corev1.PodLogOptions{}).DoRaw(ctx)
+		return err == nil && strings.Contains(string(b), "testimage listening on :8080")
+	})
+	out, err := exec.Command("ip", "netns", "exec", agentHost.NS, "curl", "-s", "--max-time", "5", "http://"+pod.Status.PodIP+":8080/").CombinedOutput()
+	if err != nil || string(out) != "hello from web\n" {
+		t.Fatalf("pod answered %q (%v)", out, err)
+	}
+	if err := admin.CoreV1().Pods("default").Delete(ctx, "web", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
 	if err := agent.Stop(15 * time.Second); err != nil {
 		t.Fatalf("agent stop: %v\n%s", err, agent.Output())
 	}
 	if err := srv.Stop(15 * time.Second); err != nil {
 		t.Fatalf("server stop: %v\n%s", err, srv.Output())
+	}
+}
+
+// waitForServer waits until the server host answers /readyz (anonymously)
+// over the bridge.
+func waitForServer(t *testing.T, h *hosts.Host, srv *hosts.Proc) {
+	t.Helper()
+	insecure := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	waitFor(t, 90*time.Second, "the server's /readyz over the bridge", []*hosts.Proc{srv}, func() bool {
+		resp, err := insecure.Get("https://" + h.IP + ":6443/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+}
+
+// adminClient reads the server host's admin kubeconfig and points it at the
+// host's address on the bridge.
+func adminClient(t *testing.T, h *hosts.Host) kubernetes.Interface {
+	t.Helper()
+	cfg, err := clientcmd.BuildConfigFromFlags("", filepath.Join(h.Root, "etc/kedge/kedge.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Host = "https://" + h.IP + ":6443"
+	return kubernetes.NewForConfigOrDie(cfg)
+}
+
+// buildTestImage builds the test image tarball at out.
+func buildTestImage(t *testing.T, out string) {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "testimage")
+	cmd := exec.Command("go", "build", "-ldflags", "-s -w", "-o", bin, "github.com/kedge/kedge/scripts/images/testimage")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build testimage: %v\n%s", err, b)
+	}
+	if err := ociimage.WriteTarball(bin, "kedge.local/testimage:1", "", out); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -38,7 +38,9 @@ type Handler struct {
 	ServerToken token.Token
 	AgentToken  token.Token
 	Passwords   *nodepassword.Store
-	Log         *slog.Logger
+	// Cluster is returned to joining nodes.
+	Cluster joinapi.Cluster
+	Log     *slog.Logger
 }
 
 // ServeHTTP routes the join API paths.
@@ -164,6 +166,7 @@ func (h *Handler) issue(r *http.Request) (*joinapi.NodeCertsResponse, error) {
 		KubeProxyCert:      encode(proxy),
 		ServerCA:           string(h.CABundle),
 		ClientCA:           string(clientCA),
+		Cluster:            h.Cluster,
 	}, nil
 }
 

@@ -33,9 +33,18 @@ type NodeCertsRequest struct {
 // NodeCertsResponse carries the signed certificates (PEM) and the CAs that
 // verify the API server (ServerCA) and client certificates (ClientCA).
 type NodeCertsResponse struct {
-	KubeletClientCert  string `json:"kubeletClientCert"`
-	KubeletServingCert string `json:"kubeletServingCert"`
-	KubeProxyCert      string `json:"kubeProxyCert"`
-	ServerCA           string `json:"serverCA"`
-	ClientCA           string `json:"clientCA"`
+	KubeletClientCert  string  `json:"kubeletClientCert"`
+	KubeletServingCert string  `json:"kubeletServingCert"`
+	KubeProxyCert      string  `json:"kubeProxyCert"`
+	ServerCA           string  `json:"serverCA"`
+	ClientCA           string  `json:"clientCA"`
+	Cluster            Cluster `json:"cluster"`
+}
+
+// Cluster is what a node needs to know about the cluster's networks.
+type Cluster struct {
+	ClusterDNS    string `json:"clusterDNS"`
+	ClusterDomain string `json:"clusterDomain"`
+	ClusterCIDR   string `json:"clusterCIDR"`
+	ServiceCIDR   string `json:"serviceCIDR"`
 }

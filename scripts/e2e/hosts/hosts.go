@@ -1,7 +1,8 @@
 // Package hosts makes test hosts for end-to-end tests: each host is a
 // network namespace on a bridge private to the test, with its own mount
 // namespace (private /run, /var/lib/kedge, /var/lib/kubelet, /etc/kedge,
-// /etc/cni, /var/lib/cni, /var/log/pods) and its own cgroup namespace rooted
+// /etc/cni, /var/lib/cni, /var/log/pods), its own hostname (UTS namespace)
+// and its own cgroup namespace rooted
 // in a sub-cgroup of the test's cgroup. Everything is removed by t.Cleanup,
 // also when the test fails.
 package hosts
@@ -154,6 +155,7 @@ func (h *Host) Start(t testing.TB, argv ...string) *Proc {
 	}
 	inner := strings.Join([]string{
 		"set -e",
+		fmt.Sprintf("hostname %q", h.Name),
 		"mount --make-rprivate /",
 		strings.Join(binds, "\n"),
 		"mount -t tmpfs -o mode=755 cgroup-root /sys/fs/cgroup",
@@ -167,7 +169,7 @@ func (h *Host) Start(t testing.TB, argv ...string) *Proc {
 		joins = append(joins, fmt.Sprintf("echo $$ > %q", filepath.Join(dir, "cgroup.procs")))
 	}
 	outer := "set -e\n" + strings.Join(joins, "\n") + "\n" +
-		`exec ip netns exec "$0" unshare --mount --cgroup --propagation private bash -c "$1" kedge-host "${@:2}"`
+		`exec ip netns exec "$0" unshare --mount --cgroup --uts --propagation private bash -c "$1" kedge-host "${@:2}"`
 	args := append([]string{"-c", outer, h.NS, inner}, argv...)
 	cmd := exec.Command("bash", args...)
 	p := &Proc{Cmd: cmd, out: &buffer{}, exited: make(chan error, 1)}

@@ -1,0 +1,95 @@
+// Package kubelet runs the upstream kubelet in-process.
+package kubelet
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"time"
+
+	utilfeature "k8s.io/apiserver/pkg/util/feature"
+	"k8s.io/kubernetes/cmd/kubelet/app"
+	"k8s.io/kubernetes/cmd/kubelet/app/options"
+	"k8s.io/kubernetes/pkg/kubelet/eviction"
+	"k8s.io/kubernetes/pkg/kubelet/kubeletconfig/configfiles"
+	utilfs "k8s.io/kubernetes/pkg/util/filesystem"
+
+	"github.com/kedge/kedge/embedded/component"
+	"github.com/kedge/kedge/embedded/kubeflags"
+	cliflag "k8s.io/component-base/cli/flag"
+)
+
+// Kubelet is the kubelet with a KubeletConfiguration file and the flags that
+// only exist as flags (node IP, hostname override, labels, kubeconfig).
+type Kubelet struct {
+	ConfigFile string
+	Args       []string
+	// HealthzURL is polled for readiness (the config's healthz address).
+	HealthzURL string
+}
+
+var _ component.Component = (*Kubelet)(nil)
+
+// Name implements component.Component.
+func (k *Kubelet) Name() string { return "kubelet" }
+
+// Run starts the kubelet and is ready when its healthz answers. The
+// upstream kubelet never stops its servers and loops, so it runs detached:
+// Run returns on cancel and the kubelet ends with the process. Containers
+// keep running either way.
+func (k *Kubelet) Run(ctx context.Context, ready func()) error {
+	f := options.NewKubeletFlags()
+	sets := cliflag.NamedFlagSets{}
+	f.AddFlags(sets.FlagSet("kubelet"))
+	if err := kubeflags.Parse("kubelet", sets, k.Args); err != nil {
+		return err
+	}
+	loader, err := configfiles.NewFsLoader(&utilfs.DefaultFs{}, k.ConfigFile)
+	if err != nil {
+		return fmt.Errorf("kubelet config: %w", err)
+	}
+	kc, err := loader.Load(ctx)
+	if err != nil {
+		return fmt.Errorf("kubelet config: %w", err)
+	}
+	if kc.EvictionHard == nil {
+		kc.EvictionHard = eviction.DefaultEvictionHard
+	}
+	if err := utilfeature.DefaultMutableFeatureGate.SetFromMap(kc.FeatureGates); err != nil {
+		return fmt.Errorf("kubelet feature gates: %w", err)
+	}
+	s := &options.KubeletServer{KubeletFlags: *f, KubeletConfiguration: *kc}
+	runCtx := context.WithoutCancel(ctx)
+	deps, err := app.UnsecuredDependencies(runCtx, s, utilfeature.DefaultFeatureGate)
+	if err != nil {
+		return fmt.Errorf("kubelet dependencies: %w", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- app.Run(runCtx, s, deps, utilfeature.DefaultFeatureGate) }()
+	go component.PollReady(ctx, 250*time.Millisecond, k.healthz, ready)
+	select {
+	case err := <-done:
+		if err == nil {
+			err = fmt.Errorf("kubelet stopped")
+		}
+		return err
+	case <-ctx.Done():
+		return nil
+	}
+}
+
+func (k *Kubelet) healthz(ctx context.Context) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, k.HealthzURL, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("kubelet healthz: %s", resp.Status)
+	}
+	return nil
+}

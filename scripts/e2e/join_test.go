@@ -1,0 +1,108 @@
+package e2e
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/kedge/kedge/scripts/e2e/hosts"
+	"github.com/kedge/kedge/server/integration/harness"
+	"github.com/kedge/kedge/server/nodepassword"
+	"github.com/kedge/kedge/server/token"
+)
+
+// TestJoinRefusalsRestartAndImageDropIn: agents with a wrong token or a
+// wrong CA hash are refused with a clear error and leave nothing on the
+// server; a joined agent restarts from its stored credentials; an image
+// tarball dropped in while the agent runs is imported and runs.
+func TestJoinRefusalsRestartAndImageDropIn(t *testing.T) {
+	kedge := harness.Binary(t)
+	net := hosts.NewNetwork(t)
+	srvHost := net.AddHost(t, "server")
+	srv := srvHost.Start(t, kedge, "server", "--disable-agent", "--agent-token", "agent-secret-0123456789")
+	waitForServer(t, srvHost, srv)
+	admin := adminClient(t, srvHost)
+	ctx := t.Context()
+	serverToken, err := token.Read(filepath.Join(srvHost.Root, "var/lib/kedge/server/token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	agentToken := token.Token{CAHash: serverToken.CAHash, Username: token.NodeUser, Secret: "agent-secret-0123456789"}
+	url := "https://" + srvHost.IP + ":6443"
+
+	refused := func(name string, tok token.Token, want string) {
+		h := net.AddHost(t, name)
+		p := h.Start(t, kedge, "agent", "--server", url, "--token", tok.String())
+		waitFor(t, 30*time.Second, name+": "+want, []*hosts.Proc{srv, p}, func() bool { return strings.Contains(p.Output(), want) })
+		if _, err := admin.CoreV1().Secrets(nodepassword.Namespace).Get(ctx, nodepassword.SecretName(name), metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+			t.Fatalf("%s: a refused agent left a node password (%v)", name, err)
+		}
+		if _, err := admin.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+			t.Fatalf("%s: a refused agent has a Node object (%v)", name, err)
+		}
+		if err := p.Stop(15 * time.Second); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+	}
+	badSecret := agentToken
+	badSecret.Secret = "wrong-secret-0123456789"
+	refused("wrongtoken", badSecret, "the server rejected the token")
+	badCA := agentToken
+	badCA.CAHash = token.CAHash([]byte("another CA"))
+	refused("wrongca", badCA, "does not match the CA hash in the token")
+
+	h := net.AddHost(t, "edge")
+	a := h.Start(t, kedge, "agent", "--server", url, "--token", agentToken.String())
+	waitFor(t, 90*time.Second, "agent ready", []*hosts.Proc{srv, a}, func() bool { return strings.Contains(a.Output(), "kedge agent is ready") })
+	for _, f := range []string{"cred/kubelet-client.key", "cred/kubelet.kubeconfig", "node-password"} {
+		st, err := os.Stat(filepath.Join(h.Root, "var/lib/kedge/agent", f))
+		if err != nil || st.Mode().Perm() != 0o600 {
+			t.Errorf("%s: %v %v", f, st, err)
+		}
+	}
+	if err := a.Stop(15 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(a.Output(), "kedge agent stopped") {
+		t.Fatalf("no clean stop:\n%s", a.Output())
+	}
+	b := h.Start(t, kedge, "agent", "--server", url, "--token", agentToken.String())
+	waitFor(t, 60*time.Second, "restarted agent ready", []*hosts.Proc{srv, b}, func() bool {
+		return strings.Contains(b.Output(), "kedge agent is ready")
+	})
+	if !strings.Contains(b.Output(), "using stored node credentials") {
+		t.Fatalf("restart joined again instead of using stored credentials:\n%s", b.Output())
+	}
+
+	// An image dropped in while the agent runs is imported and runs.
+	staged := filepath.Join(t.TempDir(), "testimage.tar")
+	buildTestImage(t, staged)
+	if err := os.Rename(staged, filepath.Join(h.Root, "var/lib/kedge/agent/images/testimage.tar")); err != nil {
+		t.Fatal(err)
+	}
+	_, err = admin.CoreV1().Pods("default").Create(ctx, &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "dropped"},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{
+			Name: "web", Image: "kedge.local/testimage:1", ImagePullPolicy: corev1.PullNever,
+		}}},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 90*time.Second, "the pod of the dropped-in image Running", []*hosts.Proc{srv, b}, func() bool {
+		p, err := admin.CoreV1().Pods("default").Get(ctx, "dropped", metav1.GetOptions{})
+		return err == nil && p.Status.Phase == corev1.PodRunning
+	})
+	if err := b.Stop(15 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Stop(15 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+}
