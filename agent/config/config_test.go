@@ -71,3 +71,20 @@ func TestCompleteReadsTokenFileAndDetects(t *testing.T) {
 		t.Fatalf("missing token file: %v", err)
 	}
 }
+
+func TestWithNodeIDIsStable(t *testing.T) {
+	c := valid()
+	c.DataDir, c.NodeName, c.WithNodeID = t.TempDir(), "edge", true
+	detect := func() (net.IP, error) { return net.ParseIP("192.0.2.9"), nil }
+	a, err := c.Complete(detect)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := c.Complete(detect)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.NodeName != b.NodeName || !strings.HasPrefix(a.NodeName, "edge-") || len(a.NodeName) != len("edge-")+8 {
+		t.Fatalf("node names %q, %q", a.NodeName, b.NodeName)
+	}
+}

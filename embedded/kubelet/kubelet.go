@@ -38,12 +38,6 @@ func (k *Kubelet) Name() string { return "kubelet" }
 // Run returns on cancel and the kubelet ends with the process. Containers
 // keep running either way.
 func (k *Kubelet) Run(ctx context.Context, ready func()) error {
-	f := options.NewKubeletFlags()
-	sets := cliflag.NamedFlagSets{}
-	f.AddFlags(sets.FlagSet("kubelet"))
-	if err := kubeflags.Parse("kubelet", sets, k.Args); err != nil {
-		return err
-	}
 	loader, err := configfiles.NewFsLoader(&utilfs.DefaultFs{}, k.ConfigFile)
 	if err != nil {
 		return fmt.Errorf("kubelet config: %w", err)
@@ -54,6 +48,15 @@ func (k *Kubelet) Run(ctx context.Context, ready func()) error {
 	}
 	if kc.EvictionHard == nil {
 		kc.EvictionHard = eviction.DefaultEvictionHard
+	}
+	// Flags are parsed after the file is loaded, so a flag for a config
+	// field (--max-pods, say) overrides the file, as upstream does.
+	f := options.NewKubeletFlags()
+	sets := cliflag.NamedFlagSets{}
+	f.AddFlags(sets.FlagSet("kubelet"))
+	options.AddKubeletConfigFlags(sets.FlagSet("config"), kc)
+	if err := kubeflags.Parse("kubelet", sets, k.Args); err != nil {
+		return err
 	}
 	if err := utilfeature.DefaultMutableFeatureGate.SetFromMap(kc.FeatureGates); err != nil {
 		return fmt.Errorf("kubelet feature gates: %w", err)

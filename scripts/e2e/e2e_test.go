@@ -4,10 +4,12 @@ package e2e
 
 import (
 	"crypto/tls"
+	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -64,7 +66,8 @@ func TestAgentJoinsServerAcrossHosts(t *testing.T) {
 	}
 	buildTestImage(t, filepath.Join(imagesDir, "testimage.tar"))
 	agentStart := time.Now()
-	agent := agentHost.Start(t, kedge, "agent", "--server", "https://"+srvHost.IP+":6443", "--token", strings.TrimSpace(string(tokenBytes)))
+	agent := agentHost.Start(t, kedge, "agent", "--server", "https://"+srvHost.IP+":6443", "--token", strings.TrimSpace(string(tokenBytes)),
+		"--node-label", "site=shop-12", "--node-taint", "dedicated=edge:PreferNoSchedule", "--kubelet-arg", "max-pods=50")
 	waitFor(t, 90*time.Second, "the agent to be ready", []*hosts.Proc{srv, agent}, func() bool {
 		return strings.Contains(agent.Output(), "kedge agent is ready")
 	})
@@ -93,6 +96,19 @@ func TestAgentJoinsServerAcrossHosts(t *testing.T) {
 		return false
 	})
 	t.Logf("agent start to node Ready: %.1fs", time.Since(agentStart).Seconds())
+	node, err := admin.CoreV1().Nodes().Get(ctx, "agent", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if node.Labels["site"] != "shop-12" {
+		t.Errorf("node labels = %v, want site=shop-12", node.Labels)
+	}
+	if len(node.Spec.Taints) != 1 || node.Spec.Taints[0].Key != "dedicated" || node.Spec.Taints[0].Value != "edge" || node.Spec.Taints[0].Effect != corev1.TaintEffectPreferNoSchedule {
+		t.Errorf("node taints = %v, want dedicated=edge:PreferNoSchedule", node.Spec.Taints)
+	}
+	if pods := node.Status.Capacity[corev1.ResourcePods]; pods.Value() != 50 {
+		t.Errorf("node pod capacity = %v, want 50 from --kubelet-arg max-pods=50", pods.String())
+	}
 
 	pod, err := admin.CoreV1().Pods("default").Create(ctx, &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: "web"},
@@ -116,6 +132,7 @@ func TestAgentJoinsServerAcrossHosts(t *testing.T) {
 	if err != nil || string(out) != "hello from web\n" {
 		t.Fatalf("pod answered %q (%v)", out, err)
 	}
+	t.Logf("with one pod: agent (kedge agent + containerd + kubelet) RSS %d MB, shims %d MB", rssMB(agent.Cmd.Process.Pid), shimsRSSMB())
 	if err := admin.CoreV1().Pods("default").Delete(ctx, "web", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -166,4 +183,35 @@ func buildTestImage(t *testing.T, out string) {
 	if err := ociimage.WriteTarball(bin, "kedge.local/testimage:1", "", out); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// rssMB is a process's resident memory in MB (0 if unknown).
+func rssMB(pid int) int {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
+			kb, _ := strconv.Atoi(f[1])
+			return kb / 1024
+		}
+	}
+	return 0
+}
+
+// shimsRSSMB sums the resident memory of all containerd runc shims.
+func shimsRSSMB() int {
+	total := 0
+	dirs, _ := os.ReadDir("/proc")
+	for _, d := range dirs {
+		pid, err := strconv.Atoi(d.Name())
+		if err != nil {
+			continue
+		}
+		if comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid)); strings.HasPrefix(string(comm), "containerd-shim") {
+			total += rssMB(pid)
+		}
+	}
+	return total
 }
