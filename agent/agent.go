@@ -27,10 +27,12 @@ import (
 	"github.com/kedge/kedge/agent/images"
 	"github.com/kedge/kedge/agent/join"
 	agentkubelet "github.com/kedge/kedge/agent/kubelet"
+	agentproxy "github.com/kedge/kedge/agent/proxy"
 	"github.com/kedge/kedge/embedded/component"
 	"github.com/kedge/kedge/embedded/containerd"
 	"github.com/kedge/kedge/embedded/kubelet"
 	"github.com/kedge/kedge/embedded/memtune"
+	"github.com/kedge/kedge/embedded/proxy"
 	"github.com/kedge/kedge/server/atomicfile"
 	"github.com/kedge/kedge/server/kubeconfig"
 )
@@ -135,6 +137,12 @@ func Run(ctx context.Context, cc *config.Completed, log *slog.Logger) error {
 		&kubelet.Kubelet{ConfigFile: kubeletConfigFile, Args: agentkubelet.Args(kin),
 			HealthzURL: fmt.Sprintf("http://127.0.0.1:%d/healthz", agentkubelet.HealthzPort)},
 		&cni.Writer{Client: nodeClient, Node: cc.NodeName, ConfDir: filepath.Join(p.EtcDir, "cni", "net.d"), Log: log.With("component", "cni")},
+		// After the kubelet registered the Node with its IP: kube-proxy exits
+		// the process if the Node's IPs change after it starts.
+		&proxy.Proxy{HealthzURL: "http://" + agentproxy.HealthzAddress + "/healthz", Args: agentproxy.Args(agentproxy.Inputs{
+			NodeName: cc.NodeName, Kubeconfig: filepath.Join(p.CredDir, KubeProxyKubeconfig), ClusterCIDR: cluster.ClusterCIDR,
+			ExtraArgs: cc.KubeProxyArgs,
+		})},
 	)
 	if err == nil {
 		log.Info("kedge agent stopped")

@@ -79,7 +79,7 @@ func (c Config) Validate() error {
 			bad("--node-taint %q: %w", tn, err)
 		}
 	}
-	for flag, args := range map[string][]string{"--kubelet-arg": c.KubeletArgs} {
+	for flag, args := range map[string][]string{"--kubelet-arg": c.KubeletArgs, "--kube-proxy-arg": c.KubeProxyArgs} {
 		for _, a := range args {
 			if k, _, ok := strings.Cut(strings.TrimLeft(a, "-"), "="); !ok || k == "" {
 				bad("%s %q is not key=value", flag, a)

@@ -16,6 +16,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
@@ -111,7 +112,7 @@ func TestAgentJoinsServerAcrossHosts(t *testing.T) {
 	}
 
 	pod, err := admin.CoreV1().Pods("default").Create(ctx, &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Name: "web"},
+		ObjectMeta: metav1.ObjectMeta{Name: "web", Labels: map[string]string{"app": "web"}},
 		Spec: corev1.PodSpec{Containers: []corev1.Container{{
 			Name: "web", Image: "kedge.local/testimage:1", ImagePullPolicy: corev1.PullNever,
 		}}},
@@ -132,6 +133,19 @@ func TestAgentJoinsServerAcrossHosts(t *testing.T) {
 	if err != nil || string(out) != "hello from web\n" {
 		t.Fatalf("pod answered %q (%v)", out, err)
 	}
+	// A ClusterIP Service answers through kube-proxy's rules on the node.
+	svc, err := admin.CoreV1().Services("default").Create(ctx, &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "web"},
+		Spec: corev1.ServiceSpec{Selector: map[string]string{"app": "web"},
+			Ports: []corev1.ServicePort{{Port: 80, TargetPort: intstr.FromInt32(8080)}}},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 60*time.Second, "the ClusterIP Service to answer on the node", []*hosts.Proc{srv, agent}, func() bool {
+		out, err := exec.Command("ip", "netns", "exec", agentHost.NS, "curl", "-s", "--max-time", "2", "http://"+svc.Spec.ClusterIP+"/").CombinedOutput()
+		return err == nil && string(out) == "hello from web\n"
+	})
 	t.Logf("with one pod: agent (kedge agent + containerd + kubelet) RSS %d MB, shims %d MB", rssMB(agent.Cmd.Process.Pid), shimsRSSMB())
 	if err := admin.CoreV1().Pods("default").Delete(ctx, "web", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
