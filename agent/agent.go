@@ -28,6 +28,7 @@ import (
 	"github.com/kedge/kedge/agent/join"
 	agentkubelet "github.com/kedge/kedge/agent/kubelet"
 	agentproxy "github.com/kedge/kedge/agent/proxy"
+	"github.com/kedge/kedge/agent/registries"
 	"github.com/kedge/kedge/embedded/component"
 	"github.com/kedge/kedge/embedded/containerd"
 	"github.com/kedge/kedge/embedded/kubelet"
@@ -47,6 +48,11 @@ const (
 // node's components until ctx is cancelled.
 func Run(ctx context.Context, cc *config.Completed, log *slog.Logger) error {
 	p := cc.Paths
+	// Local configuration is checked before anything is sent to the server.
+	regs, err := registries.Load(cc.RegistriesFile)
+	if err != nil {
+		return fmt.Errorf("registries: %w", err)
+	}
 	for _, dir := range []string{p.AgentDir, p.EtcDir, p.ImagesDir} {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return fmt.Errorf("--data-dir %s is not writable: %w", cc.DataDir, errors.Unwrap(err))
@@ -73,6 +79,9 @@ func Run(ctx context.Context, cc *config.Completed, log *slog.Logger) error {
 	bin, err := bundle.Install(cc.DataDir)
 	if err != nil {
 		return err
+	}
+	if err := regs.Write(filepath.Join(p.EtcDir, "registries.d")); err != nil {
+		return fmt.Errorf("registries: %w", err)
 	}
 	restrict := !agentcontainerd.CanLowerOOMScoreAdj()
 	if restrict {

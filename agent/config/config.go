@@ -29,6 +29,8 @@ type Config struct {
 	WithNodeID bool
 	NodeLabels []string
 	NodeTaints []string
+	// RegistriesFile holds mirrors, auth and TLS for registries.
+	RegistriesFile string
 	// RunDir holds sockets and runtime state (default /run/kedge).
 	RunDir        string
 	KubeletArgs   []string

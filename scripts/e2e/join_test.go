@@ -57,6 +57,24 @@ func TestJoinRefusalsRestartAndImageDropIn(t *testing.T) {
 	badCA.CAHash = token.CAHash([]byte("another CA"))
 	refused("wrongca", badCA, "does not match the CA hash in the token")
 
+	// A broken registries.yaml stops the agent before it contacts the server.
+	bad := net.AddHost(t, "badregistries")
+	if err := os.MkdirAll(filepath.Join(bad.Root, "etc/kedge"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(bad.Root, "etc/kedge/registries.yaml"), []byte("mirrors: ["), 0o600)
+	bp := bad.Start(t, kedge, "agent", "--server", url, "--token", agentToken.String())
+	waitFor(t, 30*time.Second, "the agent to refuse a broken registries.yaml", []*hosts.Proc{srv}, func() bool {
+		_, done := bp.Exited()
+		return done
+	})
+	if err, _ := bp.Exited(); err == nil || !strings.Contains(bp.Output(), "kedge: registries:") {
+		t.Fatalf("broken registries.yaml: exit %v, output:\n%s", err, bp.Output())
+	}
+	if _, err := admin.CoreV1().Secrets(nodepassword.Namespace).Get(ctx, nodepassword.SecretName("badregistries"), metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Fatalf("an agent with a broken registries.yaml joined (%v)", err)
+	}
+
 	h := net.AddHost(t, "edge")
 	a := h.Start(t, kedge, "agent", "--server", url, "--token", agentToken.String())
 	waitFor(t, 90*time.Second, "agent ready", []*hosts.Proc{srv, a}, func() bool { return strings.Contains(a.Output(), "kedge agent is ready") })
