@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -104,8 +105,12 @@ func TestAgentJoinsServerAcrossHosts(t *testing.T) {
 	if node.Labels["site"] != "shop-12" {
 		t.Errorf("node labels = %v, want site=shop-12", node.Labels)
 	}
-	if len(node.Spec.Taints) != 1 || node.Spec.Taints[0].Key != "dedicated" || node.Spec.Taints[0].Value != "edge" || node.Spec.Taints[0].Effect != corev1.TaintEffectPreferNoSchedule {
-		t.Errorf("node taints = %v, want dedicated=edge:PreferNoSchedule", node.Spec.Taints)
+	// The node lifecycle controller may still be removing its not-ready
+	// taint; ours must be there.
+	if !slices.ContainsFunc(node.Spec.Taints, func(tn corev1.Taint) bool {
+		return tn.Key == "dedicated" && tn.Value == "edge" && tn.Effect == corev1.TaintEffectPreferNoSchedule
+	}) {
+		t.Errorf("node taints = %v, want dedicated=edge:PreferNoSchedule among them", node.Spec.Taints)
 	}
 	if pods := node.Status.Capacity[corev1.ResourcePods]; pods.Value() != 50 {
 		t.Errorf("node pod capacity = %v, want 50 from --kubelet-arg max-pods=50", pods.String())
