@@ -17,6 +17,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	agentcommand "github.com/kedge/kedge/agent/command"
+	"github.com/kedge/kedge/embedded/ctr"
 	"github.com/kedge/kedge/embedded/kubectl"
 	"github.com/kedge/kedge/embedded/logging"
 	"github.com/kedge/kedge/embedded/version"
@@ -36,6 +37,12 @@ func main() {
 	}
 	if len(os.Args) > 1 && os.Args[1] == "kubectl" {
 		os.Exit(kubectl.Main(os.Args[2:], config.DefaultKubeconfig))
+	}
+	if filepath.Base(os.Args[0]) == "ctr" {
+		os.Exit(ctr.Main(os.Args[1:]))
+	}
+	if len(os.Args) > 1 && os.Args[1] == "ctr" {
+		os.Exit(ctr.Main(os.Args[2:]))
 	}
 	os.Exit(run(os.Args))
 }
@@ -86,6 +93,16 @@ func newApp() *cli.App {
 		Commands: []*cli.Command{
 			serverCmd,
 			agentCmd,
+			{
+				Name:            "ctr",
+				Usage:           "Run containerd's ctr against this node's containerd (namespace k8s.io; $CONTAINERD_ADDRESS overrides)",
+				SkipFlagParsing: true,
+				// Dispatched in main before the app runs; listed here for --help.
+				Action: func(c *cli.Context) error {
+					os.Exit(ctr.Main(c.Args().Slice()))
+					return nil
+				},
+			},
 			{
 				Name:            "kubectl",
 				Usage:           "Run kubectl against this cluster (uses $KUBECONFIG or " + config.DefaultKubeconfig + ")",

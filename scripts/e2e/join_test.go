@@ -97,6 +97,12 @@ func TestJoinRefusalsRestartAndImageDropIn(t *testing.T) {
 	if !strings.Contains(b.Output(), "using stored node credentials") {
 		t.Fatalf("restart joined again instead of using stored credentials:\n%s", b.Output())
 	}
+	// `kedge ctr` on the node talks to kedge's containerd in the k8s.io namespace.
+	ctr := h.Start(t, kedge, "ctr", "images", "ls", "-q")
+	waitFor(t, 30*time.Second, "kedge ctr to finish", nil, func() bool { _, done := ctr.Exited(); return done })
+	if err, _ := ctr.Exited(); err != nil || !strings.Contains(ctr.Output(), "kedge.local/pause:1") {
+		t.Fatalf("kedge ctr images ls: %v\n%s", err, ctr.Output())
+	}
 
 	// An image dropped in while the agent runs is imported and runs.
 	staged := filepath.Join(t.TempDir(), "testimage.tar")
