@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"sigs.k8s.io/yaml"
+
+	"github.com/kedge/kedge/embedded/kubeflags"
 )
 
 // HealthzPort is the kubelet's healthz port, bound to 127.0.0.1.
@@ -98,14 +100,5 @@ func Args(in Inputs) []string {
 		sort.Strings(labels)
 		args["node-labels"] = strings.Join(labels, ",")
 	}
-	for _, o := range in.ExtraArgs {
-		k, v, _ := strings.Cut(strings.TrimLeft(o, "-"), "=")
-		args[k] = v
-	}
-	out := make([]string, 0, len(args))
-	for k, v := range args {
-		out = append(out, "--"+k+"="+v)
-	}
-	sort.Strings(out)
-	return out
+	return kubeflags.Render(args, in.ExtraArgs)
 }

@@ -1,10 +1,7 @@
 // Package proxy renders kube-proxy's flags.
 package proxy
 
-import (
-	"sort"
-	"strings"
-)
+import "github.com/kedge/kedge/embedded/kubeflags"
 
 // HealthzAddress is kube-proxy's healthz listener.
 const HealthzAddress = "127.0.0.1:10256"
@@ -38,14 +35,5 @@ func Args(in Inputs) []string {
 		"healthz-bind-address":              HealthzAddress,
 		"metrics-bind-address":              "127.0.0.1:10249",
 	}
-	for _, o := range in.ExtraArgs {
-		k, v, _ := strings.Cut(strings.TrimLeft(o, "-"), "=")
-		args[k] = v
-	}
-	out := make([]string, 0, len(args))
-	for k, v := range args {
-		out = append(out, "--"+k+"="+v)
-	}
-	sort.Strings(out)
-	return out
+	return kubeflags.Render(args, in.ExtraArgs)
 }

@@ -10,10 +10,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -225,21 +223,7 @@ func ownCgroup(t *testing.T, controller string) string {
 // removeCgroups removes path (and what runc left below it) in every hierarchy.
 func removeCgroups(t *testing.T, path string) {
 	roots, _ := filepath.Glob("/sys/fs/cgroup/*")
-	roots = append(roots, "/sys/fs/cgroup")
-	for _, root := range roots {
-		dir := filepath.Join(root, path)
-		var dirs []string
-		filepath.Walk(dir, func(p string, info os.FileInfo, err error) error {
-			if err == nil && info.IsDir() {
-				dirs = append(dirs, p)
-			}
-			return nil
-		})
-		sort.Sort(sort.Reverse(sort.StringSlice(dirs)))
-		for _, d := range dirs {
-			if err := syscall.Rmdir(d); err != nil && !os.IsNotExist(err) {
-				t.Errorf("remove cgroup %s: %v", d, err)
-			}
-		}
+	for _, root := range append(roots, "/sys/fs/cgroup") {
+		testenv.RemoveCgroupTree(t, filepath.Join(root, path))
 	}
 }

@@ -5,6 +5,8 @@ package kubeflags
 
 import (
 	"fmt"
+	"sort"
+	"strings"
 
 	"github.com/spf13/pflag"
 	cliflag "k8s.io/component-base/cli/flag"
@@ -29,3 +31,23 @@ func Parse(component string, sets cliflag.NamedFlagSets, args []string) error {
 type discard struct{}
 
 func (discard) Write(p []byte) (int, error) { return len(p), nil }
+
+// Render merges overrides ("key=value", leading dashes optional) over
+// defaults and returns sorted --key=value arguments. Callers use it for every
+// upstream component, so user pass-through args behave the same everywhere.
+func Render(defaults map[string]string, overrides []string) []string {
+	merged := make(map[string]string, len(defaults)+len(overrides))
+	for k, v := range defaults {
+		merged[k] = v
+	}
+	for _, o := range overrides {
+		k, v, _ := strings.Cut(strings.TrimLeft(o, "-"), "=")
+		merged[k] = v
+	}
+	out := make([]string, 0, len(merged))
+	for k, v := range merged {
+		out = append(out, "--"+k+"="+v)
+	}
+	sort.Strings(out)
+	return out
+}

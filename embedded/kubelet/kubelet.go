@@ -4,7 +4,6 @@ package kubelet
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"time"
 
 	utilfeature "k8s.io/apiserver/pkg/util/feature"
@@ -69,7 +68,7 @@ func (k *Kubelet) Run(ctx context.Context, ready func()) error {
 	}
 	done := make(chan error, 1)
 	go func() { done <- app.Run(runCtx, s, deps, utilfeature.DefaultFeatureGate) }()
-	go component.PollReady(ctx, 250*time.Millisecond, k.healthz, ready)
+	go component.PollReady(ctx, 250*time.Millisecond, component.HTTPCheck(k.HealthzURL), ready)
 	select {
 	case err := <-done:
 		if err == nil {
@@ -79,20 +78,4 @@ func (k *Kubelet) Run(ctx context.Context, ready func()) error {
 	case <-ctx.Done():
 		return nil
 	}
-}
-
-func (k *Kubelet) healthz(ctx context.Context) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, k.HealthzURL, nil)
-	if err != nil {
-		return err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("kubelet healthz: %s", resp.Status)
-	}
-	return nil
 }

@@ -4,7 +4,6 @@ package proxy
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -45,27 +44,11 @@ func (p *Proxy) Run(ctx context.Context, ready func()) error {
 	}
 	done := make(chan error, 1)
 	go func() { done <- o.Run(context.Background()) }()
-	go component.PollReady(ctx, 250*time.Millisecond, p.healthz, ready)
+	go component.PollReady(ctx, 250*time.Millisecond, component.HTTPCheck(p.HealthzURL), ready)
 	select {
 	case err := <-done:
 		return fmt.Errorf("kube-proxy stopped: %w", err)
 	case <-ctx.Done():
 		return nil
 	}
-}
-
-func (p *Proxy) healthz(ctx context.Context) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.HealthzURL, nil)
-	if err != nil {
-		return err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("kube-proxy healthz: %s", resp.Status)
-	}
-	return nil
 }

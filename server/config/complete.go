@@ -124,9 +124,9 @@ func (c Config) Complete() (*Completed, error) {
 		"localhost", cc.NodeName, "kubernetes", "kubernetes.default", "kubernetes.default.svc",
 		"kubernetes.default.svc." + c.ClusterDomain,
 	}, dnsSANs(c.TLSSANs)...))
-	cc.APIServerIPs = uniqIPs(append([]net.IP{
+	cc.APIServerIPs = UniqueIPs(append([]net.IP{
 		net.ParseIP("127.0.0.1"), net.ParseIP("::1"), cc.NodeIP, cc.AdvertiseIP, cc.ServiceIP,
-	}, ipSANs(c.TLSSANs)...))
+	}, ipSANs(c.TLSSANs)...)...)
 
 	mode, _ := ParseFileMode(c.WriteKubeconfigMode)
 	cc.KubeconfigMode = os.FileMode(mode)
@@ -207,7 +207,8 @@ func uniq(in []string) []string {
 	return out
 }
 
-func uniqIPs(in []net.IP) []net.IP {
+// UniqueIPs returns ips without nils and duplicates, in order.
+func UniqueIPs(in ...net.IP) []net.IP {
 	var out []net.IP
 	for _, ip := range in {
 		dup := ip == nil

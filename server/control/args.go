@@ -5,14 +5,13 @@
 package control
 
 import (
-	"fmt"
 	"net"
 	"net/netip"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 
+	"github.com/kedge/kedge/embedded/kubeflags"
 	"github.com/kedge/kedge/server/config"
 	"github.com/kedge/kedge/server/pki"
 )
@@ -107,7 +106,7 @@ func APIServerArgs(in Inputs) []string {
 		args["etcd-certfile"] = in.Storage.CertFile
 		args["etcd-keyfile"] = in.Storage.KeyFile
 	}
-	return render(args, cc.KubeAPIServerArgs)
+	return kubeflags.Render(args, cc.KubeAPIServerArgs)
 }
 
 // SchedulerArgs renders kube-scheduler's arguments. Its HTTPS endpoint is off:
@@ -124,7 +123,7 @@ func SchedulerArgs(in Inputs) []string {
 		"profiling":                 "false",
 		"secure-port":               "0",
 	}
-	return render(args, in.Config.KubeSchedulerArgs)
+	return kubeflags.Render(args, in.Config.KubeSchedulerArgs)
 }
 
 // ControllerManagerArgs renders kube-controller-manager's arguments.
@@ -160,7 +159,7 @@ func ControllerManagerArgs(in Inputs) []string {
 	} else {
 		args["node-cidr-mask-size"] = strconv.Itoa(config.DefaultNodeCIDRMaskLen)
 	}
-	return render(args, cc.KubeControllerManagerArgs)
+	return kubeflags.Render(args, cc.KubeControllerManagerArgs)
 }
 
 // APIServerURL is the apiserver's own loopback URL, for the control-plane
@@ -176,23 +175,4 @@ func LocalURL(cc *config.Completed) string {
 		host = "127.0.0.1"
 	}
 	return "https://" + net.JoinHostPort(host, strconv.Itoa(cc.HTTPSListenPort))
-}
-
-// render merges user overrides ("key=value", leading dashes optional) over
-// defaults and returns sorted --key=value arguments.
-func render(defaults map[string]string, overrides []string) []string {
-	merged := map[string]string{}
-	for k, v := range defaults {
-		merged[k] = v
-	}
-	for _, o := range overrides {
-		k, v, _ := strings.Cut(strings.TrimLeft(o, "-"), "=")
-		merged[k] = v
-	}
-	out := make([]string, 0, len(merged))
-	for k, v := range merged {
-		out = append(out, fmt.Sprintf("--%s=%s", k, v))
-	}
-	slices.Sort(out)
-	return out
 }

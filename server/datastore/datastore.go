@@ -30,7 +30,7 @@ func New(cc *config.Completed, tls *pki.Files, log *slog.Logger) (component.Comp
 		e := &etcd.Etcd{
 			Member:     cc.NodeName,
 			DataDir:    cc.Paths.EtcdDir,
-			ClientIPs:  uniqIPs(net.ParseIP("127.0.0.1"), cc.NodeIP),
+			ClientIPs:  config.UniqueIPs(net.ParseIP("127.0.0.1"), cc.NodeIP),
 			ClientPort: cc.EtcdClientPort,
 			PeerIP:     cc.NodeIP,
 			PeerPort:   cc.EtcdPeerPort,
@@ -82,18 +82,4 @@ func (e *externalEtcd) Run(ctx context.Context, ready func()) error {
 	ready()
 	<-ctx.Done()
 	return nil
-}
-
-func uniqIPs(ips ...net.IP) []net.IP {
-	var out []net.IP
-	for _, ip := range ips {
-		dup := false
-		for _, o := range out {
-			dup = dup || o.Equal(ip)
-		}
-		if !dup && ip != nil {
-			out = append(out, ip)
-		}
-	}
-	return out
 }

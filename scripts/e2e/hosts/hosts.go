@@ -15,12 +15,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/kedge/kedge/scripts/e2e/testenv"
 )
 
 // Network is a bridge with hosts attached, on 10.199.<n>.0/24.
@@ -67,14 +68,15 @@ func (n *Network) Gateway() string { return n.prefix + "1" }
 
 // Host is one test machine.
 type Host struct {
-	Name   string
-	NS     string
-	IP     string
-	Root   string // per-host directories live here
-	net    *Network
-	cgroup string // relative cgroup path of the host, same in every hierarchy's parent
-	mu     sync.Mutex
-	procs  []*Proc
+	Name    string
+	NS      string
+	IP      string
+	Root    string // per-host directories live here
+	net     *Network
+	cgroup  string // relative cgroup path of the host, same in every hierarchy's parent
+	mu      sync.Mutex
+	procs   []*Proc
+	cgroups []string // created by the first Start, removed by cleanup
 }
 
 // AddHost creates a network namespace with a veth on the bridge.
@@ -107,7 +109,7 @@ func (n *Network) AddHost(t testing.TB, name string) *Host {
 // Proc is a process running in a host.
 type Proc struct {
 	Cmd    *exec.Cmd
-	out    *buffer
+	out    *testenv.Output
 	exited chan error
 }
 
@@ -165,14 +167,20 @@ func (h *Host) Start(t testing.TB, argv ...string) *Proc {
 	// The outer shell joins the host's cgroups (visible here), then enters
 	// the network namespace and unshares mount and cgroup namespaces.
 	var joins []string
-	for _, dir := range h.cgroupDirs(t) {
+	h.mu.Lock()
+	if h.cgroups == nil {
+		h.cgroups = h.cgroupDirs(t)
+	}
+	dirs := h.cgroups
+	h.mu.Unlock()
+	for _, dir := range dirs {
 		joins = append(joins, fmt.Sprintf("echo $$ > %q", filepath.Join(dir, "cgroup.procs")))
 	}
 	outer := "set -e\n" + strings.Join(joins, "\n") + "\n" +
 		`exec ip netns exec "$0" unshare --mount --cgroup --uts --propagation private bash -c "$1" kedge-host "${@:2}"`
 	args := append([]string{"-c", outer, h.NS, inner}, argv...)
 	cmd := exec.Command("bash", args...)
-	p := &Proc{Cmd: cmd, out: &buffer{}, exited: make(chan error, 1)}
+	p := &Proc{Cmd: cmd, out: &testenv.Output{}, exited: make(chan error, 1)}
 	cmd.Stdout, cmd.Stderr = p.out, p.out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
@@ -305,7 +313,9 @@ func (h *Host) cleanup(t testing.TB) {
 			<-p.exited
 		}
 	}
-	dirs := h.cgroupDirs(t)
+	h.mu.Lock()
+	dirs := h.cgroups
+	h.mu.Unlock()
 	// Containers and shims outlive the agent: kill what is left in the cgroups.
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
@@ -331,29 +341,9 @@ func (h *Host) cleanup(t testing.TB) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	for _, d := range dirs {
-		var sub []string
-		filepath.Walk(d, func(p string, info os.FileInfo, err error) error {
-			if err == nil && info.IsDir() {
-				sub = append(sub, p)
-			}
-			return nil
-		})
-		sort.Sort(sort.Reverse(sort.StringSlice(sub)))
-		for _, s := range sub {
-			if err := syscall.Rmdir(s); err != nil && !os.IsNotExist(err) {
-				t.Errorf("remove cgroup %s: %v", s, err)
-			}
-		}
+		testenv.RemoveCgroupTree(t, d)
 	}
 	runQuiet("ip", "netns", "del", h.NS)
 	// Mounts made inside the host's mount namespace die with it; overlay
 	// mounts containerd made there too. Nothing is mounted in ours.
 }
-
-type buffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (b *buffer) Write(p []byte) (int, error) { b.mu.Lock(); defer b.mu.Unlock(); return b.b.Write(p) }
-func (b *buffer) String() string              { b.mu.Lock(); defer b.mu.Unlock(); return b.b.String() }

@@ -6,8 +6,10 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 )
@@ -44,6 +46,44 @@ func UnmountUnder(t testing.TB, dirs ...string) {
 	for _, m := range targets {
 		if err := syscall.Unmount(m, syscall.MNT_DETACH); err != nil {
 			t.Errorf("unmount %s: %v", m, err)
+		}
+	}
+}
+
+// Output collects a process's stdout and stderr while a test reads them.
+type Output struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+// Write implements io.Writer.
+func (o *Output) Write(p []byte) (int, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.b.Write(p)
+}
+
+// String returns everything written so far.
+func (o *Output) String() string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.b.String()
+}
+
+// RemoveCgroupTree removes dir and every cgroup below it, deepest first.
+// The cgroups must hold no processes.
+func RemoveCgroupTree(t testing.TB, dir string) {
+	var dirs []string
+	filepath.Walk(dir, func(p string, info os.FileInfo, err error) error {
+		if err == nil && info.IsDir() {
+			dirs = append(dirs, p)
+		}
+		return nil
+	})
+	sort.Sort(sort.Reverse(sort.StringSlice(dirs)))
+	for _, d := range dirs {
+		if err := syscall.Rmdir(d); err != nil && !os.IsNotExist(err) {
+			t.Errorf("remove cgroup %s: %v", d, err)
 		}
 	}
 }

@@ -4,7 +4,6 @@
 package harness
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -22,6 +21,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/kedge/kedge/scripts/e2e/testenv"
 	"github.com/kedge/kedge/server"
 	"github.com/kedge/kedge/server/config"
 )
@@ -138,9 +138,9 @@ func StartInProcess(t testing.TB, c config.Config) *Server {
 // kubeconfig c.WriteKubeconfig.
 func StartBinary(t testing.TB, c config.Config) *Server {
 	t.Helper()
-	var out bytes.Buffer
+	out := &testenv.Output{}
 	cmd := exec.Command(Binary(t), Args(c)...)
-	cmd.Stdout, cmd.Stderr = &out, &out
+	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -4,7 +4,6 @@
 package lifecycle
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
 	"net"
@@ -12,33 +11,15 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	_ "github.com/mattn/go-sqlite3"
 
+	"github.com/kedge/kedge/scripts/e2e/testenv"
 	"github.com/kedge/kedge/server/integration/harness"
 )
-
-// lockedBuffer collects a process's output while the test reads it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 func TestStartNotifyAndCleanStop(t *testing.T) {
 	dataDir := t.TempDir()
@@ -63,7 +44,7 @@ func TestStartNotifyAndCleanStop(t *testing.T) {
 		}
 	}()
 
-	var out lockedBuffer
+	var out testenv.Output
 	args := append(harness.Args(c), "--write-kubeconfig-mode", "0640")
 	cmd := exec.Command(harness.Binary(t), args...)
 	cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+notifyPath)
