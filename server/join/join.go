@@ -109,6 +109,9 @@ func (h *Handler) issue(r *http.Request) (*joinapi.NodeCertsResponse, error) {
 	if errs := validation.IsDNS1123Subdomain(req.NodeName); len(errs) > 0 {
 		return nil, fail(http.StatusBadRequest, "node name %q: %s", req.NodeName, strings.Join(errs, "; "))
 	}
+	if req.NodePassword == "" {
+		return nil, fail(http.StatusBadRequest, "node password is empty")
+	}
 	var ips []net.IP
 	var names []string
 	for _, a := range req.Addresses {
