@@ -17,6 +17,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	agentcommand "github.com/kedge/kedge/agent/command"
+	"github.com/kedge/kedge/agent/crictl"
 	"github.com/kedge/kedge/embedded/ctr"
 	"github.com/kedge/kedge/embedded/kubectl"
 	"github.com/kedge/kedge/embedded/logging"
@@ -37,6 +38,12 @@ func main() {
 	}
 	if len(os.Args) > 1 && os.Args[1] == "kubectl" {
 		os.Exit(kubectl.Main(os.Args[2:], config.DefaultKubeconfig))
+	}
+	if filepath.Base(os.Args[0]) == "crictl" {
+		os.Exit(crictl.Main(os.Args[1:]))
+	}
+	if len(os.Args) > 1 && os.Args[1] == "crictl" {
+		os.Exit(crictl.Main(os.Args[2:]))
 	}
 	if filepath.Base(os.Args[0]) == "ctr" {
 		os.Exit(ctr.Main(os.Args[1:]))
@@ -93,6 +100,16 @@ func newApp() *cli.App {
 		Commands: []*cli.Command{
 			serverCmd,
 			agentCmd,
+			{
+				Name:            "crictl",
+				Usage:           "Run crictl against this node's containerd ($CONTAINER_RUNTIME_ENDPOINT overrides)",
+				SkipFlagParsing: true,
+				// Dispatched in main before the app runs; listed here for --help.
+				Action: func(c *cli.Context) error {
+					os.Exit(crictl.Main(c.Args().Slice()))
+					return nil
+				},
+			},
 			{
 				Name:            "ctr",
 				Usage:           "Run containerd's ctr against this node's containerd (namespace k8s.io; $CONTAINERD_ADDRESS overrides)",

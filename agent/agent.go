@@ -44,9 +44,31 @@ const (
 	KubeProxyKubeconfig = "kube-proxy.kubeconfig"
 )
 
-// Run joins (unless usable credentials are already on disk) and runs the
-// node's components until ctx is cancelled.
+// Agent is a whole worker node as one component, so that `kedge agent` and
+// the agent embedded in `kedge server` run the same way.
+type Agent struct {
+	Config *config.Completed
+	Log    *slog.Logger
+}
+
+var _ component.Component = (*Agent)(nil)
+
+// Name implements component.Component.
+func (a *Agent) Name() string { return "agent" }
+
+// Run implements component.Component: it joins (unless usable credentials
+// are already on disk), runs the node's components and calls ready once all
+// of them are ready, until ctx is cancelled.
+func (a *Agent) Run(ctx context.Context, ready func()) error {
+	return run(ctx, a.Config, a.Log, ready)
+}
+
+// Run runs the agent until ctx is cancelled; see Agent.
 func Run(ctx context.Context, cc *config.Completed, log *slog.Logger) error {
+	return run(ctx, cc, log, func() {})
+}
+
+func run(ctx context.Context, cc *config.Completed, log *slog.Logger, ready func()) error {
 	p := cc.Paths
 	// Local configuration is checked before anything is sent to the server.
 	regs, err := registries.Load(cc.RegistriesFile)
@@ -139,6 +161,7 @@ func Run(ctx context.Context, cc *config.Completed, log *slog.Logger) error {
 			log.Debug("released start-up pages", "bytes", n)
 		}
 		log.Info("kedge agent is ready", "node", cc.NodeName, "server", cc.Server)
+		ready()
 	}}
 	err = runner.Run(ctx,
 		&containerd.Containerd{ConfigFile: configFile, Socket: p.Socket},

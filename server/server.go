@@ -16,6 +16,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/kedge/kedge/agent"
+	agentconfig "github.com/kedge/kedge/agent/config"
 	"github.com/kedge/kedge/embedded/apiserver"
 	"github.com/kedge/kedge/embedded/component"
 	"github.com/kedge/kedge/embedded/controllermanager"
@@ -135,7 +137,7 @@ func Run(ctx context.Context, cc *config.Completed, log *slog.Logger) error {
 		},
 	}
 	api := &apiserver.APIServer{Args: control.APIServerArgs(in), Ready: readyz(client)}
-	err = runner.Run(ctx,
+	components := []component.Component{
 		store,
 		api,
 		&supervisor.Supervisor{
@@ -155,7 +157,15 @@ func Run(ctx context.Context, cc *config.Completed, log *slog.Logger) error {
 		&endpoints.Reconciler{Client: client, IP: cc.AdvertiseIP, Port: int32(cc.HTTPSListenPort), Log: log},
 		&scheduler.Scheduler{Args: control.SchedulerArgs(in)},
 		&controllermanager.ControllerManager{Args: control.ControllerManagerArgs(in)},
-	)
+	}
+	if !cc.DisableAgent {
+		node, err := embeddedAgent(cc, serverToken)
+		if err != nil {
+			return err
+		}
+		components = append(components, &agent.Agent{Config: node, Log: log})
+	}
+	err = runner.Run(ctx, components...)
 	if err == nil {
 		log.Info("kedge server stopped")
 	}
@@ -225,4 +235,29 @@ func readyz(client kubernetes.Interface) func(context.Context) error {
 		}
 		return nil
 	}
+}
+
+// embeddedAgent is the configuration of the server's own node: it joins this
+// server over loopback with the server token, like any other agent.
+func embeddedAgent(cc *config.Completed, serverToken token.Token) (*agentconfig.Completed, error) {
+	c := agentconfig.Config{
+		Server:        "https://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(cc.HTTPSListenPort)),
+		Token:         serverToken.String(),
+		DataDir:       cc.DataDir,
+		RunDir:        agentconfig.DefaultRunDir,
+		NodeName:      cc.NodeName,
+		NodeIP:        cc.NodeIP.String(),
+		NodeLabels:    cc.NodeLabels,
+		NodeTaints:    cc.NodeTaints,
+		KubeletArgs:   cc.KubeletArgs,
+		KubeProxyArgs: cc.KubeProxyArgs,
+		// The server has no --registries-file flag yet; the agent's default applies.
+		RegistriesFile: agentconfig.DefaultRegistriesFile,
+		Debug:          cc.Debug,
+	}
+	node, err := c.Complete(func() (net.IP, error) { return cc.NodeIP, nil })
+	if err != nil {
+		return nil, fmt.Errorf("embedded agent: %w", err)
+	}
+	return node, nil
 }

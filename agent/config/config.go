@@ -18,6 +18,12 @@ import (
 	"github.com/kedge/kedge/server/token"
 )
 
+// Defaults for `kedge agent`.
+const (
+	DefaultRunDir         = "/run/kedge"
+	DefaultRegistriesFile = "/etc/kedge/registries.yaml"
+)
+
 // Config is what the user sets for `kedge agent`.
 type Config struct {
 	Server     string
@@ -70,18 +76,27 @@ func (c Config) Validate() error {
 	if c.NodeIP != "" && net.ParseIP(c.NodeIP) == nil {
 		bad("--node-ip %q is not an IP address", c.NodeIP)
 	}
-	for _, l := range c.NodeLabels {
+	errs = append(errs, ValidateNodeOptions(c.NodeLabels, c.NodeTaints, c.KubeletArgs, c.KubeProxyArgs))
+	return errors.Join(errs...)
+}
+
+// ValidateNodeOptions checks --node-label, --node-taint, --kubelet-arg and
+// --kube-proxy-arg values; the server checks its embedded agent's with it.
+func ValidateNodeOptions(labels, taints, kubeletArgs, kubeProxyArgs []string) error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	for _, l := range labels {
 		k, _, ok := strings.Cut(l, "=")
 		if !ok || len(validation.IsQualifiedName(k)) > 0 {
 			bad("--node-label %q is not key=value", l)
 		}
 	}
-	for _, tn := range c.NodeTaints {
+	for _, tn := range taints {
 		if _, err := ParseTaint(tn); err != nil {
 			bad("--node-taint %q: %w", tn, err)
 		}
 	}
-	for flag, args := range map[string][]string{"--kubelet-arg": c.KubeletArgs, "--kube-proxy-arg": c.KubeProxyArgs} {
+	for flag, args := range map[string][]string{"--kubelet-arg": kubeletArgs, "--kube-proxy-arg": kubeProxyArgs} {
 		for _, a := range args {
 			if k, _, ok := strings.Cut(strings.TrimLeft(a, "-"), "="); !ok || k == "" {
 				bad("%s %q is not key=value", flag, a)
@@ -175,7 +190,7 @@ func (c Config) Complete(detectIP func() (net.IP, error)) (*Completed, error) {
 	c.DataDir = dataDir
 	runDir := c.RunDir
 	if runDir == "" {
-		runDir = "/run/kedge"
+		runDir = DefaultRunDir
 	}
 	cc := &Completed{Config: c, Paths: NewPaths(dataDir, runDir), Token: tok}
 	cc.NodeName = c.NodeName

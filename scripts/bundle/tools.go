@@ -10,4 +10,5 @@ import (
 	_ "github.com/containernetworking/plugins/plugins/main/loopback"
 	_ "github.com/containernetworking/plugins/plugins/meta/portmap"
 	_ "github.com/opencontainers/runc"
+	_ "sigs.k8s.io/cri-tools/cmd/crictl"
 )

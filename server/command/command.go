@@ -53,6 +53,10 @@ func New(logger func(debug bool) *slog.Logger) *cli.Command {
 			&cli.StringSliceFlag{Name: "kube-apiserver-arg", EnvVars: env("KUBE_APISERVER_ARG"), Usage: "key=value passed to kube-apiserver (repeatable)"},
 			&cli.StringSliceFlag{Name: "kube-scheduler-arg", EnvVars: env("KUBE_SCHEDULER_ARG"), Usage: "key=value passed to kube-scheduler (repeatable)"},
 			&cli.StringSliceFlag{Name: "kube-controller-manager-arg", EnvVars: env("KUBE_CONTROLLER_MANAGER_ARG"), Usage: "key=value passed to kube-controller-manager (repeatable)"},
+			&cli.StringSliceFlag{Name: "node-label", EnvVars: env("NODE_LABEL"), Usage: "key=value label registered with this server's node (repeatable)"},
+			&cli.StringSliceFlag{Name: "node-taint", EnvVars: env("NODE_TAINT"), Usage: "key=value:Effect taint registered with this server's node (repeatable)"},
+			&cli.StringSliceFlag{Name: "kubelet-arg", EnvVars: env("KUBELET_ARG"), Usage: "key=value flag passed to this server's kubelet (repeatable)"},
+			&cli.StringSliceFlag{Name: "kube-proxy-arg", EnvVars: env("KUBE_PROXY_ARG"), Usage: "key=value flag passed to this server's kube-proxy (repeatable)"},
 		},
 		Before: func(c *cli.Context) error {
 			return applyConfigFile(c, c.String("config"), c.IsSet("config"))
@@ -106,6 +110,10 @@ func fromFlags(c *cli.Context) config.Config {
 		KubeAPIServerArgs:         c.StringSlice("kube-apiserver-arg"),
 		KubeSchedulerArgs:         c.StringSlice("kube-scheduler-arg"),
 		KubeControllerManagerArgs: c.StringSlice("kube-controller-manager-arg"),
+		NodeLabels:                c.StringSlice("node-label"),
+		NodeTaints:                c.StringSlice("node-taint"),
+		KubeletArgs:               c.StringSlice("kubelet-arg"),
+		KubeProxyArgs:             c.StringSlice("kube-proxy-arg"),
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 
+	agentconfig "github.com/kedge/kedge/agent/config"
 	"github.com/kedge/kedge/server/token"
 )
 
@@ -63,6 +64,13 @@ type Config struct {
 	KubeAPIServerArgs         []string
 	KubeSchedulerArgs         []string
 	KubeControllerManagerArgs []string
+
+	// The embedded agent's node options (unless DisableAgent), as for
+	// `kedge agent`.
+	NodeLabels    []string
+	NodeTaints    []string
+	KubeletArgs   []string
+	KubeProxyArgs []string
 }
 
 // Default returns a Config with every default filled in.
@@ -129,6 +137,7 @@ func (c Config) Validate() error {
 			bad("--token: %w", err)
 		}
 	}
+	errs = append(errs, agentconfig.ValidateNodeOptions(c.NodeLabels, c.NodeTaints, c.KubeletArgs, c.KubeProxyArgs))
 	if c.AgentToken != "" {
 		if _, err := token.Parse(c.AgentToken); err != nil {
 			bad("--agent-token: %w", err)

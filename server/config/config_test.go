@@ -48,6 +48,13 @@ func TestValidate(t *testing.T) {
 		{"kubeconfig mode", func(c *Config) { c.WriteKubeconfigMode = "rw" }, "--write-kubeconfig-mode"},
 		{"arg without value", func(c *Config) { c.KubeSchedulerArgs = []string{"v"} }, "--kube-scheduler-arg"},
 		{"same etcd ports", func(c *Config) { c.EtcdPeerPort = c.EtcdClientPort }, "must differ"},
+		{"agent options", func(c *Config) {
+			c.NodeLabels, c.NodeTaints = []string{"site=a"}, []string{"k=v:NoSchedule"}
+			c.KubeletArgs, c.KubeProxyArgs = []string{"max-pods=20"}, []string{"proxy-mode=iptables"}
+		}, ""},
+		{"bad node label", func(c *Config) { c.NodeLabels = []string{"no-value"} }, "--node-label"},
+		{"bad node taint", func(c *Config) { c.NodeTaints = []string{"k=v:Sometimes"} }, "--node-taint"},
+		{"bad kubelet arg", func(c *Config) { c.KubeletArgs = []string{"v"} }, "--kubelet-arg"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

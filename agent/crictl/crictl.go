@@ -1,0 +1,37 @@
+// Package crictl runs the crictl carried in kedge's runtime bundle, pointed
+// at kedge's containerd unless the user chose another endpoint.
+package crictl
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"syscall"
+
+	"github.com/kedge/kedge/agent/bundle"
+	"github.com/kedge/kedge/embedded/ctr"
+)
+
+// DefaultDataDir is where the bundle is unpacked when $KEDGE_DATA_DIR is unset.
+const DefaultDataDir = "/var/lib/kedge"
+
+// Main replaces the process with crictl and args (without the program
+// name); it returns an exit code only if crictl could not be started.
+func Main(args []string) int {
+	dataDir := os.Getenv("KEDGE_DATA_DIR")
+	if dataDir == "" {
+		dataDir = DefaultDataDir
+	}
+	bin, err := bundle.Install(dataDir)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "kedge crictl:", err)
+		return 1
+	}
+	if os.Getenv("CONTAINER_RUNTIME_ENDPOINT") == "" {
+		os.Setenv("CONTAINER_RUNTIME_ENDPOINT", "unix://"+ctr.DefaultSocket)
+	}
+	path := filepath.Join(bin, "crictl")
+	err = syscall.Exec(path, append([]string{"crictl"}, args...), os.Environ())
+	fmt.Fprintln(os.Stderr, "kedge crictl:", fmt.Errorf("run %s: %w", path, err))
+	return 1
+}

@@ -1,0 +1,103 @@
+package e2e
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/kedge/kedge/scripts/e2e/hosts"
+)
+
+var testImage struct {
+	once sync.Once
+	path string
+	dir  string
+}
+
+// stageTestImage puts the test image tarball (built once per test binary)
+// into the host's agent images directory, so that the agent imports it.
+func stageTestImage(t *testing.T, h *hosts.Host) {
+	t.Helper()
+	testImage.once.Do(func() {
+		dir, err := os.MkdirTemp("", "kedge-e2e-image-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		testImage.dir = dir
+		testImage.path = filepath.Join(dir, "testimage.tar")
+		buildTestImage(t, testImage.path)
+	})
+	if testImage.path == "" {
+		t.Fatal("the test image could not be built")
+	}
+	dir := filepath.Join(h.Root, "var/lib/kedge/agent/images")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(testImage.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "testimage.tar"), data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestMain removes the test image built by stageTestImage.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if testImage.dir != "" {
+		os.RemoveAll(testImage.dir)
+	}
+	os.Exit(code)
+}
+
+// waitNodeReady waits until node has condition Ready=True.
+func waitNodeReady(t *testing.T, c kubernetes.Interface, node string, procs []*hosts.Proc) *corev1.Node {
+	t.Helper()
+	var n *corev1.Node
+	waitFor(t, 90*time.Second, "node "+node+" Ready", procs, func() bool {
+		var err error
+		n, err = c.CoreV1().Nodes().Get(t.Context(), node, metav1.GetOptions{})
+		return err == nil && nodeReady(n)
+	})
+	return n
+}
+
+func nodeReady(n *corev1.Node) bool {
+	for _, c := range n.Status.Conditions {
+		if c.Type == corev1.NodeReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+// waitPodRunning waits until the default-namespace pod is Running with an IP.
+func waitPodRunning(t *testing.T, c kubernetes.Interface, name string, procs []*hosts.Proc) *corev1.Pod {
+	t.Helper()
+	var pod *corev1.Pod
+	waitFor(t, 90*time.Second, "pod "+name+" Running", procs, func() bool {
+		var err error
+		pod, err = c.CoreV1().Pods("default").Get(t.Context(), name, metav1.GetOptions{})
+		return err == nil && pod.Status.Phase == corev1.PodRunning && pod.Status.PodIP != "" && len(pod.Status.ContainerStatuses) > 0
+	})
+	return pod
+}
+
+// curlFrom fetches url from inside the host's network namespace and returns
+// the body ("" on any failure).
+func curlFrom(h *hosts.Host, url string) string {
+	out, err := exec.Command("ip", "netns", "exec", h.NS, "curl", "-s", "--max-time", "3", url).Output()
+	if err != nil {
+		return ""
+	}
+	return string(out)
+}
