@@ -78,8 +78,8 @@ func Load(path string) (*Registries, error) {
 
 func (r *Registries) validate() error {
 	for host, m := range r.Mirrors {
-		if len(m.Rewrite) > 0 {
-			return fmt.Errorf("mirrors.%s.rewrite is not supported by kedge's containerd yet", host)
+		if _, err := prefixRewrite(m.Rewrite); err != nil {
+			return fmt.Errorf("mirrors.%s.rewrite: %w", host, err)
 		}
 		for _, ep := range m.Endpoints {
 			u, err := url.Parse(ep)
@@ -116,9 +116,17 @@ func (r *Registries) HostsFiles() map[string]string {
 		} else {
 			fmt.Fprintf(&b, "server = %s\n", strconv.Quote(upstream(host)))
 		}
-		for _, ep := range r.Mirrors[host].Endpoints {
+		prefix, _ := prefixRewrite(r.Mirrors[host].Rewrite) // validated in Load
+		for _, endpoint := range r.Mirrors[host].Endpoints {
+			u, _ := url.Parse(endpoint)
+			ep := endpoint
+			if prefix != "" {
+				ep = apiRoot(u) + "/" + prefix
+			}
 			fmt.Fprintf(&b, "\n[host.%s]\n  capabilities = [\"pull\", \"resolve\"]\n", strconv.Quote(ep))
-			u, _ := url.Parse(ep)
+			if prefix != "" {
+				b.WriteString("  override_path = true\n")
+			}
 			c, ok := r.Configs[u.Host]
 			if !ok {
 				continue
@@ -149,6 +157,36 @@ func (r *Registries) HostsFiles() map[string]string {
 		out[dir] = b.String()
 	}
 	return out
+}
+
+// prefixRewrite returns PREFIX for the one rewrite containerd can express,
+// {"^(.*)$": "PREFIX/$1"} (every repository moved under PREFIX on the
+// mirror), "" for no rewrite, and an error for any other rule: upstream
+// containerd has no general repository rewrites.
+func prefixRewrite(rules map[string]string) (string, error) {
+	if len(rules) == 0 {
+		return "", nil
+	}
+	if len(rules) == 1 {
+		if to, ok := rules["^(.*)$"]; ok {
+			prefix, found := strings.CutSuffix(to, "/$1")
+			prefix = strings.Trim(prefix, "/")
+			if found && prefix != "" && !strings.ContainsAny(prefix, "$\\()[]{}*+?^| ") {
+				return prefix, nil
+			}
+		}
+	}
+	return "", errors.New(`only a prefix rule {"^(.*)$": "PREFIX/$1"} is supported (containerd has no general rewrites)`)
+}
+
+// apiRoot is the endpoint's registry API root: its path ending in /v2.
+func apiRoot(u *url.URL) string {
+	root := *u
+	root.Path = strings.TrimSuffix(root.Path, "/")
+	if !strings.HasSuffix(root.Path, "/v2") {
+		root.Path += "/v2"
+	}
+	return root.String()
 }
 
 // upstream is the registry's own URL, used when every mirror fails.

@@ -17,6 +17,11 @@ const sample = `mirrors:
   "*":
     endpoint:
       - "http://10.0.0.5:5000"
+  ghcr.io:
+    endpoint:
+      - "https://mirror.shop.local:5000/"
+    rewrite:
+      "^(.*)$": "ghcr-cache/$1"
 configs:
   "mirror.shop.local:5000":
     auth:
@@ -51,8 +56,8 @@ func TestRenderGolden(t *testing.T) {
 			t.Fatalf("%s differs from %s (%v):\n%s", dir, golden, err, content)
 		}
 	}
-	if len(files) != 2 {
-		t.Fatalf("rendered %d files, want docker.io and _default", len(files))
+	if len(files) != 3 {
+		t.Fatalf("rendered %d files, want docker.io, ghcr.io and _default", len(files))
 	}
 	out := t.TempDir()
 	if err := r.Write(out); err != nil {
@@ -69,7 +74,9 @@ func TestLoadErrors(t *testing.T) {
 		"not yaml":      "mirrors: [",
 		"unknown key":   "mirors: {}",
 		"bad endpoint":  "mirrors:\n  docker.io:\n    endpoint: [\"ftp://x\"]\n",
-		"rewrite":       "mirrors:\n  docker.io:\n    endpoint: [\"https://m\"]\n    rewrite:\n      \"^a\": \"b\"\n",
+		"regex rewrite": "mirrors:\n  docker.io:\n    endpoint: [\"https://m\"]\n    rewrite:\n      \"^a\": \"b\"\n",
+		"odd prefix":    "mirrors:\n  docker.io:\n    endpoint: [\"https://m\"]\n    rewrite:\n      \"^(.*)$\": \"a(b)/$1\"\n",
+		"two rules":     "mirrors:\n  docker.io:\n    endpoint: [\"https://m\"]\n    rewrite:\n      \"^(.*)$\": \"p/$1\"\n      \"^x$\": \"y\"\n",
 		"half tls pair": "configs:\n  m:\n    tls:\n      cert_file: /c\n",
 	}
 	for name, body := range cases {

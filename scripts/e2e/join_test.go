@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -76,6 +77,16 @@ func TestJoinRefusalsRestartAndImageDropIn(t *testing.T) {
 	}
 
 	h := net.AddHost(t, "edge")
+	// A registry mirror on the host side of the bridge serves every
+	// repository of "registry.invalid" under the prefix "cache/".
+	mirror := startMirror(t, net.Gateway())
+	if err := os.MkdirAll(filepath.Join(h.Root, "etc/kedge"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	registriesYAML := fmt.Sprintf("mirrors:\n  registry.invalid:\n    endpoint: [\"http://%s\"]\n    rewrite:\n      \"^(.*)$\": \"cache/$1\"\n", mirror.addr)
+	if err := os.WriteFile(filepath.Join(h.Root, "etc/kedge/registries.yaml"), []byte(registriesYAML), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	a := h.Start(t, kedge, "agent", "--server", url, "--token", agentToken.String())
 	waitFor(t, 90*time.Second, "agent ready", []*hosts.Proc{srv, a}, func() bool { return strings.Contains(a.Output(), "kedge agent is ready") })
 	for _, f := range []string{"cred/kubelet-client.key", "cred/kubelet.kubeconfig", "node-password"} {
@@ -123,6 +134,24 @@ func TestJoinRefusalsRestartAndImageDropIn(t *testing.T) {
 		p, err := admin.CoreV1().Pods("default").Get(ctx, "dropped", metav1.GetOptions{})
 		return err == nil && p.Status.Phase == corev1.PodRunning
 	})
+	// An image that exists only on the mirror, under the rewritten name, is pulled.
+	mirror.push(t, filepath.Join(h.Root, "var/lib/kedge/agent/images/testimage.tar"), "cache/web:1")
+	_, err = admin.CoreV1().Pods("default").Create(ctx, &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "mirrored"},
+		Spec: corev1.PodSpec{NodeName: "edge", Containers: []corev1.Container{{
+			Name: "web", Image: "registry.invalid/web:1", ImagePullPolicy: corev1.PullAlways,
+		}}},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 90*time.Second, "the pod of the mirrored image Running", []*hosts.Proc{srv, b}, func() bool {
+		p, err := admin.CoreV1().Pods("default").Get(ctx, "mirrored", metav1.GetOptions{})
+		return err == nil && p.Status.Phase == corev1.PodRunning
+	})
+	if !mirror.served("/v2/cache/web/manifests/1") {
+		t.Fatalf("the mirror never served the rewritten manifest path; it saw %v", mirror.paths())
+	}
 	if err := b.Stop(15 * time.Second); err != nil {
 		t.Fatal(err)
 	}
