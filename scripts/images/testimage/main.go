@@ -7,11 +7,14 @@
 //	GET /file?p=P  the contents of file P (for volume tests)
 //	POST /exit     exits with status 1 (for restart tests)
 //
-// It listens on $PORT (default 8080).
+// It listens on $PORT (default 8080). `testimage get URL` instead prints the
+// body of URL and exits (non-zero on failure): tests run it with kubectl exec
+// to reach other pods and Services from inside a pod.
 package main
 
 import (
 	"fmt"
+	"io"
 	"log"
 	"net/http"
 	"os"
@@ -19,6 +22,9 @@ import (
 )
 
 func main() {
+	if len(os.Args) == 3 && os.Args[1] == "get" {
+		os.Exit(get(os.Args[2]))
+	}
 	host, _ := os.Hostname()
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /", func(w http.ResponseWriter, r *http.Request) {
@@ -49,4 +55,20 @@ func main() {
 	srv := &http.Server{Addr: ":" + port, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	log.Printf("testimage listening on :%s", port)
 	log.Fatal(srv.ListenAndServe())
+}
+
+// get prints the body of url and returns the exit code.
+func get(url string) int {
+	client := &http.Client{Timeout: 5 * time.Second}
+	resp, err := client.Get(url)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer resp.Body.Close()
+	if _, err := io.Copy(os.Stdout, resp.Body); err != nil || resp.StatusCode != http.StatusOK {
+		fmt.Fprintln(os.Stderr, "status", resp.Status, err)
+		return 1
+	}
+	return 0
 }

@@ -1,0 +1,167 @@
+//go:build bench
+
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/kedge/kedge/scripts/e2e/hosts"
+	"github.com/kedge/kedge/server/integration/harness"
+)
+
+// TestBenchAgent measures (does not assert) an agent on its own host:
+// seconds from `kedge agent` start to Node Ready, RSS after $IDLE seconds
+// idle, and the start latency of pods of the test image. scripts/bench runs
+// it (build tag bench) and prints the numbers as a Markdown table.
+func TestBenchAgent(t *testing.T) {
+	idle := 60 * time.Second
+	if s := os.Getenv("IDLE"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil {
+			t.Fatalf("IDLE=%q: %v", s, err)
+		}
+		idle = time.Duration(n) * time.Second
+	}
+	kedge := harness.Binary(t)
+	net := hosts.NewNetwork(t)
+	srvHost, h := net.AddHost(t, "server"), net.AddHost(t, "agent")
+	stageTestImage(t, h)
+	// The agent runs its own copy of the binary, so that the pages it maps
+	// are not shared with (and counted for) the server.
+	own := filepath.Join(h.Root, "kedge")
+	data, err := os.ReadFile(kedge)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(own, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	srv := srvHost.Start(t, kedge, "server", "--disable-agent")
+	waitForServer(t, srvHost, srv)
+	admin := adminClient(t, srvHost)
+	// Let the controller-manager settle (it assigns pod CIDRs).
+	waitFor(t, 60*time.Second, "the server's controllers", []*hosts.Proc{srv}, func() bool {
+		_, err := admin.CoreV1().ServiceAccounts("default").Get(t.Context(), "default", metav1.GetOptions{})
+		return err == nil
+	})
+	tok, err := os.ReadFile(filepath.Join(srvHost.Root, "var/lib/kedge/server/token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	agent := h.Start(t, own, "agent", "--server", "https://"+srvHost.IP+":6443", "--token", strings.TrimSpace(string(tok)))
+	procs := []*hosts.Proc{srv, agent}
+	waitFor(t, 60*time.Second, "node Ready", procs, func() bool {
+		n, err := admin.CoreV1().Nodes().Get(t.Context(), "agent", metav1.GetOptions{})
+		return err == nil && nodeReady(n)
+	})
+	joinReady := time.Since(start)
+	time.Sleep(idle) // measuring idle memory: the wait is the measurement
+	agentRSS, shims := rssMB(agent.Cmd.Process.Pid), shimsRSSMB()
+
+	paced := podStarts(t, admin, procs, "paced", 10, time.Second)
+	deletePods(t, admin, procs, "paced")
+	burst := podStarts(t, admin, procs, "burst", 100, 0)
+	loadedRSS, loadedShims := rssMB(agent.Cmd.Process.Pid), shimsRSSMB()
+	deletePods(t, admin, procs, "burst")
+
+	fmt.Printf("BENCH | %.1f | %d | %d | %s | %s | %d + %d |\n", joinReady.Seconds(), agentRSS, shims,
+		paced, burst, loadedRSS, loadedShims)
+	for _, p := range []*hosts.Proc{agent, srv} {
+		if err := p.Stop(30 * time.Second); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// podStarts creates n pods on node agent, one every gap (all at once if gap
+// is 0), and returns "p50 / p99" of creation to Running, in seconds.
+func podStarts(t *testing.T, admin kubernetes.Interface, procs []*hosts.Proc, prefix string, n int, gap time.Duration) string {
+	t.Helper()
+	ctx := t.Context()
+	pods := admin.CoreV1().Pods("default")
+	w, err := pods.Watch(ctx, metav1.ListOptions{LabelSelector: "bench=" + prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	var mu sync.Mutex
+	created := map[string]time.Time{}
+	running := map[string]time.Duration{}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for ev := range w.ResultChan() {
+			p, ok := ev.Object.(*corev1.Pod)
+			if !ok || ev.Type == watch.Deleted || p.Status.Phase != corev1.PodRunning {
+				continue
+			}
+			mu.Lock()
+			if c, ok := created[p.Name]; ok {
+				if _, seen := running[p.Name]; !seen {
+					running[p.Name] = time.Since(c)
+				}
+			}
+			all := len(running) == n
+			mu.Unlock()
+			if all {
+				return
+			}
+		}
+	}()
+	for i := range n {
+		p := testPod(fmt.Sprintf("%s-%d", prefix, i), "agent")
+		p.Labels["bench"] = prefix
+		mu.Lock()
+		created[p.Name] = time.Now()
+		mu.Unlock()
+		if _, err := pods.Create(ctx, p, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if gap > 0 {
+			time.Sleep(gap) // pacing the load is the point of this run
+		}
+	}
+	waitFor(t, 10*time.Minute, fmt.Sprintf("%d %s pods Running", n, prefix), procs, func() bool {
+		select {
+		case <-done:
+			return true
+		default:
+			return false
+		}
+	})
+	var d []time.Duration
+	for _, v := range running {
+		d = append(d, v)
+	}
+	slices.Sort(d)
+	pct := func(q float64) float64 { return d[min(len(d)-1, int(q*float64(len(d))))].Seconds() }
+	return fmt.Sprintf("%.2f / %.2f", pct(0.5), pct(0.99))
+}
+
+// deletePods deletes the pods podStarts made with prefix and waits until they are gone.
+func deletePods(t *testing.T, admin kubernetes.Interface, procs []*hosts.Proc, prefix string) {
+	t.Helper()
+	pods := admin.CoreV1().Pods("default")
+	sel := metav1.ListOptions{LabelSelector: "bench=" + prefix}
+	if err := pods.DeleteCollection(t.Context(), metav1.DeleteOptions{}, sel); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Minute, prefix+" pods gone", procs, func() bool {
+		l, err := pods.List(t.Context(), sel)
+		return err == nil && len(l.Items) == 0
+	})
+}
