@@ -24,6 +24,7 @@ import (
 	"github.com/kedge/kedge/agent/cni"
 	"github.com/kedge/kedge/agent/config"
 	agentcontainerd "github.com/kedge/kedge/agent/containerd"
+	"github.com/kedge/kedge/agent/evictpolicy"
 	"github.com/kedge/kedge/agent/images"
 	"github.com/kedge/kedge/agent/join"
 	agentkubelet "github.com/kedge/kedge/agent/kubelet"
@@ -163,7 +164,7 @@ func run(ctx context.Context, cc *config.Completed, log *slog.Logger, ready func
 		log.Info("kedge agent is ready", "node", cc.NodeName, "server", cc.Server)
 		ready()
 	}}
-	err = runner.Run(ctx,
+	components := []component.Component{
 		&containerd.Containerd{ConfigFile: configFile, Socket: p.Socket},
 		&images.Importer{Socket: p.Socket, Dir: p.ImagesDir, Embedded: bundle.PauseImage, Log: log.With("component", "images")},
 		&kubelet.Kubelet{ConfigFile: kubeletConfigFile, Args: agentkubelet.Args(kin),
@@ -175,7 +176,12 @@ func run(ctx context.Context, cc *config.Completed, log *slog.Logger, ready func
 			NodeName: cc.NodeName, Kubeconfig: filepath.Join(p.CredDir, KubeProxyKubeconfig), ClusterCIDR: cluster.ClusterCIDR,
 			ExtraArgs: cc.KubeProxyArgs,
 		})},
-	)
+	}
+	if cc.EvictWhenUnreachable != nil {
+		components = append(components, &evictpolicy.Annotator{Client: nodeClient, Node: cc.NodeName,
+			Evict: *cc.EvictWhenUnreachable, Log: log.With("component", "evict-policy")})
+	}
+	err = runner.Run(ctx, components...)
 	if err == nil {
 		log.Info("kedge agent stopped")
 	}

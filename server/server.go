@@ -23,6 +23,7 @@ import (
 	"github.com/kedge/kedge/embedded/controllermanager"
 	"github.com/kedge/kedge/embedded/memtune"
 	"github.com/kedge/kedge/embedded/scheduler"
+	"github.com/kedge/kedge/embedded/tainteviction"
 	"github.com/kedge/kedge/server/config"
 	"github.com/kedge/kedge/server/control"
 	"github.com/kedge/kedge/server/datastore"
@@ -157,6 +158,7 @@ func Run(ctx context.Context, cc *config.Completed, log *slog.Logger) error {
 		&endpoints.Reconciler{Client: client, IP: cc.AdvertiseIP, Port: int32(cc.HTTPSListenPort), Log: log},
 		&scheduler.Scheduler{Args: control.SchedulerArgs(in)},
 		&controllermanager.ControllerManager{Args: control.ControllerManagerArgs(in)},
+		&tainteviction.Controller{Client: client, Log: log.With("component", tainteviction.ControllerName)},
 	}
 	if !cc.DisableAgent {
 		node, err := embeddedAgent(cc, serverToken)

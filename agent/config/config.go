@@ -41,7 +41,10 @@ type Config struct {
 	RunDir        string
 	KubeletArgs   []string
 	KubeProxyArgs []string
-	Debug         bool
+	// EvictWhenUnreachable, if set, is recorded on the Node: whether its pods
+	// may be evicted while it is unreachable (nil leaves the Node as it is).
+	EvictWhenUnreachable *bool
+	Debug                bool
 }
 
 // Validate checks the values without touching the system (except reading

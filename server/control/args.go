@@ -152,7 +152,9 @@ func ControllerManagerArgs(in Inputs) []string {
 		"service-account-private-key-file": tls.ServiceAccountKey,
 		"service-cluster-ip-range":         cc.ServiceCIDR,
 		"terminated-pod-gc-threshold":      "1000",
-		"use-service-account-credentials":  "true",
+		// kedge runs its own taint-eviction controller (embedded/tainteviction).
+		"controllers":                     "*,-taint-eviction-controller",
+		"use-service-account-credentials": "true",
 	}
 	if p, err := netip.ParsePrefix(cc.ClusterCIDR); err == nil && p.Addr().Is6() {
 		args["node-cidr-mask-size"] = "64"
