@@ -1,0 +1,53 @@
+package flannel
+
+import (
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/flannel-io/flannel/pkg/subnet"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+func TestNetConfGolden(t *testing.T) {
+	for cidr, file := range map[string]string{"10.42.0.0/16": "net-conf.json", "fd00:42::/56": "net-conf-ipv6.json"} {
+		got, err := NetConf(cidr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		path := filepath.Join("testdata", file)
+		if *update {
+			os.WriteFile(path, got, 0o644)
+		}
+		want, _ := os.ReadFile(path)
+		if string(got) != string(want) {
+			t.Fatalf("differs from %s:\n%s", path, got)
+		}
+		// flannel reads it the way we mean it.
+		sc, err := subnet.ParseConfig(string(got))
+		if err != nil {
+			t.Fatal(err)
+		}
+		v6 := strings.Contains(cidr, ":")
+		if sc.BackendType != "vxlan" || !sc.EnableNFTables || sc.EnableIPv4 == v6 || sc.EnableIPv6 != v6 {
+			t.Fatalf("%s: parsed as %+v", cidr, sc)
+		}
+		if net := sc.Network.String(); !v6 && net != cidr {
+			t.Fatalf("network = %s, want %s", net, cidr)
+		}
+		if net := sc.IPv6Network.String(); v6 && net != cidr {
+			t.Fatalf("ipv6 network = %s, want %s", net, cidr)
+		}
+	}
+}
+
+func TestNetConfRejects(t *testing.T) {
+	for _, bad := range []string{"", "10.42.0.0", "10.42.0.1/16", "10.42.0.0/16,fd00:42::/56"} {
+		if _, err := NetConf(bad); err == nil {
+			t.Errorf("NetConf(%q) accepted", bad)
+		}
+	}
+}
