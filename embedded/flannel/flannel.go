@@ -94,6 +94,10 @@ func (f *Flannel) Run(ctx context.Context, ready func()) error {
 	if err != nil {
 		return err
 	}
+	v6 := f.NodeIP.To4() == nil
+	if _, cidr, _ := net.ParseCIDR(f.ClusterCIDR); (cidr.IP.To4() == nil) != v6 {
+		return fmt.Errorf("flannel: node IP %s and cluster CIDR %s are of different IP families", f.NodeIP, f.ClusterCIDR)
+	}
 	netConfFile := filepath.Join(f.ConfDir, "net-conf.json")
 	if err := os.MkdirAll(f.ConfDir, 0o700); err != nil {
 		return err
@@ -101,7 +105,6 @@ func (f *Flannel) Run(ctx context.Context, ready func()) error {
 	if err := atomicfile.Write(netConfFile, netConf, 0o600); err != nil {
 		return fmt.Errorf("write flannel net-conf: %w", err)
 	}
-	v6 := f.NodeIP.To4() == nil
 	if err := enableForwarding(v6); err != nil {
 		return err
 	}

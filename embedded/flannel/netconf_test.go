@@ -2,6 +2,7 @@ package flannel
 
 import (
 	"flag"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -35,11 +36,11 @@ func TestNetConfGolden(t *testing.T) {
 		if sc.BackendType != "vxlan" || !sc.EnableNFTables || sc.EnableIPv4 == v6 || sc.EnableIPv6 != v6 {
 			t.Fatalf("%s: parsed as %+v", cidr, sc)
 		}
-		if net := sc.Network.String(); !v6 && net != cidr {
-			t.Fatalf("network = %s, want %s", net, cidr)
+		if got := sc.Network.String(); !v6 && got != cidr {
+			t.Fatalf("network = %s, want %s", got, cidr)
 		}
-		if net := sc.IPv6Network.String(); v6 && net != cidr {
-			t.Fatalf("ipv6 network = %s, want %s", net, cidr)
+		if got := sc.IPv6Network.String(); v6 && got != cidr {
+			t.Fatalf("ipv6 network = %s, want %s", got, cidr)
 		}
 	}
 }
@@ -49,5 +50,13 @@ func TestNetConfRejects(t *testing.T) {
 		if _, err := NetConf(bad); err == nil {
 			t.Errorf("NetConf(%q) accepted", bad)
 		}
+	}
+}
+
+func TestRunRefusesMixedFamilies(t *testing.T) {
+	f := &Flannel{NodeIP: net.ParseIP("192.0.2.10"), ClusterCIDR: "fd00:42::/56", ConfDir: t.TempDir()}
+	err := f.Run(t.Context(), func() { t.Error("ready") })
+	if err == nil || !strings.Contains(err.Error(), "different IP families") {
+		t.Fatalf("err = %v", err)
 	}
 }
