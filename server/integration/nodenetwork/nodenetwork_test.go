@@ -1,4 +1,9 @@
-package joining
+// Package nodenetwork checks on a real server what node identities may do
+// with Node objects: read all of them (kedge's node-network role, which
+// flannel needs) and change only their own (NodeRestriction). One
+// in-process server per test binary: the scheduler registers process-wide
+// state.
+package nodenetwork
 
 import (
 	"fmt"
@@ -12,6 +17,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 
 	"github.com/kedge/kedge/agent/join"
 	"github.com/kedge/kedge/server/integration/harness"
@@ -127,4 +133,11 @@ func TestNodeNetworkRBAC(t *testing.T) {
 		_, err := n1.List(ctx, metav1.ListOptions{})
 		return err
 	})
+}
+
+const agentSecret = "agent-secret-0123456789"
+
+func clientFor(t *testing.T, server string, ca, cert, key []byte) kubernetes.Interface {
+	t.Helper()
+	return kubernetes.NewForConfigOrDie(&rest.Config{Host: server, TLSClientConfig: rest.TLSClientConfig{CAData: ca, CertData: cert, KeyData: key}})
 }
