@@ -1,7 +1,9 @@
 // Package agent runs a kedge worker node: it joins a server with a
 // CA-pinned token, then runs containerd (with runc and the CNI plugins from
-// the embedded bundle) and imports the pod sandbox image and any image
-// tarballs dropped into <data-dir>/agent/images.
+// the embedded bundle), imports the pod sandbox image and any image
+// tarballs dropped into <data-dir>/agent/images, and runs the kubelet,
+// flannel (vxlan between nodes; it writes the CNI config from its lease)
+// and kube-proxy.
 package agent
 
 import (
@@ -32,6 +34,7 @@ import (
 	"github.com/kedge/kedge/agent/registries"
 	"github.com/kedge/kedge/embedded/component"
 	"github.com/kedge/kedge/embedded/containerd"
+	"github.com/kedge/kedge/embedded/flannel"
 	"github.com/kedge/kedge/embedded/kubelet"
 	"github.com/kedge/kedge/embedded/memtune"
 	"github.com/kedge/kedge/embedded/proxy"
@@ -106,13 +109,14 @@ func run(ctx context.Context, cc *config.Completed, log *slog.Logger, ready func
 	if err := regs.Write(filepath.Join(p.EtcDir, "registries.d")); err != nil {
 		return fmt.Errorf("registries: %w", err)
 	}
+	cniConfDir := filepath.Join(p.EtcDir, "cni", "net.d")
 	restrict := !agentcontainerd.CanLowerOOMScoreAdj()
 	if restrict {
 		log.Info("this process may not lower oom_score_adj; containers keep the agent's", "restrict_oom_score_adj", true)
 	}
 	toml, err := agentcontainerd.Render(agentcontainerd.Config{
 		Root: p.Containerd, State: filepath.Join(p.RunDir, "containerd"), Socket: p.Socket, BinDir: bin,
-		CNIConfDir: filepath.Join(p.EtcDir, "cni", "net.d"), RegistryConfigDir: filepath.Join(p.EtcDir, "registries.d"),
+		CNIConfDir: cniConfDir, RegistryConfigDir: filepath.Join(p.EtcDir, "registries.d"),
 		RestrictOOMScoreAdj: restrict,
 	})
 	if err != nil {
@@ -151,10 +155,6 @@ func run(ctx context.Context, cc *config.Completed, log *slog.Logger, ready func
 	if err := atomicfile.Write(kubeletConfigFile, kubeletConfig, 0o600); err != nil {
 		return err
 	}
-	nodeClient, err := clientFromKubeconfig(filepath.Join(p.CredDir, KubeletKubeconfig))
-	if err != nil {
-		return err
-	}
 	runner := &component.Runner{Log: log, OnReady: func() {
 		if n, err := memtune.ReleaseExecutablePages(); err != nil {
 			log.Debug("could not release start-up pages", "error", err)
@@ -169,7 +169,20 @@ func run(ctx context.Context, cc *config.Completed, log *slog.Logger, ready func
 		&images.Importer{Socket: p.Socket, Dir: p.ImagesDir, Embedded: bundle.PauseImage, Log: log.With("component", "images")},
 		&kubelet.Kubelet{ConfigFile: kubeletConfigFile, Args: agentkubelet.Args(kin),
 			HealthzURL: fmt.Sprintf("http://127.0.0.1:%d/healthz", agentkubelet.HealthzPort)},
-		&cni.Writer{Client: nodeClient, Node: cc.NodeName, ConfDir: filepath.Join(p.EtcDir, "cni", "net.d"), Log: log.With("component", "cni")},
+		// After the kubelet registered the Node: flannel needs its pod CIDR.
+		&flannel.Flannel{
+			Kubeconfig: filepath.Join(p.CredDir, KubeletKubeconfig), NodeName: cc.NodeName, NodeIP: cc.NodeIP,
+			ClusterCIDR: cluster.ClusterCIDR, ConfDir: filepath.Join(p.EtcDir, "flannel"),
+			ReadyAtStart: cni.Exists(cniConfDir),
+			OnLease: func(l flannel.Lease) error {
+				wrote, err := cni.Write(cniConfDir, cni.Network{Subnet: l.Subnet, MTU: l.MTU})
+				if wrote {
+					log.Info("wrote CNI config", "component", "cni", "subnet", l.Subnet, "mtu", l.MTU)
+				}
+				return err
+			},
+			Log: log.With("component", "flannel"),
+		},
 		// After the kubelet registered the Node with its IP: kube-proxy exits
 		// the process if the Node's IPs change after it starts.
 		&proxy.Proxy{HealthzURL: "http://" + agentproxy.HealthzAddress + "/healthz", Args: agentproxy.Args(agentproxy.Inputs{
@@ -178,6 +191,10 @@ func run(ctx context.Context, cc *config.Completed, log *slog.Logger, ready func
 		})},
 	}
 	if cc.EvictWhenUnreachable != nil {
+		nodeClient, err := clientFromKubeconfig(filepath.Join(p.CredDir, KubeletKubeconfig))
+		if err != nil {
+			return err
+		}
 		components = append(components, &evictpolicy.Annotator{Client: nodeClient, Node: cc.NodeName,
 			Evict: *cc.EvictWhenUnreachable, Log: log.With("component", "evict-policy")})
 	}
@@ -265,14 +282,6 @@ func isCgroupV1() bool {
 	return err != nil
 }
 
-func clientFromKubeconfig(path string) (kubernetes.Interface, error) {
-	cfg, err := clientcmd.BuildConfigFromFlags("", path)
-	if err != nil {
-		return nil, fmt.Errorf("load %s: %w", path, err)
-	}
-	return kubernetes.NewForConfig(cfg)
-}
-
 func jitter(max time.Duration) time.Duration {
 	if max <= 0 {
 		return 0
@@ -282,4 +291,12 @@ func jitter(max time.Duration) time.Duration {
 		return 0
 	}
 	return time.Duration(n.Int64())
+}
+
+func clientFromKubeconfig(path string) (kubernetes.Interface, error) {
+	cfg, err := clientcmd.BuildConfigFromFlags("", path)
+	if err != nil {
+		return nil, fmt.Errorf("load %s: %w", path, err)
+	}
+	return kubernetes.NewForConfig(cfg)
 }

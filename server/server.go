@@ -33,6 +33,7 @@ import (
 	"github.com/kedge/kedge/server/kubeconfig"
 	"github.com/kedge/kedge/server/nodepassword"
 	"github.com/kedge/kedge/server/pki"
+	"github.com/kedge/kedge/server/rbac"
 	"github.com/kedge/kedge/server/sdnotify"
 	"github.com/kedge/kedge/server/supervisor"
 	"github.com/kedge/kedge/server/token"
@@ -156,6 +157,7 @@ func Run(ctx context.Context, cc *config.Completed, log *slog.Logger) error {
 			Log: log.With("component", "supervisor"),
 		},
 		&endpoints.Reconciler{Client: client, IP: cc.AdvertiseIP, Port: int32(cc.HTTPSListenPort), Log: log},
+		&rbac.Reconciler{Client: client, Log: log.With("component", "rbac")},
 		&scheduler.Scheduler{Args: control.SchedulerArgs(in)},
 		&controllermanager.ControllerManager{Args: control.ControllerManagerArgs(in)},
 		&tainteviction.Controller{Client: client, Log: log.With("component", tainteviction.ControllerName)},

@@ -1,21 +1,16 @@
-// Package cni writes the node's CNI network configuration once the
-// controller-manager has given the node its pod CIDR.
+// Package cni renders and writes the node's CNI network configuration from
+// the node's flannel lease: a bridge for the node's pods, addresses from
+// host-local in the node's pod subnet, and portmap for hostPorts.
 package cni
 
 import (
-	"context"
+	"bytes"
 	"encoding/json"
 	"fmt"
-	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
-	"strings"
-	"time"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
-
-	"github.com/kedge/kedge/embedded/component"
 	"github.com/kedge/kedge/server/atomicfile"
 )
 
@@ -25,10 +20,26 @@ const ConfFile = "10-kedge.conflist"
 // Bridge is the Linux bridge pods attach to.
 const Bridge = "kedge0"
 
-// Conflist returns a bridge + host-local + portmap network for podCIDR.
-func Conflist(podCIDR string) ([]byte, error) {
+// Network is the node's share of the pod network.
+type Network struct {
+	// Subnet is the node's pod CIDR.
+	Subnet *net.IPNet
+	// MTU of pod interfaces (the overlay's MTU).
+	MTU int
+}
+
+// Conflist renders the bridge + host-local + portmap network for n. The
+// bridge does not masquerade: flannel's rules masquerade only traffic that
+// leaves the cluster network, so pods on other nodes see pod source IPs.
+func Conflist(n Network) ([]byte, error) {
+	if n.Subnet == nil {
+		return nil, fmt.Errorf("cni: no pod subnet")
+	}
+	if n.MTU <= 0 {
+		return nil, fmt.Errorf("cni: MTU %d", n.MTU)
+	}
 	defaultRoute := "0.0.0.0/0"
-	if strings.Contains(podCIDR, ":") {
+	if n.Subnet.IP.To4() == nil {
 		defaultRoute = "::/0"
 	}
 	cfg := map[string]any{
@@ -36,62 +47,46 @@ func Conflist(podCIDR string) ([]byte, error) {
 		"name":       "kedge",
 		"plugins": []any{
 			map[string]any{
-				"type": "bridge", "bridge": Bridge, "isGateway": true, "ipMasq": true, "hairpinMode": true,
+				"type": "bridge", "bridge": Bridge, "isGateway": true, "ipMasq": false, "hairpinMode": true,
+				"mtu": n.MTU,
 				"ipam": map[string]any{
 					"type":   "host-local",
-					"ranges": [][]map[string]string{{{"subnet": podCIDR}}},
+					"ranges": [][]map[string]string{{{"subnet": n.Subnet.String()}}},
 					"routes": []map[string]string{{"dst": defaultRoute}},
 				},
 			},
 			map[string]any{"type": "portmap", "capabilities": map[string]bool{"portMappings": true}},
 		},
 	}
-	return json.MarshalIndent(cfg, "", "  ")
+	b, err := json.MarshalIndent(cfg, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	return append(b, '\n'), nil
 }
 
-// Writer waits for the node's pod CIDR and writes the conflist.
-type Writer struct {
-	Client  kubernetes.Interface
-	Node    string
-	ConfDir string
-	Log     *slog.Logger
+// Exists reports whether confDir holds kedge's conflist (from an earlier run).
+func Exists(confDir string) bool {
+	_, err := os.Stat(filepath.Join(confDir, ConfFile))
+	return err == nil
 }
 
-var _ component.Component = (*Writer)(nil)
-
-// Name implements component.Component.
-func (w *Writer) Name() string { return "cni-config" }
-
-// Run is ready once the conflist for the node's pod CIDR is written. An
-// existing conflist makes it ready at once (offline start); it is rewritten
-// if the pod CIDR differs.
-func (w *Writer) Run(ctx context.Context, ready func()) error {
-	path := filepath.Join(w.ConfDir, ConfFile)
-	if err := os.MkdirAll(w.ConfDir, 0o755); err != nil {
-		return err
+// Write renders n into confDir/ConfFile (0644) unless the file already has
+// that content. It reports whether it wrote.
+func Write(confDir string, n Network) (bool, error) {
+	data, err := Conflist(n)
+	if err != nil {
+		return false, err
 	}
-	if _, err := os.Stat(path); err == nil {
-		ready()
+	path := filepath.Join(confDir, ConfFile)
+	if cur, err := os.ReadFile(path); err == nil && bytes.Equal(cur, data) {
+		return false, nil
 	}
-	written := ""
-	for {
-		node, err := w.Client.CoreV1().Nodes().Get(ctx, w.Node, metav1.GetOptions{})
-		if err == nil && node.Spec.PodCIDR != "" && node.Spec.PodCIDR != written {
-			data, err := Conflist(node.Spec.PodCIDR)
-			if err != nil {
-				return err
-			}
-			if err := atomicfile.Write(path, data, 0o644); err != nil {
-				return fmt.Errorf("write CNI config: %w", err)
-			}
-			written = node.Spec.PodCIDR
-			w.Log.Info("wrote CNI config", "podCIDR", written)
-			ready()
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(2 * time.Second):
-		}
+	if err := os.MkdirAll(confDir, 0o755); err != nil {
+		return false, err
 	}
+	if err := atomicfile.Write(path, data, 0o644); err != nil {
+		return false, fmt.Errorf("write CNI config: %w", err)
+	}
+	return true, nil
 }

@@ -1,33 +1,70 @@
 package cni
 
 import (
-	"encoding/json"
+	"flag"
+	"net"
+	"os"
+	"path/filepath"
 	"testing"
 )
 
-func TestConflist(t *testing.T) {
-	for cidr, route := range map[string]string{"10.42.3.0/24": "0.0.0.0/0", "fd00:42:0:3::/64": "::/0"} {
-		b, err := Conflist(cidr)
+var update = flag.Bool("update", false, "rewrite golden files")
+
+func network(t *testing.T, cidr string, mtu int) Network {
+	t.Helper()
+	_, subnet, err := net.ParseCIDR(cidr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Network{Subnet: subnet, MTU: mtu}
+}
+
+func TestConflistGolden(t *testing.T) {
+	for cidr, file := range map[string]string{"10.42.3.0/24": "10-kedge.conflist", "fd00:42:0:3::/64": "10-kedge-ipv6.conflist"} {
+		got, err := Conflist(network(t, cidr, 1450))
 		if err != nil {
 			t.Fatal(err)
 		}
-		var got struct {
-			Plugins []struct {
-				Type string
-				IPAM struct {
-					Ranges [][]struct{ Subnet string }
-					Routes []struct{ Dst string }
-				}
-			}
+		path := filepath.Join("testdata", file)
+		if *update {
+			os.WriteFile(path, got, 0o644)
 		}
-		if err := json.Unmarshal(b, &got); err != nil {
-			t.Fatal(err)
+		want, _ := os.ReadFile(path)
+		if string(got) != string(want) {
+			t.Fatalf("differs from %s:\n%s", path, got)
 		}
-		if len(got.Plugins) != 2 || got.Plugins[0].Type != "bridge" || got.Plugins[1].Type != "portmap" {
-			t.Fatalf("plugins = %+v", got.Plugins)
+	}
+}
+
+func TestConflistRejects(t *testing.T) {
+	if _, err := Conflist(Network{MTU: 1450}); err == nil {
+		t.Error("no subnet accepted")
+	}
+	if _, err := Conflist(network(t, "10.42.3.0/24", 0)); err == nil {
+		t.Error("MTU 0 accepted")
+	}
+}
+
+func TestWrite(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "net.d")
+	if Exists(dir) {
+		t.Fatal("conflist exists in an empty dir")
+	}
+	n := network(t, "10.42.3.0/24", 1450)
+	for i, want := range []bool{true, false} {
+		wrote, err := Write(dir, n)
+		if err != nil || wrote != want {
+			t.Fatalf("write %d: wrote=%v err=%v, want wrote=%v", i, wrote, err, want)
 		}
-		if got.Plugins[0].IPAM.Ranges[0][0].Subnet != cidr || got.Plugins[0].IPAM.Routes[0].Dst != route {
-			t.Fatalf("%s: ipam = %+v", cidr, got.Plugins[0].IPAM)
-		}
+	}
+	if !Exists(dir) {
+		t.Fatal("no conflist after Write")
+	}
+	if wrote, err := Write(dir, network(t, "10.42.4.0/24", 1450)); err != nil || !wrote {
+		t.Fatalf("changed subnet not written: %v %v", wrote, err)
+	}
+	st, err := os.Stat(filepath.Join(dir, ConfFile))
+	if err != nil || st.Mode().Perm() != 0o644 {
+		t.Fatalf("conflist mode: %v %v", st, err)
 	}
 }

@@ -3,6 +3,7 @@
 //
 //	GET /          "hello from <hostname>\n"
 //	GET /healthz   "ok"
+//	GET /peer      the client's IP address as the server sees it
 //	GET /env?k=K   the value of environment variable K
 //	GET /file?p=P  the contents of file P (for volume tests)
 //	POST /exit     exits with status 1 (for restart tests)
@@ -16,6 +17,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"net"
 	"net/http"
 	"os"
 	"time"
@@ -32,6 +34,10 @@ func main() {
 	})
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprint(w, "ok")
+	})
+	mux.HandleFunc("GET /peer", func(w http.ResponseWriter, r *http.Request) {
+		ip, _, _ := net.SplitHostPort(r.RemoteAddr)
+		fmt.Fprint(w, ip)
 	})
 	mux.HandleFunc("GET /env", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprint(w, os.Getenv(r.URL.Query().Get("k")))

@@ -1,0 +1,138 @@
+// Package rbac keeps the cluster roles kedge's own node components need
+// beyond what the Node authorizer grants.
+//
+// Since Kubernetes 1.32 the Node authorizer lets a node read only its own
+// Node object, but flannel's kube subnet manager on every node lists and
+// watches all Nodes to learn the other nodes' subnets and VTEPs. The
+// NodeNetwork role grants exactly that read access to group system:nodes;
+// writes to Node objects stay limited by the NodeRestriction admission
+// plugin (a node may change only its own Node).
+package rbac
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/kedge/kedge/embedded/component"
+)
+
+// NodeNetwork names the ClusterRole and its ClusterRoleBinding.
+const NodeNetwork = "kedge:node-network"
+
+// NodesGroup is the group of every node identity.
+const NodesGroup = "system:nodes"
+
+// Reconciler creates or repairs kedge's cluster roles and bindings.
+type Reconciler struct {
+	Client kubernetes.Interface
+	// Interval between repairs (default 5 minutes).
+	Interval time.Duration
+	Log      *slog.Logger
+}
+
+var _ component.Component = (*Reconciler)(nil)
+
+// Name implements component.Component.
+func (r *Reconciler) Name() string { return "rbac" }
+
+// Run is ready after the first successful write and repairs drift every
+// Interval until ctx ends. Failures are logged and retried.
+func (r *Reconciler) Run(ctx context.Context, ready func()) error {
+	interval := r.Interval
+	if interval <= 0 {
+		interval = 5 * time.Minute
+	}
+	retry := time.Second
+	for {
+		wait := interval
+		if err := Ensure(ctx, r.Client); err != nil {
+			if ctx.Err() == nil {
+				r.Log.Warn("update kedge cluster roles", "error", err)
+			}
+			wait = retry
+			retry = min(2*retry, 30*time.Second)
+		} else {
+			ready()
+			retry = time.Second
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(wait):
+		}
+	}
+}
+
+// NodeNetworkRole lets nodes read all Nodes.
+func NodeNetworkRole() *rbacv1.ClusterRole {
+	return &rbacv1.ClusterRole{
+		ObjectMeta: metav1.ObjectMeta{Name: NodeNetwork, Labels: labels()},
+		Rules: []rbacv1.PolicyRule{{
+			APIGroups: []string{""}, Resources: []string{"nodes"}, Verbs: []string{"get", "list", "watch"},
+		}},
+	}
+}
+
+// NodeNetworkBinding binds NodeNetworkRole to every node.
+func NodeNetworkBinding() *rbacv1.ClusterRoleBinding {
+	return &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: NodeNetwork, Labels: labels()},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: NodeNetwork},
+		Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.GroupKind, Name: NodesGroup}},
+	}
+}
+
+func labels() map[string]string {
+	return map[string]string{"app.kubernetes.io/managed-by": "kedge"}
+}
+
+// Ensure creates the role and binding, or updates them to the wanted rules
+// and subjects. A binding whose roleRef differs (immutable) is recreated.
+func Ensure(ctx context.Context, c kubernetes.Interface) error {
+	roles := c.RbacV1().ClusterRoles()
+	want := NodeNetworkRole()
+	cur, err := roles.Get(ctx, want.Name, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+		if _, err := roles.Create(ctx, want, metav1.CreateOptions{}); err != nil {
+			return fmt.Errorf("create clusterrole %s: %w", want.Name, err)
+		}
+	case err != nil:
+		return fmt.Errorf("get clusterrole %s: %w", want.Name, err)
+	default:
+		cur.Rules, cur.Labels = want.Rules, want.Labels
+		if _, err := roles.Update(ctx, cur, metav1.UpdateOptions{}); err != nil {
+			return fmt.Errorf("update clusterrole %s: %w", want.Name, err)
+		}
+	}
+
+	bindings := c.RbacV1().ClusterRoleBindings()
+	wantB := NodeNetworkBinding()
+	curB, err := bindings.Get(ctx, wantB.Name, metav1.GetOptions{})
+	switch {
+	case err == nil && curB.RoleRef != wantB.RoleRef:
+		if err := bindings.Delete(ctx, wantB.Name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("replace clusterrolebinding %s: %w", wantB.Name, err)
+		}
+		fallthrough
+	case apierrors.IsNotFound(err):
+		if _, err := bindings.Create(ctx, wantB, metav1.CreateOptions{}); err != nil {
+			return fmt.Errorf("create clusterrolebinding %s: %w", wantB.Name, err)
+		}
+	case err != nil:
+		return fmt.Errorf("get clusterrolebinding %s: %w", wantB.Name, err)
+	default:
+		curB.Subjects, curB.Labels = wantB.Subjects, wantB.Labels
+		if _, err := bindings.Update(ctx, curB, metav1.UpdateOptions{}); err != nil {
+			return fmt.Errorf("update clusterrolebinding %s: %w", wantB.Name, err)
+		}
+	}
+	return nil
+}
