@@ -22,6 +22,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/kedge/kedge/agent/apicache"
 	"github.com/kedge/kedge/agent/bundle"
 	"github.com/kedge/kedge/agent/cni"
 	"github.com/kedge/kedge/agent/config"
@@ -164,7 +165,17 @@ func run(ctx context.Context, cc *config.Completed, log *slog.Logger, ready func
 		log.Info("kedge agent is ready", "node", cc.NodeName, "server", cc.Server)
 		ready()
 	}}
+	cred := func(name string) string { return filepath.Join(p.CredDir, name) }
 	components := []component.Component{
+		&apicache.Proxy{
+			Addr: cc.LocalAPIAddr(), Upstream: cc.Server, ServerCA: cred(join.ServerCA), ClientCA: cred(join.ClientCA),
+			ServingCert: cred(join.KubeletServingCert), ServingKey: cred(join.KubeletServingKey),
+			Identities: []apicache.Identity{
+				{CertFile: cred(join.KubeletClientCert), KeyFile: cred(join.KubeletClientKey)},
+				{CertFile: cred(join.KubeProxyCert), KeyFile: cred(join.KubeProxyKey)},
+			},
+			Dir: p.CacheDir, Log: log.With("component", "api-cache"),
+		},
 		&containerd.Containerd{ConfigFile: configFile, Socket: p.Socket},
 		&images.Importer{Socket: p.Socket, Dir: p.ImagesDir, Embedded: bundle.PauseImage, Log: log.With("component", "images")},
 		&kubelet.Kubelet{ConfigFile: kubeletConfigFile, Args: agentkubelet.Args(kin),
@@ -266,7 +277,9 @@ func writeKubeconfigs(cc *config.Completed) error {
 		KubeletKubeconfig:   {join.KubeletClientCert, join.KubeletClientKey},
 		KubeProxyKubeconfig: {join.KubeProxyCert, join.KubeProxyKey},
 	} {
-		spec := kubeconfig.Spec{Server: cc.Server, CAFile: filepath.Join(dir, join.ServerCA),
+		// The node's components talk to the local caching endpoint, whose
+		// certificate is the kubelet's serving certificate (for the node name).
+		spec := kubeconfig.Spec{Server: cc.LocalAPI(), TLSServerName: cc.NodeName, CAFile: filepath.Join(dir, join.ServerCA),
 			CertFile: filepath.Join(dir, pair[0]), KeyFile: filepath.Join(dir, pair[1])}
 		if err := kubeconfig.Write(filepath.Join(dir, name), spec, 0o600); err != nil {
 			return err

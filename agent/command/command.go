@@ -31,6 +31,7 @@ func New(logger func(debug bool) *slog.Logger) *cli.Command {
 			&cli.StringSliceFlag{Name: "node-taint", EnvVars: []string{"KEDGE_NODE_TAINT"}, Usage: "key=value:Effect taint registered with the node (repeatable)"},
 			&cli.StringSliceFlag{Name: "kubelet-arg", EnvVars: []string{"KEDGE_KUBELET_ARG"}, Usage: "key=value flag passed to the kubelet (repeatable)"},
 			&cli.StringSliceFlag{Name: "kube-proxy-arg", EnvVars: []string{"KEDGE_KUBE_PROXY_ARG"}, Usage: "key=value flag passed to kube-proxy (repeatable; proxy-mode=iptables selects iptables)"},
+			&cli.IntFlag{Name: "api-cache-port", EnvVars: []string{"KEDGE_API_CACHE_PORT"}, Value: config.DefaultAPICachePort, Usage: "Loopback port of the local caching API endpoint the node's components use"},
 			&cli.BoolFlag{Name: "evict-when-unreachable", EnvVars: []string{"KEDGE_EVICT_WHEN_UNREACHABLE"}, Usage: "Let this node's pods be evicted and rescheduled when the node is unreachable (default: they stay; unset leaves the node's kedge.io/evict-when-unreachable annotation as it is)"},
 			&cli.BoolFlag{Name: "debug", EnvVars: []string{"KEDGE_DEBUG"}, Usage: "Log at debug level"},
 		},
@@ -49,6 +50,7 @@ func New(logger func(debug bool) *slog.Logger) *cli.Command {
 				NodeTaints:     c.StringSlice("node-taint"),
 				KubeletArgs:    c.StringSlice("kubelet-arg"),
 				KubeProxyArgs:  c.StringSlice("kube-proxy-arg"),
+				APICachePort:   c.Int("api-cache-port"),
 				Debug:          c.Bool("debug"),
 			}
 			if c.IsSet("evict-when-unreachable") {

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/util/validation"
@@ -20,6 +21,9 @@ import (
 
 // Defaults for `kedge agent`.
 const (
+	// DefaultAPICachePort is the loopback port of the local caching API
+	// endpoint the node's components use.
+	DefaultAPICachePort   = 6445
 	DefaultRunDir         = "/run/kedge"
 	DefaultRegistriesFile = "/etc/kedge/registries.yaml"
 )
@@ -41,6 +45,8 @@ type Config struct {
 	RunDir        string
 	KubeletArgs   []string
 	KubeProxyArgs []string
+	// APICachePort is the loopback port of the local caching API endpoint.
+	APICachePort int
 	// EvictWhenUnreachable, if set, is recorded on the Node: whether its pods
 	// may be evicted while it is unreachable (nil leaves the Node as it is).
 	EvictWhenUnreachable *bool
@@ -72,6 +78,9 @@ func (c Config) Validate() error {
 	}
 	if c.DataDir == "" {
 		bad("--data-dir must not be empty")
+	}
+	if c.APICachePort < 0 || c.APICachePort > 65535 {
+		bad("--api-cache-port %d is not a port (1-65535)", c.APICachePort)
 	}
 	if c.NodeName != "" && len(validation.IsDNS1123Subdomain(c.NodeName)) > 0 {
 		bad("--node-name %q is not a lowercase DNS name", c.NodeName)
@@ -137,6 +146,7 @@ type Paths struct {
 	ImagesDir    string // <data-dir>/agent/images: tarballs imported at start
 	Containerd   string // <data-dir>/agent/containerd
 	EtcDir       string // <data-dir>/agent/etc: generated configs
+	CacheDir     string // <data-dir>/agent/cache: what the node's components read (0700)
 	NodePassword string // <data-dir>/agent/node-password
 	NodeID       string // <data-dir>/agent/node-id (--with-node-id)
 	RunDir       string // /run/kedge
@@ -152,6 +162,7 @@ func NewPaths(dataDir, runDir string) Paths {
 		ImagesDir:    filepath.Join(agent, "images"),
 		Containerd:   filepath.Join(agent, "containerd"),
 		EtcDir:       filepath.Join(agent, "etc"),
+		CacheDir:     filepath.Join(agent, "cache"),
 		NodePassword: filepath.Join(agent, "node-password"),
 		NodeID:       filepath.Join(agent, "node-id"),
 		RunDir:       runDir,
@@ -218,6 +229,18 @@ func (c Config) Complete(detectIP func() (net.IP, error)) (*Completed, error) {
 	}
 	return cc, nil
 }
+
+// LocalAPIAddr is the loopback address of the local caching API endpoint.
+func (c *Completed) LocalAPIAddr() string {
+	port := c.APICachePort
+	if port == 0 {
+		port = DefaultAPICachePort
+	}
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+}
+
+// LocalAPI is the URL of the local caching API endpoint.
+func (c *Completed) LocalAPI() string { return "https://" + c.LocalAPIAddr() }
 
 // nodeID returns the node's stable random id, created (0600) on first use.
 // It is read before the data dir's other state, so its directory is created here.

@@ -25,6 +25,9 @@ type Spec struct {
 	Embed bool
 	// Context names the cluster, user and context (default "kedge").
 	Context string
+	// TLSServerName, if set, is the name the server's certificate is
+	// checked against instead of the host in Server.
+	TLSServerName string
 }
 
 // Build returns the kubeconfig for s.
@@ -33,7 +36,7 @@ func Build(s Spec) (*clientcmdapi.Config, error) {
 	if name == "" {
 		name = "kedge"
 	}
-	cluster := &clientcmdapi.Cluster{Server: s.Server, CertificateAuthority: s.CAFile}
+	cluster := &clientcmdapi.Cluster{Server: s.Server, CertificateAuthority: s.CAFile, TLSServerName: s.TLSServerName}
 	user := &clientcmdapi.AuthInfo{ClientCertificate: s.CertFile, ClientKey: s.KeyFile}
 	if s.Embed {
 		var err error
