@@ -2,6 +2,7 @@ package lb
 
 import (
 	"context"
+	"log/slog"
 	"net"
 	"slices"
 	"strconv"
@@ -25,23 +26,28 @@ const (
 // calls update with the servers they list (never with none), until ctx
 // ends. The informer lists again after a watch breaks, for example when the
 // balancer switches servers and closes its connections.
-func discover(ctx context.Context, client kubernetes.Interface, update func([]string)) {
+func discover(ctx context.Context, client kubernetes.Interface, update func([]string), log *slog.Logger) {
 	factory := informers.NewSharedInformerFactoryWithOptions(client, 0,
 		informers.WithNamespace(serviceNamespace),
 		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
 			o.LabelSelector = discoveryv1.LabelServiceName + "=" + serviceName
 		}))
 	inf := factory.Discovery().V1().EndpointSlices().Informer()
+	var last []string // the handlers run one at a time
 	changed := func() {
-		var slices []*discoveryv1.EndpointSlice
+		var eps []*discoveryv1.EndpointSlice
 		for _, o := range inf.GetStore().List() {
 			if s, ok := o.(*discoveryv1.EndpointSlice); ok {
-				slices = append(slices, s)
+				eps = append(eps, s)
 			}
 		}
-		if servers := Addresses(slices); len(servers) > 0 {
-			update(servers)
+		servers := Addresses(eps)
+		if len(servers) == 0 || slices.Equal(servers, last) {
+			return
 		}
+		last = servers
+		log.Info("the kubernetes EndpointSlices list servers", "servers", servers)
+		update(servers)
 	}
 	inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(any) { changed() },

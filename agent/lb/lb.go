@@ -148,7 +148,7 @@ func (b *Balancer) Run(ctx context.Context, ready func()) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			discover(ctx, b.Client, p.setServers)
+			discover(ctx, b.Client, p.setServers, log)
 		}()
 	}
 	wg.Add(1)
