@@ -1,5 +1,6 @@
 // Package agent runs a kedge worker node: it joins a server with a
-// CA-pinned token, then runs containerd (with runc and the CNI plugins from
+// CA-pinned token, then runs the client-side load balancer in front of the
+// servers (unless LBPort is 0), containerd (with runc and the CNI plugins from
 // the embedded bundle) and imports the pod sandbox image and any image
 // tarballs dropped into <data-dir>/agent/images.
 package agent
@@ -12,8 +13,10 @@ import (
 	"fmt"
 	"log/slog"
 	"math/big"
+	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -27,6 +30,7 @@ import (
 	"github.com/kedge/kedge/agent/images"
 	"github.com/kedge/kedge/agent/join"
 	agentkubelet "github.com/kedge/kedge/agent/kubelet"
+	"github.com/kedge/kedge/agent/lb"
 	agentproxy "github.com/kedge/kedge/agent/proxy"
 	"github.com/kedge/kedge/agent/registries"
 	"github.com/kedge/kedge/embedded/component"
@@ -163,7 +167,20 @@ func run(ctx context.Context, cc *config.Completed, log *slog.Logger, ready func
 		log.Info("kedge agent is ready", "node", cc.NodeName, "server", cc.Server)
 		ready()
 	}}
-	err = runner.Run(ctx,
+	var components []component.Component
+	if cc.LBPort != 0 {
+		// kube-proxy's identity may list the EndpointSlices that name the servers.
+		discovery, err := clientFromKubeconfig(filepath.Join(p.CredDir, KubeProxyKubeconfig))
+		if err != nil {
+			return err
+		}
+		components = append(components, &lb.Balancer{
+			Listen: net.JoinHostPort("127.0.0.1", strconv.Itoa(cc.LBPort)), Server: cc.Server,
+			CAFile: filepath.Join(p.CredDir, join.ServerCA), StateFile: p.LBServers, Client: discovery,
+			Log: log.With("component", "lb"),
+		})
+	}
+	err = runner.Run(ctx, append(components,
 		&containerd.Containerd{ConfigFile: configFile, Socket: p.Socket},
 		&images.Importer{Socket: p.Socket, Dir: p.ImagesDir, Embedded: bundle.PauseImage, Log: log.With("component", "images")},
 		&kubelet.Kubelet{ConfigFile: kubeletConfigFile, Args: agentkubelet.Args(kin),
@@ -175,7 +192,7 @@ func run(ctx context.Context, cc *config.Completed, log *slog.Logger, ready func
 			NodeName: cc.NodeName, Kubeconfig: filepath.Join(p.CredDir, KubeProxyKubeconfig), ClusterCIDR: cluster.ClusterCIDR,
 			ExtraArgs: cc.KubeProxyArgs,
 		})},
-	)
+	)...)
 	if err == nil {
 		log.Info("kedge agent stopped")
 	}
@@ -243,7 +260,7 @@ func writeKubeconfigs(cc *config.Completed) error {
 		KubeletKubeconfig:   {join.KubeletClientCert, join.KubeletClientKey},
 		KubeProxyKubeconfig: {join.KubeProxyCert, join.KubeProxyKey},
 	} {
-		spec := kubeconfig.Spec{Server: cc.Server, CAFile: filepath.Join(dir, join.ServerCA),
+		spec := kubeconfig.Spec{Server: cc.APIServer, CAFile: filepath.Join(dir, join.ServerCA),
 			CertFile: filepath.Join(dir, pair[0]), KeyFile: filepath.Join(dir, pair[1])}
 		if err := kubeconfig.Write(filepath.Join(dir, name), spec, 0o600); err != nil {
 			return err

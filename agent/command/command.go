@@ -31,6 +31,7 @@ func New(logger func(debug bool) *slog.Logger) *cli.Command {
 			&cli.StringSliceFlag{Name: "node-taint", EnvVars: []string{"KEDGE_NODE_TAINT"}, Usage: "key=value:Effect taint registered with the node (repeatable)"},
 			&cli.StringSliceFlag{Name: "kubelet-arg", EnvVars: []string{"KEDGE_KUBELET_ARG"}, Usage: "key=value flag passed to the kubelet (repeatable)"},
 			&cli.StringSliceFlag{Name: "kube-proxy-arg", EnvVars: []string{"KEDGE_KUBE_PROXY_ARG"}, Usage: "key=value flag passed to kube-proxy (repeatable; proxy-mode=iptables selects iptables)"},
+			&cli.IntFlag{Name: "lb-port", EnvVars: []string{"KEDGE_LB_PORT"}, Value: config.DefaultLBPort, Usage: "Port on 127.0.0.1 of the load balancer in front of all servers, which the node's clients use (0: talk to --server directly)"},
 			&cli.BoolFlag{Name: "debug", EnvVars: []string{"KEDGE_DEBUG"}, Usage: "Log at debug level"},
 		},
 		Action: func(c *cli.Context) error {
@@ -48,6 +49,7 @@ func New(logger func(debug bool) *slog.Logger) *cli.Command {
 				NodeTaints:     c.StringSlice("node-taint"),
 				KubeletArgs:    c.StringSlice("kubelet-arg"),
 				KubeProxyArgs:  c.StringSlice("kube-proxy-arg"),
+				LBPort:         c.Int("lb-port"),
 				Debug:          c.Bool("debug"),
 			}
 			cc, err := cfg.Complete(hostip.Detect)

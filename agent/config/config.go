@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/util/validation"
@@ -22,6 +23,8 @@ import (
 const (
 	DefaultRunDir         = "/run/kedge"
 	DefaultRegistriesFile = "/etc/kedge/registries.yaml"
+	// DefaultLBPort is the client-side load balancer's port on 127.0.0.1.
+	DefaultLBPort = 6444
 )
 
 // Config is what the user sets for `kedge agent`.
@@ -41,7 +44,11 @@ type Config struct {
 	RunDir        string
 	KubeletArgs   []string
 	KubeProxyArgs []string
-	Debug         bool
+	// LBPort is the client-side load balancer's port on 127.0.0.1 in front
+	// of all servers; 0 runs without it (the node talks to Server directly,
+	// as the server's own node does).
+	LBPort int
+	Debug  bool
 }
 
 // Validate checks the values without touching the system (except reading
@@ -75,6 +82,9 @@ func (c Config) Validate() error {
 	}
 	if c.NodeIP != "" && net.ParseIP(c.NodeIP) == nil {
 		bad("--node-ip %q is not an IP address", c.NodeIP)
+	}
+	if c.LBPort < 0 || c.LBPort > 65535 {
+		bad("--lb-port %d is not a port (1-65535, or 0 for no load balancer)", c.LBPort)
 	}
 	errs = append(errs, ValidateNodeOptions(c.NodeLabels, c.NodeTaints, c.KubeletArgs, c.KubeProxyArgs))
 	return errors.Join(errs...)
@@ -136,6 +146,7 @@ type Paths struct {
 	EtcDir       string // <data-dir>/agent/etc: generated configs
 	NodePassword string // <data-dir>/agent/node-password
 	NodeID       string // <data-dir>/agent/node-id (--with-node-id)
+	LBServers    string // <data-dir>/agent/lb-servers.json: servers the load balancer learned
 	RunDir       string // /run/kedge
 	Socket       string // containerd socket
 }
@@ -151,6 +162,7 @@ func NewPaths(dataDir, runDir string) Paths {
 		EtcDir:       filepath.Join(agent, "etc"),
 		NodePassword: filepath.Join(agent, "node-password"),
 		NodeID:       filepath.Join(agent, "node-id"),
+		LBServers:    filepath.Join(agent, "lb-servers.json"),
 		RunDir:       runDir,
 		Socket:       filepath.Join(runDir, "containerd", "containerd.sock"),
 	}
@@ -163,6 +175,9 @@ type Completed struct {
 	Token    token.Token
 	NodeName string
 	NodeIP   net.IP
+	// APIServer is the URL the node's clients (kubelet, kube-proxy, the
+	// agent) use: the load balancer, or Server when LBPort is 0.
+	APIServer string
 }
 
 // Complete validates c, reads the token file, and derives identity and paths.
@@ -192,7 +207,10 @@ func (c Config) Complete(detectIP func() (net.IP, error)) (*Completed, error) {
 	if runDir == "" {
 		runDir = DefaultRunDir
 	}
-	cc := &Completed{Config: c, Paths: NewPaths(dataDir, runDir), Token: tok}
+	cc := &Completed{Config: c, Paths: NewPaths(dataDir, runDir), Token: tok, APIServer: c.Server}
+	if c.LBPort != 0 {
+		cc.APIServer = "https://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(c.LBPort))
+	}
 	cc.NodeName = c.NodeName
 	if cc.NodeName == "" {
 		host, err := os.Hostname()
