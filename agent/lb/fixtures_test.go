@@ -19,6 +19,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	certutil "k8s.io/client-go/util/cert"
 )
 
 // backend is a real TLS server standing in for a kedge server: /readyz
@@ -32,7 +34,25 @@ type backend struct {
 	link  *link // if set, clients reach the server through it
 }
 
-func newBackend(t *testing.T, name string) *backend {
+func newBackend(t *testing.T, name string) *backend { return startBackend(t, name, nil) }
+
+// newForeignBackend is a backend whose certificate (for 127.0.0.1) comes
+// from another CA.
+func newForeignBackend(t *testing.T, name string) *backend {
+	certPEM, keyPEM, err := certutil.GenerateSelfSignedCertKey("127.0.0.1", []net.IP{net.IPv4(127, 0, 0, 1)}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return startBackend(t, name, &tls.Config{Certificates: []tls.Certificate{cert}})
+}
+
+// startBackend starts a backend with tlsConfig (nil: httptest's own
+// certificate, the one newEnv trusts).
+func startBackend(t *testing.T, name string, tlsConfig *tls.Config) *backend {
 	b := &backend{name: name, quit: make(chan struct{})}
 	b.ready.Store(true)
 	mux := http.NewServeMux()
@@ -52,7 +72,9 @@ func newBackend(t *testing.T, name string) *backend {
 		case <-b.quit:
 		}
 	})
-	b.srv = httptest.NewTLSServer(mux)
+	b.srv = httptest.NewUnstartedServer(mux)
+	b.srv.TLS = tlsConfig
+	b.srv.StartTLS()
 	t.Cleanup(func() {
 		close(b.quit)
 		b.srv.Close()

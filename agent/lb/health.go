@@ -11,17 +11,19 @@ import (
 )
 
 // checker GETs https://<server>/readyz, verifying the server's certificate
-// against the cluster CA. Anonymous requests may read /readyz. It keeps one
-// idle connection per server, so a check is one round trip.
+// against the cluster CA for serverName, the name the balancer's clients
+// verify (127.0.0.1): a server is healthy only if they could use it.
+// Anonymous requests may read /readyz. It keeps one idle connection per
+// server, so a check is one round trip.
 type checker struct {
 	client *http.Client
 }
 
-func newChecker(ca *x509.CertPool, timeout time.Duration) *checker {
+func newChecker(ca *x509.CertPool, serverName string, timeout time.Duration) *checker {
 	return &checker{client: &http.Client{
 		Timeout: timeout,
 		Transport: &http.Transport{
-			TLSClientConfig:     &tls.Config{RootCAs: ca, MinVersion: tls.VersionTLS12},
+			TLSClientConfig:     &tls.Config{RootCAs: ca, ServerName: serverName, MinVersion: tls.VersionTLS12},
 			MaxIdleConnsPerHost: 1,
 			IdleConnTimeout:     time.Minute,
 			TLSHandshakeTimeout: timeout,

@@ -43,7 +43,7 @@ type Balancer struct {
 	// Server is the --server URL; its host:port is always a candidate.
 	Server string
 	// CAFile holds the cluster CA the agent pinned; /readyz checks verify
-	// server certificates against it.
+	// server certificates against it for Listen's host, as the clients do.
 	CAFile string
 	// StateFile keeps the known servers across restarts (lb-servers.json).
 	StateFile string
@@ -88,6 +88,10 @@ func (b *Balancer) Run(ctx context.Context, ready func()) error {
 	if err != nil {
 		log.Warn("ignoring the stored servers", "error", err)
 	}
+	listenHost, _, err := net.SplitHostPort(b.Listen)
+	if err != nil {
+		return fmt.Errorf("listen address: %w", err)
+	}
 	l, err := net.Listen("tcp", b.Listen)
 	if err != nil {
 		return err
@@ -95,7 +99,7 @@ func (b *Balancer) Run(ctx context.Context, ready func()) error {
 
 	// On return: stop the checks and close the connections, then end the
 	// other goroutines and wait for all of them.
-	chk := newChecker(ca, orDefault(b.Timeout, DefaultTimeout))
+	chk := newChecker(ca, listenHost, orDefault(b.Timeout, DefaultTimeout))
 	defer chk.close()
 	var wg sync.WaitGroup
 	defer wg.Wait()

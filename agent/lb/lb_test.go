@@ -34,6 +34,26 @@ func TestPicksAHealthyServerAndSticksToIt(t *testing.T) {
 	}
 }
 
+// TestRefusesAServerWithAForeignCertificate: a server whose certificate
+// does not chain to the pinned CA is never healthy, even as --server.
+func TestRefusesAServerWithAForeignCertificate(t *testing.T) {
+	good := newBackend(t, "good")
+	e := newEnv(t, good)
+	foreign := newForeignBackend(t, "foreign")
+	if err := saveServers(filepath.Join(e.dir, "lb-servers.json"), []string{good.addr()}); err != nil {
+		t.Fatal(err)
+	}
+	lb := e.balancer(foreign.url())
+	e.waitReady(e.start(lb), 5*time.Second)
+	e.waitServedBy(lb, "good", 5*time.Second)
+	deadline := time.Now().Add(3 * DefaultInterval)
+	for time.Now().Before(deadline) {
+		if got := e.get(lb, "/name"); got != "good" {
+			t.Fatalf("answered by %q, want good", got)
+		}
+	}
+}
+
 // twoServers starts a balancer in front of two ready servers (a is
 // --server, b is learned) and returns the active one first.
 // With linked, clients reach them through links that can freeze.
