@@ -21,6 +21,8 @@ type pool struct {
 	// startCheck starts health checking addr and returns its stop function.
 	startCheck func(addr string) (stop func())
 
+	setMu sync.Mutex // serialises setServers
+
 	mu       sync.Mutex
 	fallback string // the --server address, always first and never removed
 	order    []string
@@ -56,6 +58,8 @@ func newPool(fallback string) *pool {
 // first), starts checking new ones and stops checking removed ones.
 // Connections to a removed server are closed.
 func (p *pool) setServers(learned []string) {
+	p.setMu.Lock()
+	defer p.setMu.Unlock()
 	want := []string{p.fallback}
 	sorted := slices.Clone(learned)
 	slices.Sort(sorted)
@@ -87,6 +91,12 @@ func (p *pool) setServers(learned []string) {
 	}
 	p.order = want
 	closing := p.reselectLocked()
+	for c := range p.conns {
+		if _, ok := p.health[c.addr]; !ok {
+			closing = append(closing, c)
+			delete(p.conns, c)
+		}
+	}
 	p.mu.Unlock()
 
 	p.log.Info("server list", "servers", want)

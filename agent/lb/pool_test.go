@@ -111,6 +111,14 @@ func TestPoolChoosesAndSwitches(t *testing.T) {
 	if got := p.activeServer(); got != "a:1" {
 		t.Fatalf("active after its removal = %q, want the first server", got)
 	}
+	// A connection to a server that is not active (a fallback dial) is
+	// closed when that server is removed too.
+	_, gen = p.candidates()
+	okB, closedB = conn(t, p, "b:1", gen)
+	p.setServers(nil)
+	if !okB || !closedB() || checking["b:1"] {
+		t.Fatalf("b removed: tracked %v, closed %v, checking %v", okB, closedB(), checking)
+	}
 
 	p.stop()
 	if len(checking) != 0 {
