@@ -1,9 +1,11 @@
 // Package agent runs a kedge worker node: it joins a server with a
-// CA-pinned token, then runs containerd (with runc and the CNI plugins from
-// the embedded bundle), imports the pod sandbox image and any image
-// tarballs dropped into <data-dir>/agent/images, and runs the kubelet,
-// flannel (vxlan between nodes; it writes the CNI config from its lease)
-// and kube-proxy.
+// CA-pinned token, then runs the client-side load balancer in front of the
+// servers (unless LBPort is 0), the local caching API endpoint the node's
+// components use, containerd (with runc and the CNI plugins from the
+// embedded bundle), imports the pod sandbox image and any image tarballs
+// dropped into <data-dir>/agent/images, and runs the kubelet, flannel
+// (vxlan between nodes; it writes the CNI config from its lease) and
+// kube-proxy.
 package agent
 
 import (
@@ -14,8 +16,10 @@ import (
 	"fmt"
 	"log/slog"
 	"math/big"
+	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -31,6 +35,7 @@ import (
 	"github.com/kedge/kedge/agent/images"
 	"github.com/kedge/kedge/agent/join"
 	agentkubelet "github.com/kedge/kedge/agent/kubelet"
+	"github.com/kedge/kedge/agent/lb"
 	agentproxy "github.com/kedge/kedge/agent/proxy"
 	"github.com/kedge/kedge/agent/registries"
 	"github.com/kedge/kedge/embedded/component"
@@ -165,10 +170,23 @@ func run(ctx context.Context, cc *config.Completed, log *slog.Logger, ready func
 		log.Info("kedge agent is ready", "node", cc.NodeName, "server", cc.Server)
 		ready()
 	}}
+	var components []component.Component
+	if cc.LBPort != 0 {
+		// kube-proxy's identity may list the EndpointSlices that name the servers.
+		discovery, err := clientFromKubeconfig(filepath.Join(p.CredDir, KubeProxyKubeconfig))
+		if err != nil {
+			return err
+		}
+		components = append(components, &lb.Balancer{
+			Listen: net.JoinHostPort("127.0.0.1", strconv.Itoa(cc.LBPort)), Server: cc.Server,
+			CAFile: filepath.Join(p.CredDir, join.ServerCA), StateFile: p.LBServers, Client: discovery,
+			Log: log.With("component", "lb"),
+		})
+	}
 	cred := func(name string) string { return filepath.Join(p.CredDir, name) }
-	components := []component.Component{
+	components = append(components,
 		&apicache.Proxy{
-			Addr: cc.LocalAPIAddr(), Upstream: cc.Server, ServerCA: cred(join.ServerCA), ClientCA: cred(join.ClientCA),
+			Addr: cc.LocalAPIAddr(), Upstream: cc.APIServer, ServerCA: cred(join.ServerCA), ClientCA: cred(join.ClientCA),
 			ServingCert: cred(join.KubeletServingCert), ServingKey: cred(join.KubeletServingKey),
 			Identities: []apicache.Identity{
 				{CertFile: cred(join.KubeletClientCert), KeyFile: cred(join.KubeletClientKey)},
@@ -200,7 +218,7 @@ func run(ctx context.Context, cc *config.Completed, log *slog.Logger, ready func
 			NodeName: cc.NodeName, Kubeconfig: filepath.Join(p.CredDir, KubeProxyKubeconfig), ClusterCIDR: cluster.ClusterCIDR,
 			ExtraArgs: cc.KubeProxyArgs,
 		})},
-	}
+	)
 	if cc.EvictWhenUnreachable != nil {
 		nodeClient, err := clientFromKubeconfig(filepath.Join(p.CredDir, KubeletKubeconfig))
 		if err != nil {

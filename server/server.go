@@ -258,6 +258,9 @@ func embeddedAgent(cc *config.Completed, serverToken token.Token) (*agentconfig.
 		// The server has no --registries-file flag yet; the agent's default applies.
 		RegistriesFile: agentconfig.DefaultRegistriesFile,
 		Debug:          cc.Debug,
+		// No load balancer: this node talks to its own server, whose
+		// apiserver listens on 127.0.0.1:6444 (--apiserver-port) already.
+		LBPort: 0,
 	}
 	node, err := c.Complete(func() (net.IP, error) { return cc.NodeIP, nil })
 	if err != nil {

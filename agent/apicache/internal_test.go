@@ -17,4 +17,3 @@ func TestRefusesUnknownClients(t *testing.T) {
 		t.Fatalf("no client certificate: %d", rec.Code)
 	}
 }
-

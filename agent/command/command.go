@@ -33,6 +33,7 @@ func New(logger func(debug bool) *slog.Logger) *cli.Command {
 			&cli.StringSliceFlag{Name: "kube-proxy-arg", EnvVars: []string{"KEDGE_KUBE_PROXY_ARG"}, Usage: "key=value flag passed to kube-proxy (repeatable; proxy-mode=iptables selects iptables)"},
 			&cli.IntFlag{Name: "api-cache-port", EnvVars: []string{"KEDGE_API_CACHE_PORT"}, Value: config.DefaultAPICachePort, Usage: "Loopback port of the local caching API endpoint the node's components use"},
 			&cli.BoolFlag{Name: "evict-when-unreachable", EnvVars: []string{"KEDGE_EVICT_WHEN_UNREACHABLE"}, Usage: "Let this node's pods be evicted and rescheduled when the node is unreachable (default: they stay; unset leaves the node's kedge.io/evict-when-unreachable annotation as it is)"},
+			&cli.IntFlag{Name: "lb-port", EnvVars: []string{"KEDGE_LB_PORT"}, Value: config.DefaultLBPort, Usage: "Port on 127.0.0.1 of the load balancer in front of all servers, which the node's clients use (0: talk to --server directly)"},
 			&cli.BoolFlag{Name: "debug", EnvVars: []string{"KEDGE_DEBUG"}, Usage: "Log at debug level"},
 		},
 		Action: func(c *cli.Context) error {
@@ -51,6 +52,7 @@ func New(logger func(debug bool) *slog.Logger) *cli.Command {
 				KubeletArgs:    c.StringSlice("kubelet-arg"),
 				KubeProxyArgs:  c.StringSlice("kube-proxy-arg"),
 				APICachePort:   c.Int("api-cache-port"),
+				LBPort:         c.Int("lb-port"),
 				Debug:          c.Bool("debug"),
 			}
 			if c.IsSet("evict-when-unreachable") {

@@ -26,6 +26,8 @@ const (
 	DefaultAPICachePort   = 6445
 	DefaultRunDir         = "/run/kedge"
 	DefaultRegistriesFile = "/etc/kedge/registries.yaml"
+	// DefaultLBPort is the client-side load balancer's port on 127.0.0.1.
+	DefaultLBPort = 6444
 )
 
 // Config is what the user sets for `kedge agent`.
@@ -50,7 +52,11 @@ type Config struct {
 	// EvictWhenUnreachable, if set, is recorded on the Node: whether its pods
 	// may be evicted while it is unreachable (nil leaves the Node as it is).
 	EvictWhenUnreachable *bool
-	Debug                bool
+	// LBPort is the client-side load balancer's port on 127.0.0.1 in front
+	// of all servers; 0 runs without it (the node talks to Server directly,
+	// as the server's own node does).
+	LBPort int
+	Debug  bool
 }
 
 // Validate checks the values without touching the system (except reading
@@ -87,6 +93,9 @@ func (c Config) Validate() error {
 	}
 	if c.NodeIP != "" && net.ParseIP(c.NodeIP) == nil {
 		bad("--node-ip %q is not an IP address", c.NodeIP)
+	}
+	if c.LBPort < 0 || c.LBPort > 65535 {
+		bad("--lb-port %d is not a port (1-65535, or 0 for no load balancer)", c.LBPort)
 	}
 	errs = append(errs, ValidateNodeOptions(c.NodeLabels, c.NodeTaints, c.KubeletArgs, c.KubeProxyArgs))
 	return errors.Join(errs...)
@@ -149,6 +158,7 @@ type Paths struct {
 	CacheDir     string // <data-dir>/agent/cache: what the node's components read (0700)
 	NodePassword string // <data-dir>/agent/node-password
 	NodeID       string // <data-dir>/agent/node-id (--with-node-id)
+	LBServers    string // <data-dir>/agent/lb-servers.json: servers the load balancer learned
 	RunDir       string // /run/kedge
 	Socket       string // containerd socket
 }
@@ -165,6 +175,7 @@ func NewPaths(dataDir, runDir string) Paths {
 		CacheDir:     filepath.Join(agent, "cache"),
 		NodePassword: filepath.Join(agent, "node-password"),
 		NodeID:       filepath.Join(agent, "node-id"),
+		LBServers:    filepath.Join(agent, "lb-servers.json"),
 		RunDir:       runDir,
 		Socket:       filepath.Join(runDir, "containerd", "containerd.sock"),
 	}
@@ -177,6 +188,9 @@ type Completed struct {
 	Token    token.Token
 	NodeName string
 	NodeIP   net.IP
+	// APIServer is the URL the node's clients (kubelet, kube-proxy, the
+	// agent) use: the load balancer, or Server when LBPort is 0.
+	APIServer string
 }
 
 // Complete validates c, reads the token file, and derives identity and paths.
@@ -206,7 +220,10 @@ func (c Config) Complete(detectIP func() (net.IP, error)) (*Completed, error) {
 	if runDir == "" {
 		runDir = DefaultRunDir
 	}
-	cc := &Completed{Config: c, Paths: NewPaths(dataDir, runDir), Token: tok}
+	cc := &Completed{Config: c, Paths: NewPaths(dataDir, runDir), Token: tok, APIServer: c.Server}
+	if c.LBPort != 0 {
+		cc.APIServer = "https://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(c.LBPort))
+	}
 	cc.NodeName = c.NodeName
 	if cc.NodeName == "" {
 		host, err := os.Hostname()

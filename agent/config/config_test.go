@@ -35,6 +35,9 @@ func TestValidate(t *testing.T) {
 		{"bad label", func(c *Config) { c.NodeLabels = []string{"novalue"} }, "--node-label"},
 		{"bad taint effect", func(c *Config) { c.NodeTaints = []string{"k=v:Sometimes"} }, "effect"},
 		{"bad kubelet arg", func(c *Config) { c.KubeletArgs = []string{"v"} }, "--kubelet-arg"},
+		{"lb port", func(c *Config) { c.LBPort = 16444 }, ""},
+		{"negative lb port", func(c *Config) { c.LBPort = -1 }, "--lb-port -1 is not a port"},
+		{"lb port too big", func(c *Config) { c.LBPort = 70000 }, "--lb-port 70000 is not a port"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -59,12 +62,20 @@ func TestCompleteReadsTokenFileAndDetects(t *testing.T) {
 	os.WriteFile(f, []byte(tok+"\n"), 0o600)
 	c := valid()
 	c.Token, c.TokenFile, c.NodeName = "", f, "edge-1"
-	cc, err := c.Complete(func() (net.IP, error) { return net.ParseIP("192.0.2.9"), nil })
+	detect := func() (net.IP, error) { return net.ParseIP("192.0.2.9"), nil }
+	cc, err := c.Complete(detect)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if cc.Token.Username != "node" || !cc.NodeIP.Equal(net.ParseIP("192.0.2.9")) || cc.Paths.Socket != "/run/kedge/containerd/containerd.sock" {
 		t.Fatalf("completed = %+v", cc)
+	}
+	if cc.APIServer != c.Server {
+		t.Fatalf("without the load balancer APIServer = %q, want --server", cc.APIServer)
+	}
+	c.LBPort = DefaultLBPort
+	if cc, err = c.Complete(detect); err != nil || cc.APIServer != "https://127.0.0.1:6444" {
+		t.Fatalf("with the load balancer APIServer = %q (%v)", cc.APIServer, err)
 	}
 	c.TokenFile = filepath.Join(t.TempDir(), "missing")
 	if _, err := c.Complete(nil); err == nil || !strings.Contains(err.Error(), "--token-file") {

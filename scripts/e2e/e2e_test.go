@@ -98,6 +98,7 @@ func TestAgentJoinsServerAcrossHosts(t *testing.T) {
 		return false
 	})
 	t.Logf("agent start to node Ready: %.1fs", time.Since(agentStart).Seconds())
+	checkAgentUsesLB(t, agentHost, srvHost, agent)
 	node, err := admin.CoreV1().Nodes().Get(ctx, "agent", metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)

@@ -1,0 +1,57 @@
+package e2e
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/kedge/kedge/scripts/e2e/hosts"
+)
+
+// checkAgentUsesLB checks that the agent's kubelet and kube-proxy talk to
+// the API through the agent's load balancer on 127.0.0.1:6444, and that
+// the balancer learned the server from the EndpointSlices (through itself)
+// and stored it.
+func checkAgentUsesLB(t *testing.T, agentHost, srvHost *hosts.Host, agent *hosts.Proc) {
+	t.Helper()
+	learned := `msg="the kubernetes EndpointSlices list servers" component=lb servers=[` + srvHost.IP + ":6443]"
+	waitFor(t, 30*time.Second, "the load balancer to learn the server", []*hosts.Proc{agent}, func() bool {
+		return strings.Contains(agent.Output(), learned)
+	})
+	cred := filepath.Join(agentHost.Root, "var/lib/kedge/agent/cred")
+	for _, name := range []string{"kubelet.kubeconfig", "kube-proxy.kubeconfig"} {
+		cfg, err := clientcmd.LoadFromFile(filepath.Join(cred, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range cfg.Clusters {
+			if c.Server != "https://127.0.0.1:6444" {
+				t.Errorf("%s points at %s, want the load balancer https://127.0.0.1:6444", name, c.Server)
+			}
+		}
+	}
+	b, err := os.ReadFile(filepath.Join(agentHost.Root, "var/lib/kedge/agent/lb-servers.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stored struct{ Servers []string }
+	if err := json.Unmarshal(b, &stored); err != nil || !slices.Contains(stored.Servers, srvHost.IP+":6443") {
+		t.Errorf("lb-servers.json = %s (%v), want %s:6443 in it", b, err, srvHost.IP)
+	}
+	// The node's clients hold connections to the balancer, which holds
+	// them to the server.
+	out, err := exec.Command("ip", "netns", "exec", agentHost.NS, "ss", "-Htn", "state", "established").CombinedOutput()
+	if err != nil {
+		t.Fatalf("ss: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "127.0.0.1:6444") || !strings.Contains(string(out), srvHost.IP+":6443") {
+		t.Errorf("want connections to 127.0.0.1:6444 and %s:6443 on the agent host; ss says:\n%s", srvHost.IP, out)
+	}
+}
