@@ -112,6 +112,11 @@ func run(ctx context.Context, cc *config.Completed, log *slog.Logger, ready func
 	if err != nil {
 		return err
 	}
+	// containerd finds the shims of containers that outlived an agent
+	// restart by name on PATH (the configured runtime path serves new ones).
+	if err := putOnPath(bin); err != nil {
+		return err
+	}
 	if err := regs.Write(filepath.Join(p.EtcDir, "registries.d")); err != nil {
 		return fmt.Errorf("registries: %w", err)
 	}
@@ -330,4 +335,15 @@ func clientFromKubeconfig(path string) (kubernetes.Interface, error) {
 		return nil, fmt.Errorf("load %s: %w", path, err)
 	}
 	return kubernetes.NewForConfig(cfg)
+}
+
+// putOnPath puts dir first on this process's PATH, once.
+func putOnPath(dir string) error {
+	path := os.Getenv("PATH")
+	for _, d := range filepath.SplitList(path) {
+		if d == dir {
+			return nil
+		}
+	}
+	return os.Setenv("PATH", dir+string(os.PathListSeparator)+path)
 }

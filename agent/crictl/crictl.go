@@ -10,6 +10,7 @@ import (
 
 	"github.com/kedge/kedge/agent/bundle"
 	"github.com/kedge/kedge/embedded/ctr"
+	"github.com/kedge/kedge/server/atomicfile"
 )
 
 // DefaultDataDir is where the bundle is unpacked when $KEDGE_DATA_DIR is unset.
@@ -29,6 +30,16 @@ func Main(args []string) int {
 	}
 	if os.Getenv("CONTAINER_RUNTIME_ENDPOINT") == "" {
 		os.Setenv("CONTAINER_RUNTIME_ENDPOINT", "unix://"+ctr.DefaultSocket)
+	}
+	if os.Getenv("CRI_CONFIG_FILE") == "" {
+		// Without a config file crictl warns on every call; kedge's points
+		// at its containerd (the variable above still wins).
+		cfg := filepath.Join(bin, "crictl.yaml")
+		if _, err := os.Stat(cfg); err != nil {
+			endpoint := "unix://" + ctr.DefaultSocket
+			_ = atomicfile.Write(cfg, []byte("runtime-endpoint: "+endpoint+"\nimage-endpoint: "+endpoint+"\n"), 0o644)
+		}
+		os.Setenv("CRI_CONFIG_FILE", cfg)
 	}
 	path := filepath.Join(bin, "crictl")
 	err = syscall.Exec(path, append([]string{"crictl"}, args...), os.Environ())

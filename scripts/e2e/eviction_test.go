@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -62,15 +61,6 @@ func TestNoEvictionWhenUnreachable(t *testing.T) {
 	running := waitPodRunning(t, admin, "steady", procs)
 	uid, podIP := running.UID, running.Status.PodIP
 
-	cut := func(up bool) {
-		state := "down"
-		if up {
-			state = "up"
-		}
-		if out, err := exec.Command("ip", "-n", h1.NS, "link", "set", "eth0", state).CombinedOutput(); err != nil {
-			t.Fatalf("link %s: %v\n%s", state, err, out)
-		}
-	}
 	unreachable := func() bool {
 		n, err := admin.CoreV1().Nodes().Get(ctx, "edge1", metav1.GetOptions{})
 		return err == nil && slices.ContainsFunc(n.Spec.Taints, func(tn corev1.Taint) bool {
@@ -82,8 +72,8 @@ func TestNoEvictionWhenUnreachable(t *testing.T) {
 		return err == nil && p.UID == uid && p.DeletionTimestamp == nil
 	}
 
-	cut(false)
-	t.Cleanup(func() { cut(true) })
+	cut(t, h1, false)
+	t.Cleanup(func() { cut(t, h1, true) })
 	waitFor(t, 120*time.Second, "edge1 tainted unreachable:NoExecute", procs, unreachable)
 	// Three times the toleration: upstream would have evicted the pod by now.
 	deadline := time.Now().Add(15 * time.Second)
@@ -97,7 +87,7 @@ func TestNoEvictionWhenUnreachable(t *testing.T) {
 	if got := curlFrom(h1, "http://"+podIP+":8080/"); got != "hello from steady\n" {
 		t.Fatalf("the pod did not serve inside the cut-off host: %q", got)
 	}
-	cut(true)
+	cut(t, h1, true)
 	waitNodeReady(t, admin, "edge1", procs)
 	waitFor(t, 60*time.Second, "the same pod Running after the outage", procs, func() bool {
 		p, err := admin.CoreV1().Pods("default").Get(ctx, "steady", metav1.GetOptions{})
@@ -109,13 +99,13 @@ func TestNoEvictionWhenUnreachable(t *testing.T) {
 	if _, err := admin.CoreV1().Nodes().Patch(ctx, "edge1", types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	cut(false)
+	cut(t, h1, false)
 	waitFor(t, 120*time.Second, "edge1 tainted unreachable:NoExecute again", procs, unreachable)
 	waitFor(t, 60*time.Second, "the opted-in node's pod evicted", procs, func() bool {
 		_, err := admin.CoreV1().Pods("default").Get(ctx, "steady", metav1.GetOptions{})
 		return apierrors.IsNotFound(err) || !samePod()
 	})
-	cut(true)
+	cut(t, h1, true)
 	for _, p := range []*hosts.Proc{a1, a2, srv} {
 		if err := p.Stop(20 * time.Second); err != nil {
 			t.Fatalf("stop: %v\n%s", err, p.Output())

@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -100,4 +101,37 @@ func curlFrom(h *hosts.Host, url string) string {
 		return ""
 	}
 	return string(out)
+}
+
+// curlPost POSTs to url from inside the host and returns the body.
+func curlPost(h *hosts.Host, url string) string {
+	out, err := exec.Command("ip", "netns", "exec", h.NS, "curl", "-s", "--max-time", "3", "-X", "POST", url).Output()
+	if err != nil {
+		return ""
+	}
+	return string(out)
+}
+
+// cut cuts the host's link (up=false) or restores it (up=true): an
+// nftables table in the host drops everything through eth0, the way a dead
+// uplink looks to a device (its interfaces and routes stay). Locally sent
+// packets are matched by their address on the bridge's network, which a
+// Service address DNATed to a local pod no longer has (the output hook
+// keeps the out interface chosen before DNAT). Restoring an uncut link is a no-op.
+func cut(t *testing.T, h *hosts.Host, up bool) {
+	t.Helper()
+	rules := "table inet " + hosts.CutTable + " {\n" +
+		"  chain cut_in { type filter hook input priority -300; iifname \"eth0\" drop; }\n" +
+		"  chain cut_out { type filter hook output priority 0; oifname \"eth0\" ip daddr " + h.Subnet() + " drop; }\n" +
+		"  chain cut_fwd { type filter hook forward priority 0; iifname \"eth0\" drop; oifname \"eth0\" drop; }\n}\n"
+	var cmd *exec.Cmd
+	if up {
+		cmd = exec.Command("ip", "netns", "exec", h.NS, "sh", "-c", "nft delete table inet "+hosts.CutTable+" 2>/dev/null || true")
+	} else {
+		cmd = exec.Command("ip", "netns", "exec", h.NS, "nft", "-f", "-")
+		cmd.Stdin = strings.NewReader(rules)
+	}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("cut=%v on %s: %v\n%s", !up, h.Name, err, out)
+	}
 }

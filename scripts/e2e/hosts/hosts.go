@@ -106,6 +106,12 @@ func (n *Network) AddHost(t testing.TB, name string) *Host {
 	return h
 }
 
+// Subnet is the bridge's network, in CIDR notation.
+func (h *Host) Subnet() string { return h.net.prefix + "0/24" }
+
+// Gateway is the host side of the host's bridge (its default route).
+func (h *Host) Gateway() string { return h.net.Gateway() }
+
 // Proc is a process running in a host.
 type Proc struct {
 	Cmd    *exec.Cmd
@@ -313,6 +319,65 @@ func (h *Host) cleanup(t testing.TB) {
 			<-p.exited
 		}
 	}
+	h.killAll()
+	h.mu.Lock()
+	dirs := h.cgroups
+	h.mu.Unlock()
+	for _, d := range dirs {
+		testenv.RemoveCgroupTree(t, d)
+	}
+	runQuiet("ip", "netns", "del", h.NS)
+	// Mounts made inside the host's mount namespace die with it; overlay
+	// mounts containerd made there too. Nothing is mounted in ours.
+}
+
+// Reboot is a power cut and boot of the host, for processes already
+// stopped or not: every process in its cgroups is killed (containers and
+// shims too), its /run is emptied (a tmpfs on a real machine), and the
+// network devices, routes and nftables rules made at run time (bridges,
+// vxlan, pod veths) are removed. Disks (/var/lib/..., /etc/...) stay.
+func (h *Host) Reboot(t testing.TB) {
+	t.Helper()
+	h.killAll()
+	entries, _ := os.ReadDir(filepath.Join(h.Root, "run"))
+	for _, e := range entries {
+		if err := os.RemoveAll(filepath.Join(h.Root, "run", e.Name())); err != nil {
+			t.Fatalf("reboot %s: empty /run: %v", h.Name, err)
+		}
+	}
+	out, err := exec.Command("ip", "-n", h.NS, "-o", "link", "show").Output()
+	if err != nil {
+		t.Fatalf("reboot %s: %v", h.Name, err)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 2 {
+			continue
+		}
+		name, _, _ := strings.Cut(strings.TrimSuffix(f[1], ":"), "@")
+		if name != "lo" && name != "eth0" {
+			runQuiet("ip", "-n", h.NS, "link", "del", name)
+		}
+	}
+	// Every nftables table made at run time goes, except a cut link's.
+	tables, err := exec.Command("ip", "netns", "exec", h.NS, "nft", "list", "tables").Output()
+	if err != nil {
+		t.Fatalf("reboot %s: %v", h.Name, err)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(string(tables)), "\n") {
+		f := strings.Fields(line) // table FAMILY NAME
+		if len(f) == 3 && f[2] != CutTable {
+			run(t, "ip", "netns", "exec", h.NS, "nft", "delete", "table", f[1], f[2])
+		}
+	}
+}
+
+// CutTable is the nftables table tests use to cut a host's link; a Reboot
+// keeps it.
+const CutTable = "e2e_cut"
+
+// killAll kills the host's processes and everything left in its cgroups.
+func (h *Host) killAll() {
 	h.mu.Lock()
 	dirs := h.cgroups
 	h.mu.Unlock()
@@ -340,10 +405,4 @@ func (h *Host) cleanup(t testing.TB) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	for _, d := range dirs {
-		testenv.RemoveCgroupTree(t, d)
-	}
-	runQuiet("ip", "netns", "del", h.NS)
-	// Mounts made inside the host's mount namespace die with it; overlay
-	// mounts containerd made there too. Nothing is mounted in ours.
 }
