@@ -35,6 +35,11 @@ type Etcd struct {
 	PeerIP     net.IP
 	PeerPort   int
 	TLS        TLSFiles
+	// InitialCluster is name=peerURL,... of every member, this one
+	// included, for a member joining an existing cluster (then the member
+	// starts with cluster state "existing"); empty for a new one-member
+	// cluster. Ignored once the data dir holds the member's state.
+	InitialCluster string
 	// StartTimeout bounds the wait for the member to be ready.
 	StartTimeout time.Duration
 	Debug        bool
@@ -69,6 +74,10 @@ func (e *Etcd) config() *embed.Config {
 	cfg.AdvertisePeerUrls = []url.URL{peer}
 	cfg.InitialCluster = e.Member + "=" + peer.String()
 	cfg.ClusterState = embed.ClusterStateFlagNew
+	if e.InitialCluster != "" {
+		cfg.InitialCluster = e.InitialCluster
+		cfg.ClusterState = embed.ClusterStateFlagExisting
+	}
 	cfg.InitialClusterToken = "kedge"
 	cfg.ClientTLSInfo.TrustedCAFile = e.TLS.ServerCA
 	cfg.ClientTLSInfo.CertFile = e.TLS.ServerCert
@@ -91,7 +100,8 @@ func (e *Etcd) config() *embed.Config {
 }
 
 // Run starts the member, waits until it has joined its cluster and accepts a
-// write, and serves until ctx is done; then it closes the member, which
+// write (a new member added as a learner accepts none until another member
+// promotes it), and serves until ctx is done; then it closes the member, which
 // flushes and closes the backend.
 func (e *Etcd) Run(ctx context.Context, ready func()) error {
 	timeout := e.StartTimeout
