@@ -1,0 +1,333 @@
+package e2e
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/utils/ptr"
+
+	"github.com/kedge/kedge/embedded/etcdcheck"
+	"github.com/kedge/kedge/scripts/e2e/hosts"
+	"github.com/kedge/kedge/server/integration/harness"
+	"github.com/kedge/kedge/server/token"
+)
+
+// TestServersJoinEmbeddedEtcd runs three servers on three hosts: the first
+// with --cluster-init, two joining it with the server token. An agent token
+// cannot join a server; writes on one server are read on the others; etcd
+// has three voting members. With the first server (and controllers leader)
+// stopped, the other two serve reads and writes, drop it from the
+// kubernetes endpoints and take over the controllers; started again from
+// its data, it catches up with what was written meanwhile. A joined server
+// restarts from its local data without joining again.
+func TestServersJoinEmbeddedEtcd(t *testing.T) {
+	kedge := harness.Binary(t)
+	net := hosts.NewNetwork(t)
+	h1, h2, h3 := net.AddHost(t, "server1"), net.AddHost(t, "server2"), net.AddHost(t, "server3")
+	const agentSecret = "agent-secret-0123456789"
+	var started []*hosts.Proc
+	var names []string
+	start := func(h *hosts.Host, args ...string) *hosts.Proc {
+		p := h.Start(t, append([]string{kedge}, args...)...)
+		started, names = append(started, p), append(names, h.Name)
+		return p
+	}
+	// KEDGE_E2E_LOGS=dir keeps every server's output of a failed run.
+	t.Cleanup(func() {
+		if dir := os.Getenv("KEDGE_E2E_LOGS"); dir != "" && t.Failed() {
+			for i, p := range started {
+				_ = os.WriteFile(filepath.Join(dir, fmt.Sprintf("%02d-%s.log", i, names[i])), []byte(p.Output()), 0o644)
+			}
+		}
+	})
+	s1 := start(h1, "server", "--disable-agent", "--cluster-init", "--agent-token", agentSecret)
+	waitForServerWithin(t, h1, s1, 90*time.Second)
+	serverToken, err := token.Read(filepath.Join(h1.Root, "var/lib/kedge/server/token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := "https://" + h1.IP + ":6443"
+	ctx := t.Context()
+
+	// The agent token cannot join a server; nothing is added or written.
+	intruder := net.AddHost(t, "intruder")
+	agentToken := token.Token{CAHash: serverToken.CAHash, Username: token.NodeUser, Secret: agentSecret}
+	p := start(intruder, "server", "--disable-agent", "--server", url, "--token", agentToken.String())
+	waitFor(t, 60*time.Second, "the server join with the agent token to be refused", []*hosts.Proc{s1}, func() bool { _, done := p.Exited(); return done })
+	if err, _ := p.Exited(); err == nil || !strings.Contains(p.Output(), "agent token cannot join a server") {
+		t.Fatalf("join with the agent token: exit %v, output:\n%s", err, p.Output())
+	}
+	if got := etcdMembers(t, h1); len(got) != 1 {
+		t.Fatalf("a refused join changed the etcd members: %v", got)
+	}
+	if _, err := filepathGlob(intruder.Root, "var/lib/kedge/server/tls/*"); err == nil {
+		t.Fatal("a refused server wrote certificates")
+	}
+
+	// Two servers join at once (one of them waits while the other is a learner).
+	joinStart := time.Now()
+	s2 := start(h2, "server", "--disable-agent", "--server", url, "--token", serverToken.String())
+	s3 := start(h3, "server", "--disable-agent", "--server", url, "--token", serverToken.String())
+	all := []*hosts.Proc{s1, s2, s3}
+	waitForServerWithin(t, h2, s2, 4*time.Minute)
+	waitForServerWithin(t, h3, s3, 4*time.Minute)
+	t.Logf("two servers joined and ready in %.1fs", time.Since(joinStart).Seconds())
+	waitFor(t, 60*time.Second, "3 voting etcd members", all, func() bool {
+		m := etcdMembers(t, h1)
+		return len(m) == 3 && !slices.ContainsFunc(m, func(s string) bool { return strings.HasSuffix(s, "(learner)") })
+	})
+	for _, h := range []*hosts.Host{h1, h2, h3} {
+		t.Logf("etcd members seen by %s: %v", h.Name, etcdMembers(t, h))
+	}
+	c1, c2, c3 := serverClient(t, h1), serverClient(t, h2), serverClient(t, h3)
+
+	// Writes on one server are read on the others.
+	putConfigMap(t, c2, "written-on-2")
+	for i, c := range []kubernetes.Interface{c1, c3} {
+		waitFor(t, 30*time.Second, fmt.Sprintf("server %d to read the write of server 2", []int{1, 3}[i]), all, func() bool { return hasConfigMap(ctx, c, "written-on-2") })
+	}
+	putConfigMap(t, c1, "written-on-1")
+	waitFor(t, 30*time.Second, "server 3 to read the write of server 1", all, func() bool { return hasConfigMap(ctx, c3, "written-on-1") })
+
+	waitFor(t, 60*time.Second, "the kubernetes endpoints to list all three servers", all, func() bool {
+		return slices.Equal(kubernetesEndpoints(ctx, c2), sortedIPs(h1, h2, h3))
+	})
+	if h := controllersLeader(ctx, c2); h != "server1" {
+		t.Fatalf("controllers leader is %q, want server1 (it was alone first)", h)
+	}
+
+	// Stop the first server, which leads the controllers.
+	stopped := time.Now()
+	if err := s1.Stop(20 * time.Second); err != nil {
+		t.Fatalf("stop server1: %v\n%s", err, s1.Output())
+	}
+	t.Logf("server1 stopped in %.1fs", time.Since(stopped).Seconds())
+	rest := []*hosts.Proc{s2, s3}
+	waitFor(t, 60*time.Second, "a write through server 2 with server 1 down", rest, func() bool {
+		_, err := c2.CoreV1().ConfigMaps("default").Create(ctx, configMap("written-while-1-down"), metav1.CreateOptions{})
+		return err == nil
+	})
+	t.Logf("write through server 2 %.1fs after server 1 was stopped", time.Since(stopped).Seconds())
+	waitFor(t, 30*time.Second, "server 3 to read it", rest, func() bool { return hasConfigMap(ctx, c3, "written-while-1-down") })
+	waitFor(t, 60*time.Second, "the controllers leader to move", rest, func() bool {
+		h := controllersLeader(ctx, c3)
+		return h == "server2" || h == "server3"
+	})
+	t.Logf("controllers leader %s took over %.1fs after server 1 was stopped", controllersLeader(ctx, c3), time.Since(stopped).Seconds())
+	waitFor(t, 60*time.Second, "the kubernetes endpoints to drop server 1", rest, func() bool {
+		return slices.Equal(kubernetesEndpoints(ctx, c3), sortedIPs(h2, h3))
+	})
+	// The new leader's controller-manager works: a Deployment made now gets
+	// its pods (Pending: there are no nodes).
+	_, err = c3.AppsV1().Deployments("default").Create(ctx, &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: "after-stop"},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: ptr.To(int32(2)),
+			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "after-stop"}},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "after-stop"}},
+				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "kedge.local/testimage:1"}}},
+			},
+		},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	created := time.Now()
+	waitFor(t, 60*time.Second, "the Deployment's 2 pods", rest, func() bool {
+		pods, err := c2.CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: "app=after-stop"})
+		return err == nil && len(pods.Items) == 2
+	})
+	t.Logf("Deployment pods created %.1fs after the Deployment", time.Since(created).Seconds())
+
+	// The first server starts again from its data and catches up.
+	restarted := time.Now()
+	s1 = start(h1, "server", "--disable-agent")
+	all = []*hosts.Proc{s1, s2, s3}
+	waitForServerWithin(t, h1, s1, 2*time.Minute)
+	t.Logf("server1 ready again in %.1fs", time.Since(restarted).Seconds())
+	c1 = serverClient(t, h1)
+	waitFor(t, 30*time.Second, "server 1 to read the write made while it was down", all, func() bool { return hasConfigMap(ctx, c1, "written-while-1-down") })
+	waitFor(t, 60*time.Second, "the kubernetes endpoints to list server 1 again", all, func() bool {
+		return slices.Equal(kubernetesEndpoints(ctx, c1), sortedIPs(h1, h2, h3))
+	})
+	for _, h := range []*hosts.Host{h1, h2, h3} {
+		if m := etcdMembers(t, h); len(m) != 3 {
+			t.Fatalf("etcd members seen by %s after the restart: %v", h.Name, m)
+		} else {
+			t.Logf("etcd members seen by %s: %v", h.Name, m)
+		}
+	}
+
+	// A joined server restarts from its local data without joining again.
+	if err := s3.Stop(20 * time.Second); err != nil {
+		t.Fatalf("stop server3: %v\n%s", err, s3.Output())
+	}
+	s3 = start(h3, "server", "--disable-agent", "--server", url, "--token", serverToken.String())
+	all = []*hosts.Proc{s1, s2, s3}
+	waitForServerWithin(t, h3, s3, 2*time.Minute)
+	if !strings.Contains(s3.Output(), "using the local etcd member; not joining again") {
+		t.Fatalf("server3 joined again instead of using its data:\n%s", s3.Output())
+	}
+	putConfigMap(t, serverClient(t, h3), "written-on-3")
+	waitFor(t, 30*time.Second, "server 1 to read the write of the restarted server 3", all, func() bool { return hasConfigMap(ctx, c1, "written-on-3") })
+
+	// Stop all three at once: each stops its apiserver and controllers
+	// while etcd still has its quorum. (Stopped one after another, the last
+	// would have no quorum left.)
+	stopErrs := make(chan error, len(all))
+	for i, p := range all {
+		go func() {
+			err := p.Stop(20 * time.Second)
+			if err == nil && !strings.Contains(p.Output(), "kedge server stopped") {
+				err = errors.New("no clean stop")
+			}
+			if err != nil {
+				err = fmt.Errorf("stop server%d: %w\n%s", i+1, err, p.Output())
+			}
+			stopErrs <- err
+		}()
+	}
+	for range all {
+		if err := <-stopErrs; err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+func waitForServerWithin(t *testing.T, h *hosts.Host, srv *hosts.Proc, timeout time.Duration) {
+	t.Helper()
+	insecure := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	defer insecure.CloseIdleConnections()
+	waitFor(t, timeout, h.Name+"'s /readyz over the bridge", []*hosts.Proc{srv}, func() bool {
+		resp, err := insecure.Get("https://" + h.IP + ":6443/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+}
+
+// serverClient is an admin client of the host's own kubeconfig, through its
+// address on the bridge, with a timeout so that a stopped server fails fast.
+func serverClient(t *testing.T, h *hosts.Host) kubernetes.Interface {
+	t.Helper()
+	cfg, err := clientcmd.BuildConfigFromFlags("", filepath.Join(h.Root, "etc/kedge/kedge.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Host = "https://" + h.IP + ":6443"
+	cfg.Timeout = 10 * time.Second
+	return kubernetes.NewForConfigOrDie(cfg)
+}
+
+// etcdMembers lists "name" or "name (learner)" through the host's etcd.
+func etcdMembers(t *testing.T, h *hosts.Host) []string {
+	t.Helper()
+	dir := filepath.Join(h.Root, "var/lib/kedge/server/tls/etcd")
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	cli, err := etcdcheck.Client(ctx, etcdcheck.Target{Endpoints: []string{"https://" + h.IP + ":2379"},
+		CAFile: filepath.Join(dir, "server-ca.crt"), CertFile: filepath.Join(dir, "client.crt"), KeyFile: filepath.Join(dir, "client.key")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	list, err := cli.MemberList(ctx)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, m := range list.Members {
+		s := fmt.Sprintf("%s/%x/%v", m.Name, m.ID, m.PeerURLs)
+		if m.IsLearner {
+			s += " (learner)"
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+func configMap(name string) *corev1.ConfigMap {
+	return &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: name}, Data: map[string]string{"k": name}}
+}
+
+func putConfigMap(t *testing.T, c kubernetes.Interface, name string) {
+	t.Helper()
+	if _, err := c.CoreV1().ConfigMaps("default").Create(t.Context(), configMap(name), metav1.CreateOptions{}); err != nil {
+		t.Fatalf("create configmap %s: %v", name, err)
+	}
+}
+
+func hasConfigMap(ctx context.Context, c kubernetes.Interface, name string) bool {
+	cm, err := c.CoreV1().ConfigMaps("default").Get(ctx, name, metav1.GetOptions{})
+	return err == nil && cm.Data["k"] == name
+}
+
+func kubernetesEndpoints(ctx context.Context, c kubernetes.Interface) []string {
+	es, err := c.DiscoveryV1().EndpointSlices("default").Get(ctx, "kubernetes", metav1.GetOptions{})
+	if err != nil {
+		return nil
+	}
+	var ips []string
+	for _, e := range es.Endpoints {
+		ips = append(ips, e.Addresses...)
+	}
+	eps, err := c.CoreV1().Endpoints("default").Get(ctx, "kubernetes", metav1.GetOptions{})
+	if err != nil {
+		return nil
+	}
+	var fromEndpoints []string
+	for _, s := range eps.Subsets {
+		for _, a := range s.Addresses {
+			fromEndpoints = append(fromEndpoints, a.IP)
+		}
+	}
+	slices.Sort(ips)
+	slices.Sort(fromEndpoints)
+	if !slices.Equal(ips, fromEndpoints) {
+		return nil
+	}
+	return ips
+}
+
+func sortedIPs(hs ...*hosts.Host) []string {
+	var out []string
+	for _, h := range hs {
+		out = append(out, h.IP)
+	}
+	slices.Sort(out)
+	return out
+}
+
+func controllersLeader(ctx context.Context, c kubernetes.Interface) string {
+	l, err := c.CoordinationV1().Leases("kube-system").Get(ctx, "kedge-controllers", metav1.GetOptions{})
+	if err != nil || l.Spec.HolderIdentity == nil {
+		return ""
+	}
+	return *l.Spec.HolderIdentity
+}
+
+// filepathGlob returns an error unless pattern under root matches something.
+func filepathGlob(root, pattern string) ([]string, error) {
+	m, err := filepath.Glob(filepath.Join(root, pattern))
+	if err == nil && len(m) == 0 {
+		err = fmt.Errorf("no match for %s", pattern)
+	}
+	return m, err
+}
