@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -23,6 +24,7 @@ import (
 	"github.com/kedge/kedge/embedded/etcdcheck"
 	"github.com/kedge/kedge/scripts/e2e/hosts"
 	"github.com/kedge/kedge/server/integration/harness"
+	"github.com/kedge/kedge/server/pki"
 	"github.com/kedge/kedge/server/token"
 )
 
@@ -63,19 +65,54 @@ func TestServersJoinEmbeddedEtcd(t *testing.T) {
 	url := "https://" + h1.IP + ":6443"
 	ctx := t.Context()
 
-	// The agent token cannot join a server; nothing is added or written.
+	// Refused joins add no etcd member and write nothing, so the same host
+	// can try again: the agent token; other cluster settings; a data dir
+	// holding another cluster's CA (refused before asking, CA untouched).
 	intruder := net.AddHost(t, "intruder")
 	agentToken := token.Token{CAHash: serverToken.CAHash, Username: token.NodeUser, Secret: agentSecret}
-	p := start(intruder, "server", "--disable-agent", "--server", url, "--token", agentToken.String())
-	waitFor(t, 60*time.Second, "the server join with the agent token to be refused", []*hosts.Proc{s1}, func() bool { _, done := p.Exited(); return done })
-	if err, _ := p.Exited(); err == nil || !strings.Contains(p.Output(), "agent token cannot join a server") {
-		t.Fatalf("join with the agent token: exit %v, output:\n%s", err, p.Output())
+	otherCA := filepath.Join(t.TempDir(), "tls")
+	refusals := []struct {
+		what  string
+		setup func()
+		args  []string
+		want  string
+	}{
+		{"the agent token", nil, []string{"--token", agentToken.String()}, "agent token cannot join a server"},
+		{"another cluster CIDR", nil, []string{"--token", serverToken.String(), "--cluster-cidr", "10.50.0.0/16"},
+			"--cluster-cidr is 10.50.0.0/16 here but 10.42.0.0/16 in the cluster"},
+		{"another cluster's CA in the data dir", func() {
+			if _, err := pki.Ensure(pki.Request{Dir: otherCA, Etcd: true}, nil); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.MkdirAll(filepath.Join(intruder.Root, "var/lib/kedge/server"), 0o700); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Rename(otherCA, filepath.Join(intruder.Root, "var/lib/kedge/server/tls")); err != nil {
+				t.Fatal(err)
+			}
+		}, []string{"--token", serverToken.String()}, "belongs to another cluster"},
 	}
-	if got := etcdMembers(t, h1); len(got) != 1 {
-		t.Fatalf("a refused join changed the etcd members: %v", got)
-	}
-	if _, err := filepathGlob(intruder.Root, "var/lib/kedge/server/tls/*"); err == nil {
-		t.Fatal("a refused server wrote certificates")
+	for _, r := range refusals {
+		if r.setup != nil {
+			r.setup()
+		}
+		before, _ := os.ReadFile(filepath.Join(intruder.Root, "var/lib/kedge/server/tls/server-ca.crt"))
+		p := start(intruder, append([]string{"server", "--disable-agent", "--server", url}, r.args...)...)
+		waitFor(t, 60*time.Second, "the server join with "+r.what+" to be refused", []*hosts.Proc{s1}, func() bool { _, done := p.Exited(); return done })
+		if err, _ := p.Exited(); err == nil || !strings.Contains(p.Output(), r.want) {
+			t.Fatalf("join with %s: exit %v, output:\n%s", r.what, err, p.Output())
+		}
+		if got := etcdMembers(t, h1); len(got) != 1 {
+			t.Fatalf("a join with %s changed the etcd members: %v", r.what, got)
+		}
+		after, _ := os.ReadFile(filepath.Join(intruder.Root, "var/lib/kedge/server/tls/server-ca.crt"))
+		if !bytes.Equal(before, after) {
+			t.Fatalf("a join with %s changed the data dir's CA", r.what)
+		}
+		if _, err := os.Stat(filepath.Join(intruder.Root, "var/lib/kedge/server/token")); err == nil {
+			t.Fatalf("a join with %s stored a token", r.what)
+		}
+		t.Logf("join with %s refused: %s", r.what, lastLine(p.Output()))
 	}
 
 	// Two servers join at once (one of them waits while the other is a learner).
@@ -323,11 +360,7 @@ func controllersLeader(ctx context.Context, c kubernetes.Interface) string {
 	return *l.Spec.HolderIdentity
 }
 
-// filepathGlob returns an error unless pattern under root matches something.
-func filepathGlob(root, pattern string) ([]string, error) {
-	m, err := filepath.Glob(filepath.Join(root, pattern))
-	if err == nil && len(m) == 0 {
-		err = fmt.Errorf("no match for %s", pattern)
-	}
-	return m, err
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return lines[len(lines)-1]
 }
