@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -35,7 +36,9 @@ import (
 // stopped, the other two serve reads and writes, drop it from the
 // kubernetes endpoints and take over the controllers; started again from
 // its data, it catches up with what was written meanwhile. A joined server
-// restarts from its local data without joining again.
+// restarts from its local data without joining again. When the controllers
+// leader crashes, another server takes over after the lease expires and the
+// crashed one drops out of the endpoints.
 func TestServersJoinEmbeddedEtcd(t *testing.T) {
 	kedge := harness.Binary(t)
 	net := hosts.NewNetwork(t)
@@ -170,17 +173,7 @@ func TestServersJoinEmbeddedEtcd(t *testing.T) {
 	})
 	// The new leader's controller-manager works: a Deployment made now gets
 	// its pods (Pending: there are no nodes).
-	_, err = c3.AppsV1().Deployments("default").Create(ctx, &appsv1.Deployment{
-		ObjectMeta: metav1.ObjectMeta{Name: "after-stop"},
-		Spec: appsv1.DeploymentSpec{
-			Replicas: ptr.To(int32(2)),
-			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "after-stop"}},
-			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "after-stop"}},
-				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "kedge.local/testimage:1"}}},
-			},
-		},
-	}, metav1.CreateOptions{})
+	_, err = c3.AppsV1().Deployments("default").Create(ctx, deployment("after-stop"), metav1.CreateOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -223,18 +216,67 @@ func TestServersJoinEmbeddedEtcd(t *testing.T) {
 	putConfigMap(t, serverClient(t, h3), "written-on-3")
 	waitFor(t, 30*time.Second, "server 1 to read the write of the restarted server 3", all, func() bool { return hasConfigMap(ctx, c1, "written-on-3") })
 
+	// The controllers leader crashes (SIGKILL: no release, no withdrawal):
+	// another server takes the lease when it expires, and the crashed one
+	// drops out of the endpoints when its server lease expires.
+	c3 = serverClient(t, h3)
+	clients := map[string]kubernetes.Interface{"server1": c1, "server2": c2, "server3": c3}
+	leaderName := controllersLeader(ctx, c1)
+	idx := slices.Index([]string{"server1", "server2", "server3"}, leaderName)
+	if idx < 0 {
+		t.Fatalf("no controllers leader before the crash (%q)", leaderName)
+	}
+	crashed, crashedHost := all[idx], []*hosts.Host{h1, h2, h3}[idx]
+	survivors := slices.Delete(slices.Clone(all), idx, idx+1)
+	var other kubernetes.Interface
+	var otherHosts []*hosts.Host
+	for i, h := range []*hosts.Host{h1, h2, h3} {
+		if i != idx {
+			other = clients[h.Name]
+			otherHosts = append(otherHosts, h)
+		}
+	}
+	killed := time.Now()
+	if err := syscall.Kill(-crashed.Cmd.Process.Pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "the crashed server's process to end", survivors, func() bool { _, done := crashed.Exited(); return done })
+	waitFor(t, 30*time.Second, "a write with the leader crashed", survivors, func() bool {
+		_, err := other.CoreV1().ConfigMaps("default").Create(ctx, configMap("written-after-crash"), metav1.CreateOptions{})
+		return err == nil
+	})
+	t.Logf("write through a survivor %.1fs after %s was killed", time.Since(killed).Seconds(), leaderName)
+	waitFor(t, 45*time.Second, "the controllers leader to move after the crash", survivors, func() bool {
+		h := controllersLeader(ctx, other)
+		return h != "" && h != leaderName
+	})
+	t.Logf("controllers leader %s took over %.1fs after %s was killed (lease 15 s)", controllersLeader(ctx, other), time.Since(killed).Seconds(), leaderName)
+	_, err = other.AppsV1().Deployments("default").Create(ctx, deployment("after-crash"), metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 60*time.Second, "the pods of a Deployment made after the crash", survivors, func() bool {
+		pods, err := other.CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: "app=after-crash"})
+		return err == nil && len(pods.Items) == 2
+	})
+	waitFor(t, 60*time.Second, "the kubernetes endpoints to drop the crashed server", survivors, func() bool {
+		return slices.Equal(kubernetesEndpoints(ctx, other), sortedIPs(otherHosts...))
+	})
+	t.Logf("endpoints dropped %s (%s) %.1fs after it was killed", leaderName, crashedHost.IP, time.Since(killed).Seconds())
+	all = survivors
+
 	// Stop all three at once: each stops its apiserver and controllers
 	// while etcd still has its quorum. (Stopped one after another, the last
 	// would have no quorum left.)
 	stopErrs := make(chan error, len(all))
-	for i, p := range all {
+	for _, p := range all {
 		go func() {
 			err := p.Stop(20 * time.Second)
 			if err == nil && !strings.Contains(p.Output(), "kedge server stopped") {
 				err = errors.New("no clean stop")
 			}
 			if err != nil {
-				err = fmt.Errorf("stop server%d: %w\n%s", i+1, err, p.Output())
+				err = fmt.Errorf("stop a server: %w\n%s", err, p.Output())
 			}
 			stopErrs <- err
 		}()
@@ -298,6 +340,21 @@ func etcdMembers(t *testing.T, h *hosts.Host) []string {
 		out = append(out, s)
 	}
 	return out
+}
+
+// deployment has 2 replicas of a pod that stays Pending (there are no nodes).
+func deployment(name string) *appsv1.Deployment {
+	return &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: ptr.To(int32(2)),
+			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": name}},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": name}},
+				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "kedge.local/testimage:1"}}},
+			},
+		},
+	}
 }
 
 func configMap(name string) *corev1.ConfigMap {
