@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strconv"
 	"time"
 
@@ -56,6 +58,11 @@ func (e *Etcd) ClientURL() string {
 	return "https://" + net.JoinHostPort(e.ClientIPs[0].String(), strconv.Itoa(e.ClientPort))
 }
 
+func dirExists(path string) bool {
+	st, err := os.Stat(path)
+	return err == nil && st.IsDir()
+}
+
 func hostURL(ip net.IP, port int) url.URL {
 	return url.URL{Scheme: "https", Host: net.JoinHostPort(ip.String(), strconv.Itoa(port))}
 }
@@ -74,8 +81,14 @@ func (e *Etcd) config() *embed.Config {
 	cfg.AdvertisePeerUrls = []url.URL{peer}
 	cfg.InitialCluster = e.Member + "=" + peer.String()
 	cfg.ClusterState = embed.ClusterStateFlagNew
-	if e.InitialCluster != "" {
+	switch {
+	case e.InitialCluster != "":
 		cfg.InitialCluster = e.InitialCluster
+		cfg.ClusterState = embed.ClusterStateFlagExisting
+	case dirExists(filepath.Join(e.DataDir, "member")):
+		// A member with data restarts from its WAL, where cluster state is
+		// ignored; should the WAL be gone, "existing" makes etcd fail
+		// instead of bootstrapping a new one-member cluster over it.
 		cfg.ClusterState = embed.ClusterStateFlagExisting
 	}
 	cfg.InitialClusterToken = "kedge"
