@@ -10,8 +10,10 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/fake"
+	clienttesting "k8s.io/client-go/testing"
 
 	"github.com/kedge/kedge/embedded/component"
 )
@@ -126,5 +128,30 @@ func TestFailingComponentEndsRunAndReleases(t *testing.T) {
 	}
 	if h := holder(t, cs); h != "" {
 		t.Fatalf("lease still held by %q after the leader failed", h)
+	}
+}
+
+func TestLostLeaseEndsRun(t *testing.T) {
+	cs := fake.NewClientset()
+	c := &fakeComponent{}
+	e := elected(cs, "a", c)
+	e.LeaseDuration, e.RenewDeadline = 2*time.Second, 500*time.Millisecond
+	r := start(e)
+	t.Cleanup(r.cancel)
+	waitUntil(t, "a leads", func() bool { return c.running.Load() == 1 })
+	// From now on every renewal fails, as when the datastore is cut off.
+	cs.PrependReactor("update", "leases", func(clienttesting.Action) (bool, runtime.Object, error) {
+		return true, nil, errors.New("datastore unreachable")
+	})
+	select {
+	case err := <-r.done:
+		if err == nil || !strings.Contains(err.Error(), "lost the kube-system/kedge-controllers lease") {
+			t.Fatalf("err = %v, want a lost lease", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return after the lease could not be renewed")
+	}
+	if c.running.Load() != 0 {
+		t.Fatal("the components still run after the lease was lost")
 	}
 }
