@@ -133,16 +133,22 @@ func TestFailingComponentEndsRunAndReleases(t *testing.T) {
 
 func TestLostLeaseEndsRun(t *testing.T) {
 	cs := fake.NewClientset()
+	// Once failing is set every renewal fails, as when the datastore is cut
+	// off. (Reactors cannot be added while the client is in use.)
+	var failing atomic.Bool
+	cs.PrependReactor("update", "leases", func(clienttesting.Action) (bool, runtime.Object, error) {
+		if failing.Load() {
+			return true, nil, errors.New("datastore unreachable")
+		}
+		return false, nil, nil
+	})
 	c := &fakeComponent{}
 	e := elected(cs, "a", c)
 	e.LeaseDuration, e.RenewDeadline = 2*time.Second, 500*time.Millisecond
 	r := start(e)
 	t.Cleanup(r.cancel)
 	waitUntil(t, "a leads", func() bool { return c.running.Load() == 1 })
-	// From now on every renewal fails, as when the datastore is cut off.
-	cs.PrependReactor("update", "leases", func(clienttesting.Action) (bool, runtime.Object, error) {
-		return true, nil, errors.New("datastore unreachable")
-	})
+	failing.Store(true)
 	select {
 	case err := <-r.done:
 		if err == nil || !strings.Contains(err.Error(), "lost the kube-system/kedge-controllers lease") {
