@@ -32,10 +32,17 @@ type Cluster struct {
 	Target etcdcheck.Target
 	// PromoteInterval is how often learners are looked for (default 2 s).
 	PromoteInterval time.Duration
-	Log             *slog.Logger
+	// AbandonedAfter is how long a learner may stay unstarted before it is
+	// removed (default 10 min): a joiner that never started would otherwise
+	// block every later join (etcd takes one learner at a time).
+	AbandonedAfter time.Duration
+	Log            *slog.Logger
 
 	mu  sync.Mutex // serialises membership changes made here
 	cli *clientv3.Client
+	// unstarted records when each unstarted learner was first seen; only
+	// the Run goroutine uses it.
+	unstarted map[uint64]time.Time
 }
 
 var (
@@ -102,9 +109,18 @@ func (c *Cluster) promote(ctx context.Context, cli *clientv3.Client) {
 	if err != nil {
 		return
 	}
+	if c.unstarted == nil {
+		c.unstarted = map[uint64]time.Time{}
+	}
+	seen := map[uint64]bool{}
 	for _, m := range list.Members {
-		if !m.IsLearner || m.Name == "" {
-			continue // voting, or not started yet
+		if !m.IsLearner {
+			continue
+		}
+		if m.Name == "" {
+			seen[m.ID] = true
+			c.removeIfAbandoned(attempt, cli, m)
+			continue
 		}
 		_, err := cli.MemberPromote(attempt, m.ID)
 		switch {
@@ -115,6 +131,40 @@ func (c *Cluster) promote(ctx context.Context, cli *clientv3.Client) {
 		default:
 			c.Log.Debug("promote etcd learner", "member", m.Name, "error", err)
 		}
+	}
+	for id := range c.unstarted {
+		if !seen[id] {
+			delete(c.unstarted, id)
+		}
+	}
+}
+
+// removeIfAbandoned removes an unstarted learner first seen more than
+// AbandonedAfter ago. Learners do not vote, so this never costs quorum.
+func (c *Cluster) removeIfAbandoned(ctx context.Context, cli *clientv3.Client, m *etcdserverpb.Member) {
+	first, ok := c.unstarted[m.ID]
+	if !ok {
+		c.unstarted[m.ID] = time.Now()
+		return
+	}
+	after := c.AbandonedAfter
+	if after <= 0 {
+		after = 10 * time.Minute
+	}
+	if time.Since(first) < after {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, err := cli.MemberRemove(ctx, m.ID)
+	switch {
+	case err == nil:
+		c.Log.Warn("removed an etcd learner that never started; its server may join again", "peer", m.PeerURLs, "unstarted_for", time.Since(first).Round(time.Second))
+		delete(c.unstarted, m.ID)
+	case errors.Is(err, rpctypes.ErrMemberNotFound):
+		delete(c.unstarted, m.ID)
+	default:
+		c.Log.Debug("remove abandoned etcd learner", "peer", m.PeerURLs, "error", err)
 	}
 }
 

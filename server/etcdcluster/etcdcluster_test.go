@@ -27,7 +27,7 @@ func freePort(t *testing.T) int {
 
 // startEtcd runs a one-member embedded etcd and a Cluster on it; both stop
 // when the test ends.
-func startEtcd(t *testing.T) *Cluster {
+func startEtcd(t *testing.T, abandonedAfter time.Duration) *Cluster {
 	t.Helper()
 	dir := t.TempDir()
 	loopback := net.ParseIP("127.0.0.1")
@@ -43,7 +43,7 @@ func startEtcd(t *testing.T) *Cluster {
 			PeerCA: files.EtcdPeerCA, PeerCert: files.EtcdPeerCert, PeerKey: files.EtcdPeerKey,
 			ClientCert: files.EtcdClientCert, ClientKey: files.EtcdClientKey}}
 	c := &Cluster{Target: etcdcheck.Target{Endpoints: []string{e.ClientURL()}, CAFile: files.EtcdServerCA,
-		CertFile: files.EtcdClientCert, KeyFile: files.EtcdClientKey}, PromoteInterval: 100 * time.Millisecond, Log: log}
+		CertFile: files.EtcdClientCert, KeyFile: files.EtcdClientKey}, PromoteInterval: 100 * time.Millisecond, AbandonedAfter: abandonedAfter, Log: log}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 2)
 	etcdReady, clusterReady := make(chan struct{}), make(chan struct{})
@@ -73,7 +73,7 @@ func startEtcd(t *testing.T) *Cluster {
 }
 
 func TestAddLearner(t *testing.T) {
-	c := startEtcd(t)
+	c := startEtcd(t, time.Hour)
 	ctx := t.Context()
 	members, err := c.AddLearner(ctx, "second", "https://192.0.2.2:2380")
 	if err != nil {
@@ -107,5 +107,24 @@ func TestAddLearner(t *testing.T) {
 	defer cancel()
 	if err := etcdcheck.Write(wctx, c.Target); err != nil {
 		t.Fatalf("write with an unstarted learner: %v", err)
+	}
+}
+
+func TestAbandonedLearnerIsRemoved(t *testing.T) {
+	c := startEtcd(t, time.Second)
+	if _, err := c.AddLearner(t.Context(), "second", "https://192.0.2.2:2380"); err != nil {
+		t.Fatal(err)
+	}
+	// It never starts: after AbandonedAfter another server may join.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		_, err := c.AddLearner(t.Context(), "third", "https://192.0.2.3:2380")
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, join.ErrUnavailable) || time.Now().After(deadline) {
+			t.Fatalf("the unstarted learner still blocks joins: %v", err)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }
