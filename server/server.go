@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
@@ -21,6 +22,7 @@ import (
 	"github.com/kedge/kedge/embedded/apiserver"
 	"github.com/kedge/kedge/embedded/component"
 	"github.com/kedge/kedge/embedded/controllermanager"
+	"github.com/kedge/kedge/embedded/etcdcheck"
 	"github.com/kedge/kedge/embedded/memtune"
 	"github.com/kedge/kedge/embedded/scheduler"
 	"github.com/kedge/kedge/embedded/tainteviction"
@@ -28,9 +30,11 @@ import (
 	"github.com/kedge/kedge/server/control"
 	"github.com/kedge/kedge/server/datastore"
 	"github.com/kedge/kedge/server/endpoints"
+	"github.com/kedge/kedge/server/etcdcluster"
 	"github.com/kedge/kedge/server/join"
 	"github.com/kedge/kedge/server/joinapi"
 	"github.com/kedge/kedge/server/kubeconfig"
+	"github.com/kedge/kedge/server/leader"
 	"github.com/kedge/kedge/server/nodepassword"
 	"github.com/kedge/kedge/server/pki"
 	"github.com/kedge/kedge/server/rbac"
@@ -38,6 +42,10 @@ import (
 	"github.com/kedge/kedge/server/supervisor"
 	"github.com/kedge/kedge/server/token"
 )
+
+// ControllersLease (in kube-system) is held by the server that runs the
+// scheduler and the controller-manager.
+const ControllersLease = "kedge-controllers"
 
 // Run brings the control plane up and serves until ctx is cancelled, then
 // stops every component in reverse order. It returns the first failure.
@@ -47,6 +55,16 @@ func Run(ctx context.Context, cc *config.Completed, log *slog.Logger) error {
 	notifier := sdnotify.Take()
 	if err := preflight(cc); err != nil {
 		return err
+	}
+	var initialCluster string
+	if cc.Server != "" {
+		var err error
+		if initialCluster, err = joinCluster(ctx, cc, log); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
 	}
 	tls, err := pki.Ensure(pki.Request{
 		Dir:          cc.Paths.TLSDir,
@@ -103,15 +121,18 @@ func Run(ctx context.Context, cc *config.Completed, log *slog.Logger) error {
 		return err
 	}
 
-	store, storage := datastore.New(cc, tls, log)
-	in := control.Inputs{
-		Config:  cc,
-		TLS:     tls,
-		Storage: storage,
-		// Only servers that share an external datastore need leader election.
-		// (Upstream exits the process when it loses a lease; embedded etcd
-		// servers get it when more servers can join them.)
-		LeaderElect: cc.Datastore == config.DatastoreSQL || cc.Datastore == config.DatastoreExternalEtcd,
+	store, storage := datastore.New(cc, tls, initialCluster, log)
+	in := control.Inputs{Config: cc, TLS: tls, Storage: storage}
+	components := []component.Component{store}
+	// members adds joining servers to the embedded etcd and promotes them.
+	var members join.Members
+	if cc.Datastore == config.DatastoreEmbeddedEtcd {
+		m := &etcdcluster.Cluster{
+			Target: etcdcheck.Target{Endpoints: storage.Servers, CAFile: storage.CAFile, CertFile: storage.CertFile, KeyFile: storage.KeyFile},
+			Log:    log.With("component", "etcd-membership"),
+		}
+		members = m
+		components = append(components, m)
 	}
 	go func() {
 		<-ctx.Done()
@@ -139,8 +160,20 @@ func Run(ctx context.Context, cc *config.Completed, log *slog.Logger) error {
 		},
 	}
 	api := &apiserver.APIServer{Args: control.APIServerArgs(in), Ready: readyz(client)}
-	components := []component.Component{
-		store,
+	// SQLite is one server's own; any other datastore may be shared by
+	// servers, and then one of them, elected, runs the controllers.
+	controllers := []component.Component{
+		&scheduler.Scheduler{Args: control.SchedulerArgs(in)},
+		&controllermanager.ControllerManager{Args: control.ControllerManagerArgs(in)},
+		&tainteviction.Controller{Client: client, Log: log.With("component", tainteviction.ControllerName)},
+	}
+	if cc.Datastore != config.DatastoreSQLite {
+		controllers = []component.Component{&leader.Elected{
+			Client: client, Namespace: metav1.NamespaceSystem, Lease: ControllersLease, Identity: cc.NodeName,
+			Components: controllers, Log: log.With("component", "leader-election"),
+		}}
+	}
+	components = append(components,
 		api,
 		&supervisor.Supervisor{
 			Addr:     net.JoinHostPort(cc.BindAddress, strconv.Itoa(cc.HTTPSListenPort)),
@@ -152,16 +185,16 @@ func Run(ctx context.Context, cc *config.Completed, log *slog.Logger) error {
 				Passwords: &nodepassword.Store{Client: client},
 				Cluster: joinapi.Cluster{ClusterDNS: cc.ClusterDNS, ClusterDomain: cc.ClusterDomain,
 					ClusterCIDR: cc.ClusterCIDR, ServiceCIDR: cc.ServiceCIDR},
-				Log: log.With("component", "join"),
+				TLSDir:  cc.Paths.TLSDir,
+				Members: members,
+				Log:     log.With("component", "join"),
 			},
 			Log: log.With("component", "supervisor"),
 		},
-		&endpoints.Reconciler{Client: client, IP: cc.AdvertiseIP, Port: int32(cc.HTTPSListenPort), Log: log},
+		&endpoints.Reconciler{Client: client, Server: cc.NodeName, IP: cc.AdvertiseIP, Port: int32(cc.HTTPSListenPort), Log: log},
 		&rbac.Reconciler{Client: client, Log: log.With("component", "rbac")},
-		&scheduler.Scheduler{Args: control.SchedulerArgs(in)},
-		&controllermanager.ControllerManager{Args: control.ControllerManagerArgs(in)},
-		&tainteviction.Controller{Client: client, Log: log.With("component", tainteviction.ControllerName)},
-	}
+	)
+	components = append(components, controllers...)
 	if !cc.DisableAgent {
 		node, err := embeddedAgent(cc, serverToken)
 		if err != nil {

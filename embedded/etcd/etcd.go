@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strconv"
 	"time"
 
@@ -35,6 +37,11 @@ type Etcd struct {
 	PeerIP     net.IP
 	PeerPort   int
 	TLS        TLSFiles
+	// InitialCluster is name=peerURL,... of every member, this one
+	// included, for a member joining an existing cluster (then the member
+	// starts with cluster state "existing"); empty for a new one-member
+	// cluster. Ignored once the data dir holds the member's state.
+	InitialCluster string
 	// StartTimeout bounds the wait for the member to be ready.
 	StartTimeout time.Duration
 	Debug        bool
@@ -49,6 +56,11 @@ func (e *Etcd) Name() string { return "etcd" }
 // ClientURL is the URL local clients (the apiserver) use.
 func (e *Etcd) ClientURL() string {
 	return "https://" + net.JoinHostPort(e.ClientIPs[0].String(), strconv.Itoa(e.ClientPort))
+}
+
+func dirExists(path string) bool {
+	st, err := os.Stat(path)
+	return err == nil && st.IsDir()
 }
 
 func hostURL(ip net.IP, port int) url.URL {
@@ -69,6 +81,16 @@ func (e *Etcd) config() *embed.Config {
 	cfg.AdvertisePeerUrls = []url.URL{peer}
 	cfg.InitialCluster = e.Member + "=" + peer.String()
 	cfg.ClusterState = embed.ClusterStateFlagNew
+	switch {
+	case e.InitialCluster != "":
+		cfg.InitialCluster = e.InitialCluster
+		cfg.ClusterState = embed.ClusterStateFlagExisting
+	case dirExists(filepath.Join(e.DataDir, "member")):
+		// A member with data restarts from its WAL, where cluster state is
+		// ignored; should the WAL be gone, "existing" makes etcd fail
+		// instead of bootstrapping a new one-member cluster over it.
+		cfg.ClusterState = embed.ClusterStateFlagExisting
+	}
 	cfg.InitialClusterToken = "kedge"
 	cfg.ClientTLSInfo.TrustedCAFile = e.TLS.ServerCA
 	cfg.ClientTLSInfo.CertFile = e.TLS.ServerCert
@@ -91,7 +113,8 @@ func (e *Etcd) config() *embed.Config {
 }
 
 // Run starts the member, waits until it has joined its cluster and accepts a
-// write, and serves until ctx is done; then it closes the member, which
+// write (a new member added as a learner accepts none until another member
+// promotes it), and serves until ctx is done; then it closes the member, which
 // flushes and closes the backend.
 func (e *Etcd) Run(ctx context.Context, ready func()) error {
 	timeout := e.StartTimeout

@@ -111,3 +111,26 @@ func TestMissingConfigFile(t *testing.T) {
 		t.Fatal("an explicitly named missing config file was accepted")
 	}
 }
+
+func TestJoinFromFlagsEnvAndConfigFile(t *testing.T) {
+	const url, tok = "https://192.0.2.1:6443", "K10abc::server:secret"
+	for name, tc := range map[string]struct {
+		env  map[string]string
+		args []string
+	}{
+		"flags":       {nil, []string{"--server", url, "--token", tok}},
+		"short flags": {nil, []string{"-s", url, "-t", tok}},
+		"env":         {map[string]string{"KEDGE_URL": url, "KEDGE_TOKEN": tok}, []string{"--config", os.DevNull}},
+		"config file": {nil, []string{"--config", writeConfig(t, "server: "+url+"\ntoken: "+tok+"\n")}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			got, err := parse(t, tc.env, tc.args...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.Server != url || got.Token != tok {
+				t.Fatalf("server %q token set %t", got.Server, got.Token == tok)
+			}
+		})
+	}
+}

@@ -152,8 +152,9 @@ func datastore(c Config, p Paths) (DatastoreKind, string) {
 		return DatastoreSQL, ep
 	case ep != "":
 		return DatastoreExternalEtcd, ""
-	case c.ClusterInit || dirExists(p.EtcdDir):
-		// An etcd dir from an earlier --cluster-init start is used without the flag.
+	case c.ClusterInit || c.Server != "" || dirExists(p.EtcdDir):
+		// An etcd dir from an earlier --cluster-init or --server start is used
+		// without the flag.
 		return DatastoreEmbeddedEtcd, ""
 	default:
 		return DatastoreSQLite, "sqlite://" + p.SQLiteFile + "?" + SQLiteParams

@@ -35,16 +35,19 @@ const (
 // Config is what the user sets, through flags, the config file or KEDGE_*
 // variables. It holds no runtime objects.
 type Config struct {
-	DataDir             string
-	HTTPSListenPort     int
-	APIServerPort       int
-	BindAddress         string
-	AdvertiseAddress    string
-	NodeIP              string
-	NodeName            string
-	TLSSANs             []string
-	Token               string
-	AgentToken          string
+	DataDir          string
+	HTTPSListenPort  int
+	APIServerPort    int
+	BindAddress      string
+	AdvertiseAddress string
+	NodeIP           string
+	NodeName         string
+	TLSSANs          []string
+	Token            string
+	AgentToken       string
+	// Server is the URL of a running server whose embedded etcd cluster this
+	// server joins (with Token, the server token); empty for the first server.
+	Server              string
 	DatastoreEndpoint   string
 	DatastoreCAFile     string
 	DatastoreCertFile   string
@@ -163,6 +166,9 @@ func (c Config) Validate() error {
 	if err := validateDatastore(c); err != nil {
 		errs = append(errs, err)
 	}
+	if err := validateJoin(c); err != nil {
+		errs = append(errs, err)
+	}
 	if _, err := ParseFileMode(c.WriteKubeconfigMode); err != nil {
 		bad("--write-kubeconfig-mode: %w", err)
 	}
@@ -224,6 +230,30 @@ func validateDatastore(c Config) error {
 		default:
 			return fmt.Errorf("--datastore-endpoint scheme %q is not one of sqlite, postgres, mysql, http, https", u.Scheme)
 		}
+	}
+	return nil
+}
+
+// validateJoin checks --server: an https URL, with the full server token,
+// joining the embedded etcd of an existing server.
+func validateJoin(c Config) error {
+	if c.Server == "" {
+		return nil
+	}
+	u, err := url.Parse(c.Server)
+	if err != nil || u.Scheme != "https" || u.Host == "" || (u.Path != "" && u.Path != "/") {
+		return fmt.Errorf("--server %q is not a URL like https://SERVER:6443", c.Server)
+	}
+	switch {
+	case c.Token == "":
+		return errors.New("--server needs --token, the server token of the server to join")
+	case c.DatastoreEndpoint != "":
+		return errors.New("--server joins the servers' embedded etcd; it cannot be used with --datastore-endpoint (servers on an external datastore share it without joining)")
+	case c.ClusterInit:
+		return errors.New("--cluster-init starts a new cluster and --server joins one; use only one of them")
+	}
+	if t, err := token.Parse(c.Token); err == nil && t.CAHash == "" {
+		return errors.New("--server needs the full K10... token (with the CA hash) to verify the server")
 	}
 	return nil
 }

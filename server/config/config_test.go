@@ -8,6 +8,8 @@ import (
 	"testing"
 )
 
+const fullToken = "K10" + "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef" + "::server:server-secret-0123456789"
+
 func TestValidate(t *testing.T) {
 	cases := []struct {
 		name    string
@@ -55,6 +57,18 @@ func TestValidate(t *testing.T) {
 		{"bad node label", func(c *Config) { c.NodeLabels = []string{"no-value"} }, "--node-label"},
 		{"bad node taint", func(c *Config) { c.NodeTaints = []string{"k=v:Sometimes"} }, "--node-taint"},
 		{"bad kubelet arg", func(c *Config) { c.KubeletArgs = []string{"v"} }, "--kubelet-arg"},
+		{"join", func(c *Config) { c.Server, c.Token = "https://192.0.2.1:6443", fullToken }, ""},
+		{"join without token", func(c *Config) { c.Server = "https://192.0.2.1:6443" }, "--server needs --token"},
+		{"join with short token", func(c *Config) { c.Server, c.Token = "https://192.0.2.1:6443", "server-secret-0123456789" }, "full K10"},
+		{"join not https", func(c *Config) { c.Server, c.Token = "http://192.0.2.1:6443", fullToken }, "not a URL like https://"},
+		{"join with a path", func(c *Config) { c.Server, c.Token = "https://192.0.2.1:6443/api", fullToken }, "not a URL like https://"},
+		{"join with datastore endpoint", func(c *Config) {
+			c.Server, c.Token, c.DatastoreEndpoint = "https://192.0.2.1:6443", fullToken, "postgres://u:p@db/kedge"
+		}, "cannot be used with --datastore-endpoint"},
+		{"join with sqlite", func(c *Config) {
+			c.Server, c.Token, c.DatastoreEndpoint = "https://192.0.2.1:6443", fullToken, "sqlite:///tmp/x.db"
+		}, "cannot be used with --datastore-endpoint"},
+		{"join and cluster-init", func(c *Config) { c.Server, c.Token, c.ClusterInit = "https://192.0.2.1:6443", fullToken, true }, "use only one"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -120,6 +134,12 @@ func TestCompleteChoosesDatastore(t *testing.T) {
 	c := Default()
 	c.DataDir = dir
 	c.NodeIP = "192.0.2.10"
+
+	c.Server, c.Token = "https://192.0.2.1:6443", fullToken
+	if cc, err := c.Complete(); err != nil || cc.Datastore != DatastoreEmbeddedEtcd {
+		t.Fatalf("--server joins the embedded etcd: %v %v", cc, err)
+	}
+	c.Server, c.Token = "", ""
 
 	c.ClusterInit = true
 	if cc, err := c.Complete(); err != nil || cc.Datastore != DatastoreEmbeddedEtcd {

@@ -27,9 +27,6 @@ type Inputs struct {
 	Config  *config.Completed
 	TLS     *pki.Files
 	Storage Storage
-	// LeaderElect turns on leader election for the scheduler and the
-	// controller-manager; it is needed only when servers can share a datastore.
-	LeaderElect bool
 }
 
 // AuthenticationConfigFile is where APIServerArgs expects AuthenticationConfig.
@@ -119,9 +116,12 @@ func SchedulerArgs(in Inputs) []string {
 		"authorization-kubeconfig":  kc,
 		"bind-address":              "127.0.0.1",
 		"kubeconfig":                kc,
-		"leader-elect":              strconv.FormatBool(in.LeaderElect),
-		"profiling":                 "false",
-		"secure-port":               "0",
+		// kedge elects the one server that runs the scheduler and the
+		// controller-manager (server/leader); upstream's election would end
+		// the process on a lost lease.
+		"leader-elect": "false",
+		"profiling":    "false",
+		"secure-port":  "0",
 	}
 	return kubeflags.Render(args, in.Config.KubeSchedulerArgs)
 }
@@ -145,7 +145,7 @@ func ControllerManagerArgs(in Inputs) []string {
 		"cluster-signing-legacy-unknown-cert-file":        tls.ServerCA,
 		"cluster-signing-legacy-unknown-key-file":         tls.ServerCAKey,
 		"kubeconfig":                       kc,
-		"leader-elect":                     strconv.FormatBool(in.LeaderElect),
+		"leader-elect":                     "false", // see SchedulerArgs
 		"profiling":                        "false",
 		"root-ca-file":                     tls.ServerCA,
 		"secure-port":                      "0",

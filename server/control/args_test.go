@@ -65,15 +65,15 @@ func TestGoldenArgs(t *testing.T) {
 func TestEtcdStorageArgs(t *testing.T) {
 	in := inputs(t, nil)
 	in.Storage = Storage{Servers: []string{"https://127.0.0.1:2379"}, CAFile: "/ca", CertFile: "/c", KeyFile: "/k"}
-	in.LeaderElect = true
 	args := APIServerArgs(in)
 	for _, want := range []string{"--etcd-servers=https://127.0.0.1:2379", "--etcd-cafile=/ca", "--etcd-certfile=/c", "--etcd-keyfile=/k"} {
 		if !slices.Contains(args, want) {
 			t.Errorf("apiserver args lack %s", want)
 		}
 	}
-	if !slices.Contains(SchedulerArgs(in), "--leader-elect=true") || !slices.Contains(ControllerManagerArgs(in), "--leader-elect=true") {
-		t.Error("leader election not enabled for a shared datastore")
+	// kedge elects the server that runs them; theirs stays off.
+	if !slices.Contains(SchedulerArgs(in), "--leader-elect=false") || !slices.Contains(ControllerManagerArgs(in), "--leader-elect=false") {
+		t.Error("upstream leader election is on")
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strconv"
 	"strings"
 	"time"
 
@@ -23,17 +24,29 @@ import (
 // StartTimeout bounds how long a datastore may take to accept its first write.
 const StartTimeout = 20 * time.Second
 
+// JoinStartTimeout bounds how long a new etcd member may take to be promoted
+// from learner and accept its first write.
+const JoinStartTimeout = 100 * time.Second
+
+// EtcdPeerURL is where the other members reach this server's etcd member.
+func EtcdPeerURL(cc *config.Completed) string {
+	return "https://" + net.JoinHostPort(cc.NodeIP.String(), strconv.Itoa(cc.EtcdPeerPort))
+}
+
 // New returns the datastore component and how the apiserver reaches it.
-func New(cc *config.Completed, tls *pki.Files, log *slog.Logger) (component.Component, control.Storage) {
+// initialCluster is the embedded etcd's initial cluster when this server
+// joins an existing one (see etcd.Etcd), else empty.
+func New(cc *config.Completed, tls *pki.Files, initialCluster string, log *slog.Logger) (component.Component, control.Storage) {
 	switch cc.Datastore {
 	case config.DatastoreEmbeddedEtcd:
 		e := &etcd.Etcd{
-			Member:     cc.NodeName,
-			DataDir:    cc.Paths.EtcdDir,
-			ClientIPs:  config.UniqueIPs(net.ParseIP("127.0.0.1"), cc.NodeIP),
-			ClientPort: cc.EtcdClientPort,
-			PeerIP:     cc.NodeIP,
-			PeerPort:   cc.EtcdPeerPort,
+			InitialCluster: initialCluster,
+			Member:         cc.NodeName,
+			DataDir:        cc.Paths.EtcdDir,
+			ClientIPs:      config.UniqueIPs(net.ParseIP("127.0.0.1"), cc.NodeIP),
+			ClientPort:     cc.EtcdClientPort,
+			PeerIP:         cc.NodeIP,
+			PeerPort:       cc.EtcdPeerPort,
 			TLS: etcd.TLSFiles{
 				ServerCA: tls.EtcdServerCA, ServerCert: tls.EtcdServingCert, ServerKey: tls.EtcdServingKey,
 				PeerCA: tls.EtcdPeerCA, PeerCert: tls.EtcdPeerCert, PeerKey: tls.EtcdPeerKey,
@@ -41,6 +54,9 @@ func New(cc *config.Completed, tls *pki.Files, log *slog.Logger) (component.Comp
 			},
 			Debug: cc.Debug,
 			Log:   log,
+		}
+		if initialCluster != "" {
+			e.StartTimeout = JoinStartTimeout
 		}
 		return e, control.Storage{
 			Servers: []string{e.ClientURL()},

@@ -1,6 +1,12 @@
 // Package endpoints keeps the default/kubernetes Endpoints and EndpointSlice
-// pointing at the servers' public HTTPS port (the supervisor), because the
-// apiserver itself listens on a loopback port.
+// pointing at the public HTTPS port (the supervisor) of every live server,
+// because the apiserver itself listens on a loopback port.
+//
+// Each server keeps a Lease kube-system/kedge-server-<name> that carries its
+// address and renews it every Interval; every server writes the endpoints
+// from the leases that have not expired. A server that stops deletes its
+// lease and writes the endpoints without itself; one that dies drops out
+// when its lease expires.
 package endpoints
 
 import (
@@ -8,10 +14,13 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"time"
 
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
@@ -20,13 +29,15 @@ import (
 	"github.com/kedge/kedge/embedded/component"
 )
 
-// Reconciler writes the kubernetes Service's endpoints every Interval.
+// Reconciler renews this server's lease and writes the kubernetes Service's
+// endpoints every Interval.
 type Reconciler struct {
 	Client kubernetes.Interface
-	// IP and Port are this server's public address.
+	// Server is this server's name (its node name); IP and Port its public address.
+	Server   string
 	IP       net.IP
 	Port     int32
-	Interval time.Duration
+	Interval time.Duration // default 10 s; a lease lives 3 intervals
 	Log      *slog.Logger
 }
 
@@ -35,14 +46,38 @@ var _ component.Component = (*Reconciler)(nil)
 // Name implements component.Component.
 func (r *Reconciler) Name() string { return "kubernetes-endpoints" }
 
-// Run is ready after the first successful write and repairs drift until ctx ends.
-func (r *Reconciler) Run(ctx context.Context, ready func()) error {
-	interval := r.Interval
-	if interval <= 0 {
-		interval = 30 * time.Second
+const (
+	namespace = metav1.NamespaceDefault
+	name      = "kubernetes"
+	portName  = "https"
+
+	// LeaseNamespace holds the servers' leases.
+	LeaseNamespace = metav1.NamespaceSystem
+	// LeaseLabel marks a server lease; AddressAnnotation carries its IP.
+	LeaseLabel        = "kedge.io/server"
+	AddressAnnotation = "kedge.io/address"
+	leasePrefix       = "kedge-server-"
+)
+
+// LeaseName is the name of the lease of the server named server.
+func LeaseName(server string) string { return leasePrefix + server }
+
+func (r *Reconciler) interval() time.Duration {
+	if r.Interval <= 0 {
+		return 10 * time.Second
 	}
+	return r.Interval
+}
+
+// Run is ready after the first successful write and repairs drift until ctx
+// ends; then it withdraws this server (best effort, within 2 s).
+func (r *Reconciler) Run(ctx context.Context, ready func()) error {
 	for {
-		if err := r.reconcile(ctx); err != nil {
+		err := r.renew(ctx)
+		if err == nil {
+			err = r.reconcile(ctx, "")
+		}
+		if err != nil {
 			if ctx.Err() == nil {
 				r.Log.Warn("update kubernetes endpoints", "error", err)
 			}
@@ -51,25 +86,103 @@ func (r *Reconciler) Run(ctx context.Context, ready func()) error {
 		}
 		select {
 		case <-ctx.Done():
+			r.withdraw()
 			return nil
-		case <-time.After(interval):
+		case <-time.After(r.interval()):
 		}
 	}
 }
 
-const (
-	namespace = metav1.NamespaceDefault
-	name      = "kubernetes"
-	portName  = "https"
-)
+// withdraw deletes this server's lease and writes the endpoints without it.
+func (r *Reconciler) withdraw() {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	err := r.Client.CoordinationV1().Leases(LeaseNamespace).Delete(ctx, LeaseName(r.Server), metav1.DeleteOptions{})
+	if err != nil && !apierrors.IsNotFound(err) {
+		r.Log.Debug("delete server lease", "error", err)
+		return
+	}
+	if err := r.reconcile(ctx, r.Server); err != nil {
+		r.Log.Debug("withdraw from kubernetes endpoints", "error", err)
+	}
+}
 
-func (r *Reconciler) reconcile(ctx context.Context) error {
-	ip := r.IP.String()
+func (r *Reconciler) renew(ctx context.Context) error {
+	leases := r.Client.CoordinationV1().Leases(LeaseNamespace)
+	now := metav1.NewMicroTime(time.Now())
+	spec := coordinationv1.LeaseSpec{
+		HolderIdentity:       ptr.To(r.Server),
+		LeaseDurationSeconds: ptr.To(int32(3 * r.interval() / time.Second)),
+		RenewTime:            &now,
+	}
+	cur, err := leases.Get(ctx, LeaseName(r.Server), metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+		_, err = leases.Create(ctx, &coordinationv1.Lease{
+			ObjectMeta: metav1.ObjectMeta{Name: LeaseName(r.Server), Namespace: LeaseNamespace,
+				Labels:      map[string]string{LeaseLabel: "true"},
+				Annotations: map[string]string{AddressAnnotation: r.IP.String()}},
+			Spec: spec,
+		}, metav1.CreateOptions{})
+	case err == nil:
+		cur.Labels = map[string]string{LeaseLabel: "true"}
+		cur.Annotations = map[string]string{AddressAnnotation: r.IP.String()}
+		cur.Spec = spec
+		_, err = leases.Update(ctx, cur, metav1.UpdateOptions{})
+	}
+	if err != nil {
+		return fmt.Errorf("renew server lease: %w", err)
+	}
+	return nil
+}
+
+// liveAddresses lists the addresses, of this server's IP family, of the
+// servers whose leases have not expired, except the server named skip.
+func (r *Reconciler) liveAddresses(ctx context.Context, skip string) ([]string, error) {
+	list, err := r.Client.CoordinationV1().Leases(LeaseNamespace).List(ctx, metav1.ListOptions{LabelSelector: LeaseLabel + "=true"})
+	if err != nil {
+		return nil, fmt.Errorf("list server leases: %w", err)
+	}
+	now := time.Now()
+	var out []string
+	for _, l := range list.Items {
+		if l.Spec.RenewTime == nil || l.Spec.LeaseDurationSeconds == nil || ptr.Deref(l.Spec.HolderIdentity, "") == skip {
+			continue
+		}
+		if l.Spec.RenewTime.Add(time.Duration(*l.Spec.LeaseDurationSeconds) * time.Second).Before(now) {
+			continue
+		}
+		ip := net.ParseIP(l.Annotations[AddressAnnotation])
+		if ip == nil || (ip.To4() == nil) != (r.IP.To4() == nil) {
+			continue
+		}
+		if s := ip.String(); !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+func (r *Reconciler) reconcile(ctx context.Context, skip string) error {
+	ips, err := r.liveAddresses(ctx, skip)
+	if err != nil {
+		return err
+	}
+	if len(ips) == 0 {
+		return nil // nothing serves; leave the last known servers
+	}
+	addrs := make([]corev1.EndpointAddress, 0, len(ips))
+	endpoints := make([]discoveryv1.Endpoint, 0, len(ips))
+	for _, ip := range ips {
+		addrs = append(addrs, corev1.EndpointAddress{IP: ip})
+		endpoints = append(endpoints, discoveryv1.Endpoint{Addresses: []string{ip}, Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true)}})
+	}
 	want := &corev1.Endpoints{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace,
 			Labels: map[string]string{discoveryv1.LabelSkipMirror: "true"}},
 		Subsets: []corev1.EndpointSubset{{
-			Addresses: []corev1.EndpointAddress{{IP: ip}},
+			Addresses: addrs,
 			Ports:     []corev1.EndpointPort{{Name: portName, Port: r.Port, Protocol: corev1.ProtocolTCP}},
 		}},
 	}
@@ -82,7 +195,7 @@ func (r *Reconciler) reconcile(ctx context.Context) error {
 		}
 	case err != nil:
 		return err
-	default:
+	case !equality.Semantic.DeepEqual(cur.Subsets, want.Subsets) || !equality.Semantic.DeepEqual(cur.Labels, want.Labels):
 		cur.Subsets, cur.Labels = want.Subsets, want.Labels
 		if _, err := eps.Update(ctx, cur, metav1.UpdateOptions{}); err != nil {
 			return fmt.Errorf("update endpoints: %w", err)
@@ -97,17 +210,21 @@ func (r *Reconciler) reconcile(ctx context.Context) error {
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace,
 			Labels: map[string]string{discoveryv1.LabelServiceName: name, discoveryv1.LabelManagedBy: "kedge"}},
 		AddressType: family,
-		Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{ip}, Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true)}}},
+		Endpoints:   endpoints,
 		Ports:       []discoveryv1.EndpointPort{{Name: ptr.To(portName), Port: ptr.To(r.Port), Protocol: ptr.To(corev1.ProtocolTCP)}},
 	}
-	slices := r.Client.DiscoveryV1().EndpointSlices(namespace)
-	curSlice, err := slices.Get(ctx, name, metav1.GetOptions{})
+	sliceClient := r.Client.DiscoveryV1().EndpointSlices(namespace)
+	curSlice, err := sliceClient.Get(ctx, name, metav1.GetOptions{})
 	switch {
 	case apierrors.IsNotFound(err):
-		_, err = slices.Create(ctx, slice, metav1.CreateOptions{})
+		_, err = sliceClient.Create(ctx, slice, metav1.CreateOptions{})
 	case err == nil:
+		if equality.Semantic.DeepEqual(curSlice.Labels, slice.Labels) && curSlice.AddressType == slice.AddressType &&
+			equality.Semantic.DeepEqual(curSlice.Endpoints, slice.Endpoints) && equality.Semantic.DeepEqual(curSlice.Ports, slice.Ports) {
+			return nil
+		}
 		curSlice.Labels, curSlice.AddressType, curSlice.Endpoints, curSlice.Ports = slice.Labels, slice.AddressType, slice.Endpoints, slice.Ports
-		_, err = slices.Update(ctx, curSlice, metav1.UpdateOptions{})
+		_, err = sliceClient.Update(ctx, curSlice, metav1.UpdateOptions{})
 	}
 	if err != nil {
 		return fmt.Errorf("write endpointslice: %w", err)

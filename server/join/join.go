@@ -1,6 +1,7 @@
 // Package join serves the join API (see joinapi): the CA bundle for pinning,
-// and node certificates for agents that present a valid token and their
-// node password.
+// node certificates for agents that present a valid token and their node
+// password, and what a joining server shares with the others (CAs, cluster
+// settings, etcd membership) for servers that present the server token.
 package join
 
 import (
@@ -27,7 +28,7 @@ import (
 // maxBody bounds a join request.
 const maxBody = 64 << 10
 
-// Handler serves /cacerts and /v1-kedge/node-certs. It is safe for
+// Handler serves /cacerts, /v1-kedge/node-certs and /v1-kedge/server-join. It is safe for
 // concurrent use.
 type Handler struct {
 	// CABundle is the server CA (PEM) returned by /cacerts.
@@ -40,6 +41,11 @@ type Handler struct {
 	Passwords   *nodepassword.Store
 	// Cluster is returned to joining nodes.
 	Cluster joinapi.Cluster
+	// TLSDir holds the CAs that joining servers get (pki.SharedFiles).
+	TLSDir string
+	// Members adds joining servers to the embedded etcd; nil when this
+	// server does not run one (then servers cannot join it).
+	Members Members
 	Log     *slog.Logger
 }
 
@@ -55,6 +61,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		_, _ = w.Write(h.CABundle)
 	case joinapi.NodeCertsPath:
 		h.nodeCerts(w, r)
+	case joinapi.ServerJoinPath:
+		h.serverJoin(w, r)
 	default:
 		http.NotFound(w, r)
 	}

@@ -5,12 +5,16 @@
 //	                               joiners pin it with the token's CA hash
 //	POST /v1-kedge/node-certs      NodeCertsRequest -> NodeCertsResponse, with
 //	                               HTTP Basic auth <token user>:<token secret>
+//	POST /v1-kedge/server-join     ServerJoinRequest -> ServerJoinResponse, with
+//	                               the server token only
 package joinapi
 
 // Paths of the join API.
 const (
 	CACertsPath   = "/cacerts"
 	NodeCertsPath = "/v1-kedge/node-certs"
+	// ServerJoinPath adds a server to the embedded etcd cluster.
+	ServerJoinPath = "/v1-kedge/server-join"
 	// Prefix is every kedge path under which the API is served.
 	Prefix = "/v1-kedge/"
 )
@@ -47,4 +51,34 @@ type Cluster struct {
 	ClusterDomain string `json:"clusterDomain"`
 	ClusterCIDR   string `json:"clusterCIDR"`
 	ServiceCIDR   string `json:"serviceCIDR"`
+}
+
+// ServerJoinRequest asks to add a server to the cluster's embedded etcd.
+type ServerJoinRequest struct {
+	NodeName string `json:"nodeName"`
+	// EtcdPeerURL is where the other members reach the new one, https://IP:port.
+	EtcdPeerURL string `json:"etcdPeerURL"`
+	// Cluster is the joiner's own settings; they must equal the cluster's.
+	Cluster Cluster `json:"cluster"`
+}
+
+// ServerJoinResponse is what every server of a cluster shares. It holds CA
+// keys: it travels only over TLS verified against the pinned CA, to a client
+// that presented the server token, and is never logged.
+type ServerJoinResponse struct {
+	// PKI maps the shared files' names, relative to the TLS dir (the CAs
+	// with their keys and the service-account key), to their PEM contents.
+	PKI map[string]string `json:"pki"`
+	// AgentToken is the agent token's secret, empty if there is none.
+	AgentToken string  `json:"agentToken,omitempty"`
+	Cluster    Cluster `json:"cluster"`
+	// EtcdMembers are all members, the new learner included, named as the
+	// new member's initial cluster must name them.
+	EtcdMembers []EtcdMember `json:"etcdMembers"`
+}
+
+// EtcdMember is one member of the embedded etcd cluster.
+type EtcdMember struct {
+	Name     string   `json:"name"`
+	PeerURLs []string `json:"peerURLs"`
 }

@@ -1,0 +1,130 @@
+package etcdcluster
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/kedge/kedge/embedded/etcd"
+	"github.com/kedge/kedge/embedded/etcdcheck"
+	"github.com/kedge/kedge/server/join"
+	"github.com/kedge/kedge/server/pki"
+)
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// startEtcd runs a one-member embedded etcd and a Cluster on it; both stop
+// when the test ends.
+func startEtcd(t *testing.T, abandonedAfter time.Duration) *Cluster {
+	t.Helper()
+	dir := t.TempDir()
+	loopback := net.ParseIP("127.0.0.1")
+	files, err := pki.Ensure(pki.Request{Dir: filepath.Join(dir, "tls"), APIServerDNS: []string{"localhost"},
+		Etcd: true, EtcdDNS: []string{"localhost"}, EtcdIPs: []net.IP{loopback}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.DiscardHandler)
+	e := &etcd.Etcd{Member: "first", DataDir: filepath.Join(dir, "etcd"), ClientIPs: []net.IP{loopback}, ClientPort: freePort(t),
+		PeerIP: loopback, PeerPort: freePort(t), Log: log,
+		TLS: etcd.TLSFiles{ServerCA: files.EtcdServerCA, ServerCert: files.EtcdServingCert, ServerKey: files.EtcdServingKey,
+			PeerCA: files.EtcdPeerCA, PeerCert: files.EtcdPeerCert, PeerKey: files.EtcdPeerKey,
+			ClientCert: files.EtcdClientCert, ClientKey: files.EtcdClientKey}}
+	c := &Cluster{Target: etcdcheck.Target{Endpoints: []string{e.ClientURL()}, CAFile: files.EtcdServerCA,
+		CertFile: files.EtcdClientCert, KeyFile: files.EtcdClientKey}, PromoteInterval: 100 * time.Millisecond, AbandonedAfter: abandonedAfter, Log: log}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 2)
+	etcdReady, clusterReady := make(chan struct{}), make(chan struct{})
+	go func() { done <- e.Run(ctx, func() { close(etcdReady) }) }()
+	t.Cleanup(func() {
+		cancel()
+		for range 2 {
+			if err := <-done; err != nil {
+				t.Errorf("stop: %v", err)
+			}
+		}
+	})
+	select {
+	case <-etcdReady:
+	case err := <-done:
+		t.Fatalf("etcd: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("etcd not ready")
+	}
+	go func() { done <- c.Run(ctx, func() { close(clusterReady) }) }()
+	select {
+	case <-clusterReady:
+	case <-time.After(30 * time.Second):
+		t.Fatal("membership not ready")
+	}
+	return c
+}
+
+func TestAddLearner(t *testing.T) {
+	c := startEtcd(t, time.Hour)
+	ctx := t.Context()
+	members, err := c.AddLearner(ctx, "second", "https://192.0.2.2:2380")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(members) != 2 || members[0].Name != "first" && members[1].Name != "first" {
+		t.Fatalf("members %+v", members)
+	}
+	names := map[string]string{}
+	for _, m := range members {
+		names[m.Name] = m.PeerURLs[0]
+	}
+	if names["second"] != "https://192.0.2.2:2380" {
+		t.Fatalf("the new member is not named for its initial cluster: %+v", members)
+	}
+	// A retried join of the same server finds its unstarted learner.
+	again, err := c.AddLearner(ctx, "second", "https://192.0.2.2:2380")
+	if err != nil || len(again) != 2 {
+		t.Fatalf("retried join: %+v %v", again, err)
+	}
+	// One learner at a time: another server waits.
+	if _, err := c.AddLearner(ctx, "third", "https://192.0.2.3:2380"); !errors.Is(err, join.ErrUnavailable) {
+		t.Fatalf("second learner: %v, want ErrUnavailable", err)
+	}
+	// The name of a started member cannot be taken.
+	if _, err := c.AddLearner(ctx, "first", "https://192.0.2.9:2380"); !errors.Is(err, join.ErrConflict) {
+		t.Fatalf("taken name: %v, want ErrConflict", err)
+	}
+	// The learner that never starts costs no quorum: writes go on.
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := etcdcheck.Write(wctx, c.Target); err != nil {
+		t.Fatalf("write with an unstarted learner: %v", err)
+	}
+}
+
+func TestAbandonedLearnerIsRemoved(t *testing.T) {
+	c := startEtcd(t, time.Second)
+	if _, err := c.AddLearner(t.Context(), "second", "https://192.0.2.2:2380"); err != nil {
+		t.Fatal(err)
+	}
+	// It never starts: after AbandonedAfter another server may join.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		_, err := c.AddLearner(t.Context(), "third", "https://192.0.2.3:2380")
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, join.ErrUnavailable) || time.Now().After(deadline) {
+			t.Fatalf("the unstarted learner still blocks joins: %v", err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}

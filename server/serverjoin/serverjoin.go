@@ -1,0 +1,118 @@
+// Package serverjoin is the joining server's side of the server-join API:
+// pin the first server's CA with the token (as agents do), ask to be added
+// to the embedded etcd cluster, and install what the servers share.
+package serverjoin
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	agentjoin "github.com/kedge/kedge/agent/join"
+	"github.com/kedge/kedge/server/join"
+	"github.com/kedge/kedge/server/joinapi"
+	"github.com/kedge/kedge/server/token"
+)
+
+// permanent is a refusal that retrying cannot change.
+type permanent struct{ error }
+
+func (p permanent) Unwrap() error { return p.error }
+
+// Join asks server to add this server, retrying with backoff (1 s to 10 s)
+// while the server is unreachable or busy, until ctx ends. Refusals (CA
+// mismatch, rejected token, other cluster settings, a bad request) return at
+// once. The response is checked against the pinned CA and req.Cluster.
+func Join(ctx context.Context, server string, tok token.Token, req joinapi.ServerJoinRequest, log *slog.Logger) (*joinapi.ServerJoinResponse, error) {
+	backoff := time.Second
+	for {
+		resp, err := joinOnce(ctx, server, tok, req)
+		if err == nil {
+			return resp, nil
+		}
+		var p permanent
+		if errors.As(err, &p) || errors.Is(err, agentjoin.ErrCAMismatch) {
+			return nil, err
+		}
+		log.Warn("cannot join the server yet; retrying", "server", server, "error", err, "retry_in", backoff)
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("join %s: %w (last error: %v)", server, ctx.Err(), err)
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 10*time.Second)
+	}
+}
+
+func joinOnce(ctx context.Context, server string, tok token.Token, req joinapi.ServerJoinRequest) (*joinapi.ServerJoinResponse, error) {
+	ca, err := agentjoin.FetchCA(ctx, server, tok)
+	if err != nil {
+		return nil, err
+	}
+	body, err := json.Marshal(req)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(ca)
+	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	defer client.CloseIdleConnections()
+	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(server, "/")+joinapi.ServerJoinPath, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	hreq.SetBasicAuth(tok.Username, tok.Secret)
+	hreq.Header.Set("Content-Type", "application/json")
+	resp, err := client.Do(hreq)
+	if err != nil {
+		return nil, fmt.Errorf("server join: %w", err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return nil, err
+	}
+	msg := strings.TrimSpace(string(data))
+	switch {
+	case resp.StatusCode == http.StatusOK:
+	case resp.StatusCode == http.StatusUnauthorized:
+		return nil, permanent{errors.New("the server rejected the token")}
+	case resp.StatusCode == http.StatusForbidden:
+		return nil, permanent{fmt.Errorf("the server refused the token: %s", msg)}
+	case resp.StatusCode >= 400 && resp.StatusCode < 500:
+		return nil, permanent{fmt.Errorf("the server refused to add this server: %s", msg)}
+	default:
+		return nil, fmt.Errorf("server join: %s: %s", resp.Status, msg)
+	}
+	var out joinapi.ServerJoinResponse
+	if err := json.Unmarshal(data, &out); err != nil {
+		return nil, fmt.Errorf("decode server join response: %w", err)
+	}
+	if out.PKI["server-ca.crt"] != string(ca) {
+		return nil, permanent{errors.New("the server answered with a CA other than the pinned one")}
+	}
+	if diff := join.ClusterDiff(req.Cluster, out.Cluster); diff != "" {
+		return nil, permanent{fmt.Errorf("this server's cluster settings differ from the cluster's: %s", diff)}
+	}
+	return &out, nil
+}
+
+// InitialCluster renders members as etcd's initial-cluster flag.
+func InitialCluster(members []joinapi.EtcdMember) string {
+	var parts []string
+	for _, m := range members {
+		for _, u := range m.PeerURLs {
+			parts = append(parts, m.Name+"="+u)
+		}
+	}
+	return strings.Join(parts, ",")
+}
