@@ -16,9 +16,9 @@ import (
 )
 
 // checkAgentUsesLB checks that the agent's kubelet and kube-proxy talk to
-// the API through the agent's load balancer on 127.0.0.1:6444, and that
-// the balancer learned the server from the EndpointSlices (through itself)
-// and stored it.
+// the agent's local API cache (127.0.0.1:6445), which goes through the
+// agent's load balancer on 127.0.0.1:6444, and that the balancer learned
+// the server from the EndpointSlices and stored it.
 func checkAgentUsesLB(t *testing.T, agentHost, srvHost *hosts.Host, agent *hosts.Proc) {
 	t.Helper()
 	learned := `msg="the kubernetes EndpointSlices list servers" component=lb servers=[` + srvHost.IP + ":6443]"
@@ -32,8 +32,8 @@ func checkAgentUsesLB(t *testing.T, agentHost, srvHost *hosts.Host, agent *hosts
 			t.Fatal(err)
 		}
 		for _, c := range cfg.Clusters {
-			if c.Server != "https://127.0.0.1:6444" {
-				t.Errorf("%s points at %s, want the load balancer https://127.0.0.1:6444", name, c.Server)
+			if c.Server != "https://127.0.0.1:6445" {
+				t.Errorf("%s points at %s, want the local API cache https://127.0.0.1:6445", name, c.Server)
 			}
 		}
 	}
@@ -45,13 +45,13 @@ func checkAgentUsesLB(t *testing.T, agentHost, srvHost *hosts.Host, agent *hosts
 	if err := json.Unmarshal(b, &stored); err != nil || !slices.Contains(stored.Servers, srvHost.IP+":6443") {
 		t.Errorf("lb-servers.json = %s (%v), want %s:6443 in it", b, err, srvHost.IP)
 	}
-	// The node's clients hold connections to the balancer, which holds
-	// them to the server.
+	// The node's clients hold connections to the cache, the cache to the
+	// balancer, and the balancer to the server.
 	out, err := exec.Command("ip", "netns", "exec", agentHost.NS, "ss", "-Htn", "state", "established").CombinedOutput()
 	if err != nil {
 		t.Fatalf("ss: %v\n%s", err, out)
 	}
-	if !strings.Contains(string(out), "127.0.0.1:6444") || !strings.Contains(string(out), srvHost.IP+":6443") {
-		t.Errorf("want connections to 127.0.0.1:6444 and %s:6443 on the agent host; ss says:\n%s", srvHost.IP, out)
+	if !strings.Contains(string(out), "127.0.0.1:6445") || !strings.Contains(string(out), "127.0.0.1:6444") || !strings.Contains(string(out), srvHost.IP+":6443") {
+		t.Errorf("want connections to 127.0.0.1:6445, 127.0.0.1:6444 and %s:6443 on the agent host; ss says:\n%s", srvHost.IP, out)
 	}
 }

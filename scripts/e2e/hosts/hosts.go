@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -76,6 +77,7 @@ type Host struct {
 	cgroup  string // relative cgroup path of the host, same in every hierarchy's parent
 	mu      sync.Mutex
 	procs   []*Proc
+	init    *Proc    // holds the host's mount, UTS and cgroup namespaces
 	cgroups []string // created by the first Start, removed by cleanup
 }
 
@@ -151,12 +153,34 @@ func (p *Proc) Stop(timeout time.Duration) error {
 	}
 }
 
-// Start runs argv inside the host: its network namespace, a private mount
-// namespace with the host's directories, and a cgroup namespace rooted in
-// the host's sub-cgroup of this test process's cgroup, with the cgroup
-// hierarchies mounted again inside.
+// Start runs argv inside the host: its network namespace and the mount,
+// UTS and cgroup namespaces of the host's init process (see ensureInit), so
+// that every process of a host, like on a real machine, sees the same
+// mounts (network namespaces of pods, container root filesystems) whether
+// it started before or after another one.
 func (h *Host) Start(t testing.TB, argv ...string) *Proc {
 	t.Helper()
+	pid := h.ensureInit(t)
+	return h.spawn(t, "exec nsenter -t "+strconv.Itoa(pid)+` -m -u -n -C -- "$@"`, append([]string{"kedge-host"}, argv...)...)
+}
+
+// ensureInit starts the host's init process unless it runs: it enters the
+// network namespace and unshares mount, UTS and cgroup namespaces, binds
+// the host's directories, mounts the cgroup hierarchies again (showing the
+// host's cgroup as the root) and sleeps. A Reboot kills it; the next Start
+// makes a new one, with fresh mounts.
+func (h *Host) ensureInit(t testing.TB) int {
+	t.Helper()
+	h.mu.Lock()
+	init := h.init
+	h.mu.Unlock()
+	if init != nil {
+		if _, done := init.Exited(); !done {
+			return init.Cmd.Process.Pid
+		}
+	}
+	marker := filepath.Join(h.Root, ".init-ready")
+	os.Remove(marker)
 	var binds []string
 	for _, d := range HostDirs {
 		binds = append(binds, fmt.Sprintf("mkdir -p %q && mount --bind %q %q", d, filepath.Join(h.Root, d), d))
@@ -168,10 +192,30 @@ func (h *Host) Start(t testing.TB, argv ...string) *Proc {
 		strings.Join(binds, "\n"),
 		"mount -t tmpfs -o mode=755 cgroup-root /sys/fs/cgroup",
 		remountCgroups(),
-		`exec "$@"`,
+		fmt.Sprintf("touch %q", marker),
+		"exec sleep infinity",
 	}, "\n")
-	// The outer shell joins the host's cgroups (visible here), then enters
-	// the network namespace and unshares mount and cgroup namespaces.
+	init = h.spawn(t, `exec ip netns exec "$0" unshare --mount --cgroup --uts --propagation private bash -c "$1"`, h.NS, inner)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if _, err := os.Stat(marker); err == nil {
+			break
+		}
+		if err, done := init.Exited(); done || time.Now().After(deadline) {
+			t.Fatalf("host %s: init did not start (%v):\n%s", h.Name, err, init.Output())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	h.mu.Lock()
+	h.init = init
+	h.mu.Unlock()
+	return init.Cmd.Process.Pid
+}
+
+// spawn runs `bash -c script args...` after joining the host's cgroups (the
+// cgroup namespace entered later is rooted there).
+func (h *Host) spawn(t testing.TB, script string, args ...string) *Proc {
+	t.Helper()
 	var joins []string
 	h.mu.Lock()
 	if h.cgroups == nil {
@@ -182,10 +226,8 @@ func (h *Host) Start(t testing.TB, argv ...string) *Proc {
 	for _, dir := range dirs {
 		joins = append(joins, fmt.Sprintf("echo $$ > %q", filepath.Join(dir, "cgroup.procs")))
 	}
-	outer := "set -e\n" + strings.Join(joins, "\n") + "\n" +
-		`exec ip netns exec "$0" unshare --mount --cgroup --uts --propagation private bash -c "$1" kedge-host "${@:2}"`
-	args := append([]string{"-c", outer, h.NS, inner}, argv...)
-	cmd := exec.Command("bash", args...)
+	outer := "set -e\n" + strings.Join(joins, "\n") + "\n" + script
+	cmd := exec.Command("bash", append([]string{"-c", outer}, args...)...)
 	p := &Proc{Cmd: cmd, out: &testenv.Output{}, exited: make(chan error, 1)}
 	cmd.Stdout, cmd.Stderr = p.out, p.out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
