@@ -143,6 +143,8 @@ func Run(ctx context.Context, cc *config.Completed, log *slog.Logger) error {
 		Log:          log,
 		ReadyTimeout: 2 * time.Minute,
 		StopTimeout:  10 * time.Second,
+		// Ends before main's 15 s grace, also when etcd lost quorum and stops hang.
+		StopBudget: 12 * time.Second,
 		OnReady: func() {
 			log.Info("kedge server is ready",
 				"seconds", fmt.Sprintf("%.1f", time.Since(start).Seconds()),

@@ -34,6 +34,11 @@ type Runner struct {
 	// return after its context is cancelled (default 10 s); a component
 	// that overstays is abandoned and reported.
 	StopTimeout time.Duration
+	// StopBudget, if set, bounds the whole stop: once it is spent, the
+	// components not yet stopped are cancelled and abandoned at once, so
+	// that the process can end in time (for example a server whose etcd
+	// lost quorum, where stops hang).
+	StopBudget time.Duration
 	// OnReady, if set, is called once after every component is ready.
 	OnReady func()
 }
@@ -116,11 +121,23 @@ func start(ctx context.Context, c Component, exited chan<- *running) *running {
 
 func (r *Runner) stopAll(log *slog.Logger, started []*running) error {
 	stopTimeout := orDefault(r.StopTimeout, 10*time.Second)
+	var deadline time.Time
+	if r.StopBudget > 0 {
+		deadline = time.Now().Add(r.StopBudget)
+	}
 	var errs []error
 	for i := len(started) - 1; i >= 0; i-- {
 		s := started[i]
 		s.cancel()
-		timer := time.NewTimer(stopTimeout)
+		wait := stopTimeout
+		if !deadline.IsZero() {
+			wait = min(wait, time.Until(deadline))
+			if wait <= 0 {
+				log.Warn("stop budget spent; abandoning component", "component", s.c.Name(), "budget", r.StopBudget)
+				continue
+			}
+		}
+		timer := time.NewTimer(wait)
 		select {
 		case <-s.exited:
 			if s.err != nil && !errors.Is(s.err, context.Canceled) {
@@ -128,7 +145,7 @@ func (r *Runner) stopAll(log *slog.Logger, started []*running) error {
 			}
 			log.Debug("stopped", "component", s.c.Name())
 		case <-timer.C:
-			log.Warn("component did not stop in time; abandoning it", "component", s.c.Name(), "timeout", stopTimeout)
+			log.Warn("component did not stop in time; abandoning it", "component", s.c.Name(), "timeout", wait)
 		}
 		timer.Stop()
 	}

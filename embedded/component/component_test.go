@@ -156,3 +156,23 @@ func TestRunnerUnexpectedCleanExitIsAFailure(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+func TestRunnerStopBudgetBoundsTheWholeStop(t *testing.T) {
+	log := &eventLog{}
+	fakes := newFakes(log, "a", "b", "c")
+	fakes[1].hang, fakes[2].hang = true, true
+	ctx, cancel := context.WithCancel(t.Context())
+	// Each hanger alone would be waited for 1 s; the budget ends it all sooner.
+	r := &Runner{StopTimeout: time.Second, StopBudget: 200 * time.Millisecond, OnReady: cancel}
+	start := time.Now()
+	if err := r.Run(ctx, asComponents(fakes)...); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took > 800*time.Millisecond {
+		t.Fatalf("stop took %s with a 200ms budget", took)
+	}
+	// a, the first started, is still cancelled (its stop is seen or abandoned).
+	if got := log.String(); !strings.HasPrefix(got, "start a,start b,start c") {
+		t.Fatalf("events = %q", got)
+	}
+}

@@ -5,9 +5,11 @@ import (
 	"crypto/tls"
 	"fmt"
 	"net/http"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -154,4 +156,78 @@ func controllersLeader(ctx context.Context, c kubernetes.Interface) string {
 func lastLine(s string) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
 	return lines[len(lines)-1]
+}
+
+// lbProber asks an agent's load balancer for /readyz every 100 ms from
+// inside the agent's host and records when it answered and when it failed.
+type lbProber struct {
+	mu       sync.Mutex
+	results  []probeResult
+	done     chan struct{}
+	finished chan struct{}
+}
+
+type probeResult struct {
+	at time.Time
+	ok bool
+}
+
+func lbProbe(t *testing.T, h *hosts.Host) *lbProber {
+	p := &lbProber{done: make(chan struct{}), finished: make(chan struct{})}
+	ca := filepath.Join(h.Root, "var/lib/kedge/agent/cred/server-ca.crt")
+	go func() {
+		defer close(p.finished)
+		for {
+			start := time.Now()
+			out, err := exec.Command("ip", "netns", "exec", h.NS, "curl", "-s", "--max-time", "1", "--cacert", ca,
+				"https://127.0.0.1:6444/readyz").Output()
+			p.mu.Lock()
+			p.results = append(p.results, probeResult{at: start, ok: err == nil && string(out) == "ok"})
+			p.mu.Unlock()
+			select {
+			case <-p.done:
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	}()
+	t.Cleanup(func() { p.stop() })
+	return p
+}
+
+// answeredSince reports whether a probe started after when succeeded.
+func (p *lbProber) answeredSince(when time.Time) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, r := range p.results {
+		if r.ok && r.at.After(when) {
+			return true
+		}
+	}
+	return false
+}
+
+// stop ends the probing and returns the longest run of failed probes:
+// from the first failure to the next success.
+func (p *lbProber) stop() time.Duration {
+	select {
+	case <-p.done:
+	default:
+		close(p.done)
+	}
+	<-p.finished
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var longest time.Duration
+	var firstFail time.Time
+	for _, r := range p.results {
+		switch {
+		case !r.ok && firstFail.IsZero():
+			firstFail = r.at
+		case r.ok && !firstFail.IsZero():
+			longest = max(longest, r.at.Sub(firstFail))
+			firstFail = time.Time{}
+		}
+	}
+	return longest
 }

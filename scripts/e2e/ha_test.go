@@ -142,12 +142,31 @@ func TestServersJoinEmbeddedEtcd(t *testing.T) {
 		t.Fatalf("controllers leader is %q, want server1 (it was alone first)", h)
 	}
 
-	// Stop the first server, which leads the controllers.
+	// An agent joins through server 1; its load balancer learns all three.
+	edge := net.AddHost(t, "edge")
+	agent := edge.Start(t, kedge, "agent", "--server", url, "--token", agentToken.String())
+	started, names = append(started, agent), append(names, edge.Name)
+	waitNodeReady(t, c2, "edge", append(all, agent))
+	waitFor(t, 60*time.Second, "the agent's load balancer to learn the three servers", []*hosts.Proc{agent}, func() bool {
+		b, _ := os.ReadFile(filepath.Join(edge.Root, "var/lib/kedge/agent/lb-servers.json"))
+		return strings.Contains(string(b), h2.IP+":6443") && strings.Contains(string(b), h3.IP+":6443")
+	})
+	probe := lbProbe(t, edge)
+
+	// Stop the first server, which leads the controllers and serves the agent.
 	stopped := time.Now()
 	if err := s1.Stop(20 * time.Second); err != nil {
 		t.Fatalf("stop server1: %v\n%s", err, s1.Output())
 	}
 	t.Logf("server1 stopped in %.1fs", time.Since(stopped).Seconds())
+	waitFor(t, 30*time.Second, "the agent's balancer to answer through another server", []*hosts.Proc{agent}, func() bool {
+		return probe.answeredSince(stopped)
+	})
+	gap := probe.stop()
+	t.Logf("agent's API unreachable for %.2fs while server1 stopped", gap.Seconds())
+	if gap > 2*time.Second {
+		t.Errorf("the agent failed over in %.2fs, want under 2 s", gap.Seconds())
+	}
 	rest := []*hosts.Proc{s2, s3}
 	waitFor(t, 60*time.Second, "a write through server 2 with server 1 down", rest, func() bool {
 		_, err := c2.CoreV1().ConfigMaps("default").Create(ctx, configMap("written-while-1-down"), metav1.CreateOptions{})
@@ -175,6 +194,12 @@ func TestServersJoinEmbeddedEtcd(t *testing.T) {
 		return err == nil && len(pods.Items) == 2
 	})
 	t.Logf("Deployment pods created %.1fs after the Deployment", time.Since(created).Seconds())
+	// The agent's kubelet keeps its node Lease renewed through the other servers.
+	renewedAfter := func(when time.Time) bool {
+		l, err := c2.CoordinationV1().Leases("kube-node-lease").Get(ctx, "edge", metav1.GetOptions{})
+		return err == nil && l.Spec.RenewTime != nil && l.Spec.RenewTime.After(when)
+	}
+	waitFor(t, 60*time.Second, "the agent's node Lease renewed after server1 stopped", []*hosts.Proc{agent}, func() bool { return renewedAfter(stopped.Add(time.Second)) })
 
 	// The first server starts again from its data and catches up.
 	restarted := time.Now()

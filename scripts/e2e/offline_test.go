@@ -23,7 +23,8 @@ import (
 // run-time network state gone) and the agent brings the pod back from its
 // cache, with its Secret, ConfigMap and ServiceAccount token, without a
 // server. When the link returns the node is Ready with the same pod (UID),
-// nothing recreated.
+// nothing recreated. Then the server restarts: the agent reconnects and
+// none of its containers restarts.
 func TestAgentThroughOutages(t *testing.T) {
 	kedge := harness.Binary(t)
 	net := hosts.NewNetwork(t)
@@ -160,6 +161,27 @@ func TestAgentThroughOutages(t *testing.T) {
 	list, err := admin.CoreV1().Pods("default").List(ctx, metav1.ListOptions{})
 	if err != nil || len(list.Items) != 1 {
 		t.Fatalf("pods after the outage: %d (%v), want the one pod", len(list.Items), err)
+	}
+
+	// The server restarts: the agent reconnects and nothing on it restarts.
+	before = crictl(t, edge, kedge, "ps", "-q")
+	if err := srv.Stop(20 * time.Second); err != nil {
+		t.Fatalf("server stop: %v\n%s", err, srv.Output())
+	}
+	srv = srvHost.Start(t, kedge, "server")
+	procs = []*hosts.Proc{srv, agent}
+	waitForServer(t, srvHost, srv)
+	restarted := time.Now()
+	waitFor(t, 90*time.Second, "the node's Lease renewed through the restarted server", procs, func() bool {
+		l, err := admin.CoordinationV1().Leases("kube-node-lease").Get(ctx, "edge", metav1.GetOptions{})
+		return err == nil && l.Spec.RenewTime != nil && l.Spec.RenewTime.After(restarted)
+	})
+	waitNodeReady(t, admin, "edge", procs)
+	if after := crictl(t, edge, kedge, "ps", "-q"); strings.Join(after, ",") != strings.Join(before, ",") {
+		t.Fatalf("containers on the agent changed across a server restart: %v -> %v", before, after)
+	}
+	if _, done := agent.Exited(); done {
+		t.Fatalf("the agent exited while the server restarted:\n%s", agent.Output())
 	}
 	for _, p := range []*hosts.Proc{agent, srv} {
 		if err := p.Stop(20 * time.Second); err != nil {
