@@ -5,12 +5,16 @@
 //	                               joiners pin it with the token's CA hash
 //	POST /v1-kedge/node-certs      NodeCertsRequest -> NodeCertsResponse, with
 //	                               HTTP Basic auth <token user>:<token secret>
+//	GET  /v1-kedge/connect         websocket upgrade to the node's reverse
+//	                               tunnel (remotedialer), authenticated by
+//	                               the node's kubelet client certificate
 package joinapi
 
 // Paths of the join API.
 const (
 	CACertsPath   = "/cacerts"
 	NodeCertsPath = "/v1-kedge/node-certs"
+	TunnelPath    = "/v1-kedge/connect"
 	// Prefix is every kedge path under which the API is served.
 	Prefix = "/v1-kedge/"
 )
