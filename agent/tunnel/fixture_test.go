@@ -42,6 +42,7 @@ type cluster struct {
 	public *httptest.Server
 	proxy  string
 	logs   *logBuffer
+	stop   func() // stops srv (Run); called by cleanup too
 }
 
 func newCluster(t *testing.T, nodes ...*corev1.Node) *cluster {
@@ -68,12 +69,16 @@ func newCluster(t *testing.T, nodes ...*corev1.Node) *cluster {
 	ctx, cancel := context.WithCancel(context.Background())
 	ready, done := make(chan struct{}), make(chan error, 1)
 	go func() { done <- c.srv.Run(ctx, func() { close(ready) }) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("tunnel server: %v", err)
-		}
-	})
+	var once sync.Once
+	c.stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("tunnel server: %v", err)
+			}
+		})
+	}
+	t.Cleanup(c.stop)
 	select {
 	case <-ready:
 	case err := <-done:

@@ -181,6 +181,35 @@ func TestNewSessionReplacesOld(t *testing.T) {
 	}
 }
 
+// TestServerStopEndsSessions: stopping the tunnel server closes the
+// hijacked session connections (http.Server.Shutdown would not) and
+// refuses new ones.
+func TestServerStopEndsSessions(t *testing.T) {
+	c := newCluster(t, edgeNode())
+	c.startAgent(t, "edge", &Allow{})
+	c.waitSessions(t, "edge")
+	c.stop()
+	c.waitSessions(t, "")
+	deadline := time.Now().Add(5 * time.Second)
+	for c.logs.count("tunnel lost; reconnecting") == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the agent did not see its session end; logs:\n%s", c.logs)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// The endpoint is still served (by the test server) but refuses.
+	deadline = time.Now().Add(5 * time.Second)
+	for c.logs.count("503 Service Unavailable") == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("a new session after the stop was not refused with 503; logs:\n%s", c.logs)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if s := c.srv.Sessions(); len(s) != 0 {
+		t.Fatalf("sessions after the stop: %v", s)
+	}
+}
+
 // TestClientReadyWithoutServer: an unreachable server does not hold up the
 // agent, and the client stops at once when cancelled.
 func TestClientReadyWithoutServer(t *testing.T) {

@@ -226,9 +226,15 @@ func (s *Server) closeSessions() {
 	s.mu.Unlock()
 	for _, x := range all {
 		x.stop()
+	}
+	deadline := time.NewTimer(5 * time.Second)
+	defer deadline.Stop()
+	for _, x := range all {
 		select {
 		case <-x.done:
-		case <-time.After(5 * time.Second):
+		case <-deadline.C:
+			s.Log.Warn("tunnel sessions did not end in time")
+			return
 		}
 	}
 }
