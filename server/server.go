@@ -76,7 +76,7 @@ func Run(ctx context.Context, cc *config.Completed, log *slog.Logger) error {
 
 	// kube-apiserver reaches kubelets and pods through this loopback
 	// CONNECT proxy (tunnel.Server), which uses agents' reverse tunnels.
-	egress, err := net.Listen("tcp", "127.0.0.1:0")
+	egress, err := listenEgress(control.EgressProxyAddr(cc))
 	if err != nil {
 		return fmt.Errorf("egress proxy: %w", err)
 	}
@@ -226,6 +226,18 @@ func preflight(cc *config.Completed) error {
 		l.Close()
 	}
 	return nil
+}
+
+// listenEgress listens on loopback for the egress proxy: on prev, the
+// address of the previous start, if it is free (so the egress selector file
+// stays the same), else on a free port.
+func listenEgress(prev string) (net.Listener, error) {
+	if prev != "" {
+		if l, err := net.Listen("tcp", prev); err == nil {
+			return l, nil
+		}
+	}
+	return net.Listen("tcp", "127.0.0.1:0")
 }
 
 // writeComponentFiles writes the components' kubeconfigs and config files.

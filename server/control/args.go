@@ -8,9 +8,12 @@ import (
 	"encoding/json"
 	"net"
 	"net/netip"
+	"net/url"
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"k8s.io/apiserver/pkg/server/egressselector"
 
 	"github.com/kedge/kedge/embedded/kubeflags"
 	"github.com/kedge/kedge/server/config"
@@ -75,6 +78,28 @@ egressSelections:
           clientCert: ` + q(tls.KubeletClientCert) + `
           clientKey: ` + q(tls.KubeletKey) + `
 `
+}
+
+// EgressProxyAddr is the proxy address in the egress selector file of an
+// earlier start, if it is a loopback host:port ("" otherwise), so that a
+// restart can listen there again and leave the file as it was.
+func EgressProxyAddr(cc *config.Completed) string {
+	cfg, err := egressselector.ReadEgressSelectorConfiguration(EgressSelectorConfigFile(cc))
+	if err != nil {
+		return ""
+	}
+	for _, sel := range cfg.EgressSelections {
+		if tcp := sel.Connection.Transport; sel.Name == "cluster" && tcp != nil && tcp.TCP != nil {
+			u, err := url.Parse(tcp.TCP.URL)
+			if err != nil {
+				return ""
+			}
+			if host, _, err := net.SplitHostPort(u.Host); err == nil && host == "127.0.0.1" {
+				return u.Host
+			}
+		}
+	}
+	return ""
 }
 
 // AuthenticationConfig allows anonymous requests to the health endpoints only.

@@ -143,3 +143,26 @@ func TestEgressSelectorConfigLoads(t *testing.T) {
 		t.Fatalf("no dialer for the cluster egress: %v", err)
 	}
 }
+
+func TestEgressProxyAddrFromAnEarlierStart(t *testing.T) {
+	in := inputs(t, func(c *config.Config) { c.DataDir = t.TempDir() })
+	if got := EgressProxyAddr(in.Config); got != "" {
+		t.Fatalf("without a file: %q", got)
+	}
+	file := EgressSelectorConfigFile(in.Config)
+	if err := os.MkdirAll(filepath.Dir(file), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for config, want := range map[string]string{
+		EgressSelectorConfig("127.0.0.1:40123", in.TLS): "127.0.0.1:40123",
+		EgressSelectorConfig("192.0.2.1:40123", in.TLS): "", // only loopback is taken over
+		"not: [yaml": "",
+	} {
+		if err := os.WriteFile(file, []byte(config), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if got := EgressProxyAddr(in.Config); got != want {
+			t.Errorf("EgressProxyAddr = %q, want %q for\n%s", got, want, config)
+		}
+	}
+}
