@@ -4,8 +4,9 @@
 // components use, containerd (with runc and the CNI plugins from the
 // embedded bundle), imports the pod sandbox image and any image tarballs
 // dropped into <data-dir>/agent/images, and runs the kubelet, flannel
-// (vxlan between nodes; it writes the CNI config from its lease) and
-// kube-proxy.
+// (vxlan between nodes; it writes the CNI config from its lease),
+// kube-proxy and the reverse tunnel through which the server reaches the
+// kubelet and pods.
 package agent
 
 import (
@@ -38,6 +39,7 @@ import (
 	"github.com/kedge/kedge/agent/lb"
 	agentproxy "github.com/kedge/kedge/agent/proxy"
 	"github.com/kedge/kedge/agent/registries"
+	agenttunnel "github.com/kedge/kedge/agent/tunnel"
 	"github.com/kedge/kedge/embedded/component"
 	"github.com/kedge/kedge/embedded/containerd"
 	"github.com/kedge/kedge/embedded/flannel"
@@ -59,6 +61,9 @@ const (
 type Agent struct {
 	Config *config.Completed
 	Log    *slog.Logger
+	// NoTunnel leaves out the reverse tunnel (the server's own node is
+	// reached directly).
+	NoTunnel bool
 }
 
 var _ component.Component = (*Agent)(nil)
@@ -70,15 +75,15 @@ func (a *Agent) Name() string { return "agent" }
 // are already on disk), runs the node's components and calls ready once all
 // of them are ready, until ctx is cancelled.
 func (a *Agent) Run(ctx context.Context, ready func()) error {
-	return run(ctx, a.Config, a.Log, ready)
+	return run(ctx, a.Config, a.Log, !a.NoTunnel, ready)
 }
 
 // Run runs the agent until ctx is cancelled; see Agent.
 func Run(ctx context.Context, cc *config.Completed, log *slog.Logger) error {
-	return run(ctx, cc, log, func() {})
+	return run(ctx, cc, log, true, func() {})
 }
 
-func run(ctx context.Context, cc *config.Completed, log *slog.Logger, ready func()) error {
+func run(ctx context.Context, cc *config.Completed, log *slog.Logger, withTunnel bool, ready func()) error {
 	p := cc.Paths
 	// Local configuration is checked before anything is sent to the server.
 	regs, err := registries.Load(cc.RegistriesFile)
@@ -166,6 +171,9 @@ func run(ctx context.Context, cc *config.Completed, log *slog.Logger, ready func
 	if err := atomicfile.Write(kubeletConfigFile, kubeletConfig, 0o600); err != nil {
 		return err
 	}
+	// What the server may dial through the tunnel; the pod CIDR comes with
+	// flannel's lease.
+	tunnelAllow := &agenttunnel.Allow{NodeIP: cc.NodeIP}
 	runner := &component.Runner{Log: log, OnReady: func() {
 		if n, err := memtune.ReleaseExecutablePages(); err != nil {
 			log.Debug("could not release start-up pages", "error", err)
@@ -209,6 +217,7 @@ func run(ctx context.Context, cc *config.Completed, log *slog.Logger, ready func
 			ClusterCIDR: cluster.ClusterCIDR, ConfDir: filepath.Join(p.EtcDir, "flannel"),
 			ReadyAtStart: cni.Exists(cniConfDir),
 			OnLease: func(l flannel.Lease) error {
+				tunnelAllow.SetPodCIDRs(l.Subnet)
 				wrote, err := cni.Write(cniConfDir, cni.Network{Subnet: l.Subnet, MTU: l.MTU})
 				if wrote {
 					log.Info("wrote CNI config", "component", "cni", "subnet", l.Subnet, "mtu", l.MTU)
@@ -231,6 +240,12 @@ func run(ctx context.Context, cc *config.Completed, log *slog.Logger, ready func
 		}
 		components = append(components, &evictpolicy.Annotator{Client: nodeClient, Node: cc.NodeName,
 			Evict: *cc.EvictWhenUnreachable, Log: log.With("component", "evict-policy")})
+	}
+	if withTunnel {
+		// Ready at once; it connects in the background.
+		components = append(components, &agenttunnel.Client{Server: cc.Server,
+			CertFile: filepath.Join(p.CredDir, join.KubeletClientCert), KeyFile: filepath.Join(p.CredDir, join.KubeletClientKey),
+			CAFile: filepath.Join(p.CredDir, join.ServerCA), Allow: tunnelAllow, Log: log.With("component", "tunnel")})
 	}
 	err = runner.Run(ctx, components...)
 	if err == nil {

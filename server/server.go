@@ -5,6 +5,7 @@ package server
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -41,6 +42,7 @@ import (
 	"github.com/kedge/kedge/server/sdnotify"
 	"github.com/kedge/kedge/server/supervisor"
 	"github.com/kedge/kedge/server/token"
+	"github.com/kedge/kedge/server/tunnel"
 )
 
 // ControllersLease (in kube-system) is held by the server that runs the
@@ -90,7 +92,14 @@ func Run(ctx context.Context, cc *config.Completed, log *slog.Logger) error {
 		return err
 	}
 
-	if err := writeComponentFiles(cc, tls); err != nil {
+	// kube-apiserver reaches kubelets and pods through this loopback
+	// CONNECT proxy (tunnel.Server), which uses agents' reverse tunnels.
+	egress, err := listenEgress(control.EgressProxyAddr(cc))
+	if err != nil {
+		return fmt.Errorf("egress proxy: %w", err)
+	}
+	defer egress.Close()
+	if err := writeComponentFiles(cc, tls, egress.Addr().String()); err != nil {
 		return err
 	}
 	admin := kubeconfig.Spec{Server: control.LocalURL(cc), CAFile: tls.ServerCA, CertFile: tls.AdminCert, KeyFile: tls.AdminKey, Embed: true}
@@ -120,6 +129,11 @@ func Run(ctx context.Context, cc *config.Completed, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+
+	clientCAs := x509.NewCertPool()
+	clientCAs.AddCert(clientCA.Cert)
+	tunnels := &tunnel.Server{ClientCA: clientCAs, Listener: egress, CertFile: tls.ServingCert, KeyFile: tls.ServingKey,
+		Client: client, Log: log.With("component", "tunnel")}
 
 	store, storage := datastore.New(cc, tls, initialCluster, log)
 	in := control.Inputs{Config: cc, TLS: tls, Storage: storage}
@@ -180,7 +194,8 @@ func Run(ctx context.Context, cc *config.Completed, log *slog.Logger) error {
 		&supervisor.Supervisor{
 			Addr:     net.JoinHostPort(cc.BindAddress, strconv.Itoa(cc.HTTPSListenPort)),
 			CertFile: tls.ServingCert, KeyFile: tls.ServingKey, CAFile: tls.ServerCA,
-			API: api.Handler,
+			API:    api.Handler,
+			Tunnel: tunnels,
 			Join: &join.Handler{
 				CABundle: caBundle, ServerCA: serverCA, ClientCA: clientCA,
 				ServerToken: serverToken, AgentToken: agentToken,
@@ -193,6 +208,7 @@ func Run(ctx context.Context, cc *config.Completed, log *slog.Logger) error {
 			},
 			Log: log.With("component", "supervisor"),
 		},
+		tunnels,
 		&endpoints.Reconciler{Client: client, Server: cc.NodeName, IP: cc.AdvertiseIP, Port: int32(cc.HTTPSListenPort), Log: log},
 		&rbac.Reconciler{Client: client, Log: log.With("component", "rbac")},
 	)
@@ -202,7 +218,8 @@ func Run(ctx context.Context, cc *config.Completed, log *slog.Logger) error {
 		if err != nil {
 			return err
 		}
-		components = append(components, &agent.Agent{Config: node, Log: log})
+		// The server's own kubelet is reached directly, without a tunnel.
+		components = append(components, &agent.Agent{Config: node, Log: log, NoTunnel: true})
 	}
 	err = runner.Run(ctx, components...)
 	if err == nil {
@@ -246,12 +263,27 @@ func preflight(cc *config.Completed) error {
 	return nil
 }
 
+// listenEgress listens on loopback for the egress proxy: on prev, the
+// address of the previous start, if it is free (so the egress selector file
+// stays the same), else on a free port.
+func listenEgress(prev string) (net.Listener, error) {
+	if prev != "" {
+		if l, err := net.Listen("tcp", prev); err == nil {
+			return l, nil
+		}
+	}
+	return net.Listen("tcp", "127.0.0.1:0")
+}
+
 // writeComponentFiles writes the components' kubeconfigs and config files.
-func writeComponentFiles(cc *config.Completed, tls *pki.Files) error {
+func writeComponentFiles(cc *config.Completed, tls *pki.Files, egressProxy string) error {
 	if err := os.MkdirAll(cc.Paths.EtcDir, 0o700); err != nil {
 		return err
 	}
 	if err := os.WriteFile(control.AuthenticationConfigFile(cc), []byte(control.AuthenticationConfig), 0o600); err != nil {
+		return err
+	}
+	if err := os.WriteFile(control.EgressSelectorConfigFile(cc), []byte(control.EgressSelectorConfig(egressProxy, tls)), 0o600); err != nil {
 		return err
 	}
 	local := control.APIServerURL(cc)

@@ -5,11 +5,15 @@
 package control
 
 import (
+	"encoding/json"
 	"net"
 	"net/netip"
+	"net/url"
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"k8s.io/apiserver/pkg/server/egressselector"
 
 	"github.com/kedge/kedge/embedded/kubeflags"
 	"github.com/kedge/kedge/server/config"
@@ -44,6 +48,57 @@ func ControllerKubeconfig(cc *config.Completed) string {
 	return filepath.Join(cc.Paths.CredDir, "controller.kubeconfig")
 }
 
+// EgressSelectorConfigFile is where APIServerArgs expects the output of
+// EgressSelectorConfig.
+func EgressSelectorConfigFile(cc *config.Completed) string {
+	return filepath.Join(cc.Paths.EtcDir, "egress-selector.yaml")
+}
+
+// EgressSelectorConfig sends the apiserver's "cluster" traffic (kubelets:
+// logs, exec, attach, port-forward; pod and service proxy; webhooks) to
+// kedge's HTTP CONNECT proxy at proxyAddr (loopback host:port), which uses
+// a node's reverse tunnel when it has one. upstream dials a TCP proxy only
+// over TLS; the apiserver presents its kubelet client certificate.
+func EgressSelectorConfig(proxyAddr string, tls *pki.Files) string {
+	q := func(s string) string { b, _ := json.Marshal(s); return string(b) }
+	return `apiVersion: apiserver.k8s.io/v1beta1
+kind: EgressSelectorConfiguration
+egressSelections:
+- name: cluster
+  connection:
+    proxyProtocol: HTTPConnect
+    transport:
+      tcp:
+        url: ` + q("https://"+proxyAddr) + `
+        tlsConfig:
+          caBundle: ` + q(tls.ServerCA) + `
+          clientCert: ` + q(tls.KubeletClientCert) + `
+          clientKey: ` + q(tls.KubeletKey) + `
+`
+}
+
+// EgressProxyAddr is the proxy address in the egress selector file of an
+// earlier start, if it is a loopback host:port ("" otherwise), so that a
+// restart can listen there again and leave the file as it was.
+func EgressProxyAddr(cc *config.Completed) string {
+	cfg, err := egressselector.ReadEgressSelectorConfiguration(EgressSelectorConfigFile(cc))
+	if err != nil {
+		return ""
+	}
+	for _, sel := range cfg.EgressSelections {
+		if tcp := sel.Connection.Transport; sel.Name == "cluster" && tcp != nil && tcp.TCP != nil {
+			u, err := url.Parse(tcp.TCP.URL)
+			if err != nil {
+				return ""
+			}
+			if host, _, err := net.SplitHostPort(u.Host); err == nil && host == "127.0.0.1" {
+				return u.Host
+			}
+		}
+	}
+	return ""
+}
+
 // AuthenticationConfig allows anonymous requests to the health endpoints only.
 const AuthenticationConfig = `apiVersion: apiserver.config.k8s.io/v1
 kind: AuthenticationConfiguration
@@ -70,6 +125,7 @@ func APIServerArgs(in Inputs) []string {
 		"bind-address":                       "127.0.0.1",
 		"cert-dir":                           filepath.Join(cc.Paths.TLSDir, "temporary-certs"),
 		"client-ca-file":                     tls.ClientCA,
+		"egress-selector-config-file":        EgressSelectorConfigFile(cc),
 		"enable-admission-plugins":           "NodeRestriction",
 		"etcd-servers":                       strings.Join(in.Storage.Servers, ","),
 		"kubelet-certificate-authority":      tls.ServerCA,

@@ -7,6 +7,9 @@
 //	                               HTTP Basic auth <token user>:<token secret>
 //	POST /v1-kedge/server-join     ServerJoinRequest -> ServerJoinResponse, with
 //	                               the server token only
+//	GET  /v1-kedge/connect         websocket upgrade to the node's reverse
+//	                               tunnel (remotedialer), authenticated by
+//	                               the node's kubelet client certificate
 package joinapi
 
 // Paths of the join API.
@@ -15,6 +18,7 @@ const (
 	NodeCertsPath = "/v1-kedge/node-certs"
 	// ServerJoinPath adds a server to the embedded etcd cluster.
 	ServerJoinPath = "/v1-kedge/server-join"
+	TunnelPath     = "/v1-kedge/connect"
 	// Prefix is every kedge path under which the API is served.
 	Prefix = "/v1-kedge/"
 )

@@ -1,6 +1,7 @@
 // Package supervisor serves the server's public HTTPS port: the join API
-// (kedge's own paths) and, for everything else, the in-process
-// kube-apiserver's handler, so that one port serves both.
+// and the agents' tunnel endpoint (kedge's own paths) and, for everything
+// else, the in-process kube-apiserver's handler, so that one port serves
+// both.
 package supervisor
 
 import (
@@ -32,7 +33,9 @@ type Supervisor struct {
 	API func() http.Handler
 	// Join serves joinapi.CACertsPath and paths under joinapi.Prefix.
 	Join http.Handler
-	Log  *slog.Logger
+	// Tunnel, if set, serves joinapi.TunnelPath: the agents' reverse tunnels.
+	Tunnel http.Handler
+	Log    *slog.Logger
 }
 
 var _ component.Component = (*Supervisor)(nil)
@@ -43,6 +46,10 @@ func (s *Supervisor) Name() string { return "supervisor" }
 // Handler routes a request to the join API or the apiserver.
 func (s *Supervisor) Handler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == joinapi.TunnelPath && s.Tunnel != nil {
+			s.Tunnel.ServeHTTP(w, r)
+			return
+		}
 		if r.URL.Path == joinapi.CACertsPath || strings.HasPrefix(r.URL.Path, joinapi.Prefix) {
 			s.Join.ServeHTTP(w, r)
 			return

@@ -1,0 +1,258 @@
+package tunnel
+
+import (
+	"bufio"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes/fake"
+	certutil "k8s.io/client-go/util/cert"
+	"k8s.io/client-go/util/keyutil"
+
+	"github.com/kedge/kedge/server/pki"
+	servertunnel "github.com/kedge/kedge/server/tunnel"
+)
+
+// cluster is a tunnel server (websocket endpoint on a TLS test server that
+// requests client certificates, like the supervisor, and the CONNECT proxy
+// on loopback) with the server PKI in a temp dir.
+type cluster struct {
+	files  *pki.Files
+	ca     *pki.CA
+	dir    string
+	srv    *servertunnel.Server
+	public *httptest.Server
+	proxy  string
+	logs   *logBuffer
+	stop   func() // stops srv (Run); called by cleanup too
+}
+
+func newCluster(t *testing.T, nodes ...*corev1.Node) *cluster {
+	t.Helper()
+	dir := t.TempDir()
+	files, err := pki.Ensure(pki.Request{Dir: dir, APIServerDNS: []string{"localhost"},
+		APIServerIPs: []net.IP{net.ParseIP("127.0.0.1")}}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, err := pki.LoadCA(files.ClientCA, files.ClientCAKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(ca.Cert)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &cluster{files: files, ca: ca, dir: dir, proxy: l.Addr().String(), logs: &logBuffer{}}
+	c.srv = &servertunnel.Server{ClientCA: pool, Listener: l, CertFile: files.ServingCert, KeyFile: files.ServingKey,
+		Client: fake.NewClientset(objects(nodes)...), Log: slog.New(slog.NewTextHandler(c.logs, nil))}
+	ctx, cancel := context.WithCancel(context.Background())
+	ready, done := make(chan struct{}), make(chan error, 1)
+	go func() { done <- c.srv.Run(ctx, func() { close(ready) }) }()
+	var once sync.Once
+	c.stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("tunnel server: %v", err)
+			}
+		})
+	}
+	t.Cleanup(c.stop)
+	select {
+	case <-ready:
+	case err := <-done:
+		t.Fatalf("tunnel server: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("tunnel server not ready")
+	}
+	cert, err := tls.LoadX509KeyPair(files.ServingCert, files.ServingKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.public = httptest.NewUnstartedServer(c.srv)
+	c.public.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, ClientAuth: tls.RequestClientCert}
+	c.public.StartTLS()
+	t.Cleanup(c.public.Close)
+	return c
+}
+
+func objects(nodes []*corev1.Node) []runtime.Object {
+	var out []runtime.Object
+	for _, n := range nodes {
+		out = append(out, n)
+	}
+	return out
+}
+
+// clientCert issues a client certificate for cn/org into the cluster's dir.
+func (c *cluster) clientCert(t *testing.T, cn string, org ...string) (certFile, keyFile string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := c.ca.Sign(pki.Leaf{CommonName: cn, Organization: org, Usages: pki.ClientAuth}, key.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyPEM, err := keyutil.MarshalPrivateKeyToPEM(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certPEM, err := certutil.EncodeCertificates(cert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := filepath.Join(c.dir, strings.NewReplacer(":", "-").Replace(cn+"_"+strings.Join(org, ",")))
+	if err := os.WriteFile(base+".crt", certPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(base+".key", keyPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return base + ".crt", base + ".key"
+}
+
+// startAgent runs a tunnel client for node until the returned stop is called.
+func (c *cluster) startAgent(t *testing.T, node string, allow *Allow) (stop func()) {
+	t.Helper()
+	certFile, keyFile := c.clientCert(t, "system:node:"+node, "system:nodes")
+	client := &Client{Server: c.public.URL, CertFile: certFile, KeyFile: keyFile, CAFile: c.files.ServerCA,
+		Allow: allow, Log: slog.New(slog.NewTextHandler(c.logs, nil))}
+	ctx, cancel := context.WithCancel(context.Background())
+	ready, done := make(chan struct{}), make(chan error, 1)
+	go func() { done <- client.Run(ctx, func() { close(ready) }) }()
+	select {
+	case <-ready: // at once, whether or not the server answers
+	case <-time.After(time.Second):
+		t.Fatal("the tunnel client is not ready at once")
+	}
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("tunnel client: %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
+func (c *cluster) waitSessions(t *testing.T, want string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for strings.Join(c.srv.Sessions(), ",") != want {
+		if time.Now().After(deadline) {
+			t.Fatalf("sessions = %v, want %q; logs:\n%s", c.srv.Sessions(), want, c.logs)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// connect opens a CONNECT tunnel to target through the egress proxy as the
+// kube-apiserver (or with the given certificate) and checks that an echo
+// round trip works; it returns the proxy's status and whether it echoed.
+func (c *cluster) connect(t *testing.T, certFile, keyFile, target string) (int, bool) {
+	t.Helper()
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caPEM, _ := os.ReadFile(c.files.ServerCA)
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(caPEM)
+	conn, err := tls.Dial("tcp", c.proxy, &tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: roots})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	fmt.Fprintf(conn, "CONNECT %s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", target)
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatalf("CONNECT %s: %v", target, err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return resp.StatusCode, false
+	}
+	if _, err := io.WriteString(conn, "ping\n"); err != nil {
+		return resp.StatusCode, false
+	}
+	line, err := br.ReadString('\n')
+	return resp.StatusCode, err == nil && line == "ping\n"
+}
+
+// echo serves an echo on a loopback address and returns host:port.
+func echo(t *testing.T, host string) string {
+	t.Helper()
+	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				_, _ = io.Copy(c, c)
+			}()
+		}
+	}()
+	return l.Addr().String()
+}
+
+func portOf(t *testing.T, addr string) int {
+	t.Helper()
+	_, p, _ := net.SplitHostPort(addr)
+	var n int
+	fmt.Sscan(p, &n)
+	return n
+}
+
+type logBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func (l *logBuffer) count(s string) int { return strings.Count(l.String(), s) }

@@ -1,0 +1,358 @@
+package tunnel
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	servertunnel "github.com/kedge/kedge/server/tunnel"
+)
+
+func edgeNode() *corev1.Node {
+	return &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "edge"},
+		Spec:   corev1.NodeSpec{PodCIDR: "127.77.0.0/24", PodCIDRs: []string{"127.77.0.0/24"}},
+		Status: corev1.NodeStatus{Addresses: []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: "127.0.0.1"}}}}
+}
+
+// TestConnectRouting: the egress proxy dials a node's IP and pod CIDR
+// through the node's tunnel while it has one and directly otherwise; the
+// agent dials only its kubelet port and its pods, and a refused dial fails
+// only that connection.
+func TestConnectRouting(t *testing.T) {
+	c := newCluster(t, edgeNode())
+	kubelet := echo(t, "127.0.0.1")
+	other := echo(t, "127.0.0.1") // the node's IP, not the kubelet port
+	pod := echo(t, "127.77.0.5")  // inside the node's pod CIDR
+	stray := echo(t, "127.0.0.3") // no node's
+	api := func(target string) (int, bool) {
+		return c.connect(t, c.files.KubeletClientCert, c.files.KubeletKey, target)
+	}
+
+	if code, ok := api(other); code != http.StatusOK || !ok {
+		t.Fatalf("without a tunnel, a direct dial to %s: status %d, echoed %v", other, code, ok)
+	}
+	allow := &Allow{NodeIP: net.ParseIP("127.0.0.1"), KubeletPort: portOf(t, kubelet),
+		LocalAddrs: func() ([]net.Addr, error) { return nil, nil }}
+	_, cidr, _ := net.ParseCIDR("127.77.0.0/24")
+	allow.SetPodCIDRs(cidr)
+	stop := c.startAgent(t, "edge", allow)
+	c.waitSessions(t, "edge")
+
+	for _, target := range []string{kubelet, pod, stray} {
+		if code, ok := api(target); code != http.StatusOK || !ok {
+			t.Errorf("CONNECT %s: status %d, echoed %v; logs:\n%s", target, code, ok, c.logs)
+		}
+	}
+	// Reachable directly, but the node has a tunnel, so it goes through it
+	// and the agent refuses it.
+	if _, ok := api(other); ok {
+		t.Errorf("CONNECT %s (the node's IP, not its kubelet port) went through", other)
+	}
+	if code, ok := api(kubelet); code != http.StatusOK || !ok {
+		t.Errorf("the kubelet after a refused dial: status %d, echoed %v", code, ok)
+	}
+	if n := c.logs.count("tunnel session started"); n != 1 {
+		t.Errorf("%d sessions started, want 1 (a refusal must not end the session); logs:\n%s", n, c.logs)
+	}
+	// Only the apiserver may use the proxy.
+	adminCert, adminKey := c.clientCert(t, "system:admin", "system:masters")
+	nodeCert, nodeKey := c.clientCert(t, "system:node:edge", "system:nodes")
+	for _, pair := range [][2]string{{adminCert, adminKey}, {nodeCert, nodeKey}} {
+		if code, _ := c.connect(t, pair[0], pair[1], kubelet); code != http.StatusForbidden {
+			t.Errorf("CONNECT as %s: status %d, want 403", filepath.Base(pair[0]), code)
+		}
+	}
+
+	// Once the tunnel is gone (and not back within the grace period), the
+	// proxy dials directly again.
+	stop()
+	c.waitSessions(t, "")
+	if code, ok := api(other); code != http.StatusOK || !ok {
+		t.Fatalf("after the tunnel ended, a direct dial to %s: status %d, echoed %v", other, code, ok)
+	}
+}
+
+// TestEndpointRefusesNonNodes: the websocket endpoint answers 401 without a
+// verified client certificate and 403 for one that is not a node's, before
+// any upgrade.
+func TestEndpointRefusesNonNodes(t *testing.T) {
+	c := newCluster(t)
+	other := newCluster(t) // another cluster's CA
+	caPEM, _ := os.ReadFile(c.files.ServerCA)
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(caPEM)
+	get := func(certFile, keyFile string, upgrade bool) int {
+		cfg := &tls.Config{RootCAs: roots}
+		if certFile != "" {
+			cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg.Certificates = []tls.Certificate{cert}
+		}
+		hc := &http.Client{Transport: &http.Transport{TLSClientConfig: cfg}, Timeout: 5 * time.Second}
+		defer hc.CloseIdleConnections()
+		req, _ := http.NewRequest(http.MethodGet, c.public.URL+"/v1-kedge/connect", nil)
+		if upgrade {
+			req.Header.Set("Connection", "Upgrade")
+			req.Header.Set("Upgrade", "websocket")
+			req.Header.Set("Sec-WebSocket-Version", "13")
+			req.Header.Set("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
+		}
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	admin, adminKey := c.clientCert(t, "system:admin", "system:masters")
+	noGroup, noGroupKey := c.clientCert(t, "system:node:edge")
+	foreign, foreignKey := other.clientCert(t, "system:node:edge", "system:nodes")
+	node, nodeKey := c.clientCert(t, "system:node:edge", "system:nodes")
+	for _, tc := range []struct {
+		name, cert, key string
+		want            int
+	}{
+		{"no certificate", "", "", http.StatusUnauthorized},
+		{"another CA", foreign, foreignKey, http.StatusUnauthorized},
+		{"admin", admin, adminKey, http.StatusForbidden},
+		{"node name without the nodes group", noGroup, noGroupKey, http.StatusForbidden},
+		{"the apiserver", c.files.KubeletClientCert, c.files.KubeletKey, http.StatusForbidden},
+	} {
+		if got := get(tc.cert, tc.key, true); got != tc.want {
+			t.Errorf("%s: status %d, want %d", tc.name, got, tc.want)
+		}
+	}
+	if got := get(node, nodeKey, false); got != http.StatusBadRequest {
+		t.Errorf("a node without a websocket upgrade: status %d, want 400", got)
+	}
+	if s := c.srv.Sessions(); len(s) != 0 {
+		t.Errorf("sessions after refusals: %v", s)
+	}
+}
+
+// TestNewSessionReplacesOld: a node's second session closes its first.
+func TestNewSessionReplacesOld(t *testing.T) {
+	c := newCluster(t, edgeNode())
+	certFile, keyFile := c.clientCert(t, "system:node:edge", "system:nodes")
+	client := &Client{Server: c.public.URL, CertFile: certFile, KeyFile: keyFile, CAFile: c.files.ServerCA}
+	dial := func() *websocket.Conn {
+		cfg, err := client.tlsConfig()
+		if err != nil {
+			t.Fatal(err)
+		}
+		u, _ := tunnelURL(c.public.URL)
+		ws, _, err := (&websocket.Dialer{TLSClientConfig: cfg, HandshakeTimeout: 5 * time.Second}).Dial(u, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { ws.Close() })
+		return ws
+	}
+	first := dial()
+	c.waitSessions(t, "edge")
+	_ = dial()
+	_ = first.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for {
+		if _, _, err := first.ReadMessage(); err != nil {
+			if ne, ok := err.(net.Error); ok && ne.Timeout() {
+				t.Fatal("the first session was not closed by the second")
+			}
+			break
+		}
+	}
+	c.waitSessions(t, "edge")
+	if n := c.logs.count("a new tunnel session replaces the old one"); n != 1 {
+		t.Errorf("replacements logged: %d, want 1; logs:\n%s", n, c.logs)
+	}
+}
+
+// TestServerStopEndsSessions: stopping the tunnel server closes the
+// hijacked session connections (http.Server.Shutdown would not) and
+// refuses new ones.
+func TestServerStopEndsSessions(t *testing.T) {
+	c := newCluster(t, edgeNode())
+	c.startAgent(t, "edge", &Allow{})
+	c.waitSessions(t, "edge")
+	c.stop()
+	c.waitSessions(t, "")
+	deadline := time.Now().Add(5 * time.Second)
+	for c.logs.count("tunnel lost; reconnecting") == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the agent did not see its session end; logs:\n%s", c.logs)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// The endpoint is still served (by the test server) but refuses.
+	deadline = time.Now().Add(5 * time.Second)
+	for c.logs.count("503 Service Unavailable") == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("a new session after the stop was not refused with 503; logs:\n%s", c.logs)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if s := c.srv.Sessions(); len(s) != 0 {
+		t.Fatalf("sessions after the stop: %v", s)
+	}
+}
+
+// TestClientReadyWithoutServer: an unreachable server does not hold up the
+// agent, and the client stops at once when cancelled.
+func TestClientReadyWithoutServer(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close() // nothing listens there now
+	c := newCluster(t)
+	certFile, keyFile := c.clientCert(t, "system:node:edge", "system:nodes")
+	client := &Client{Server: "https://" + addr, CertFile: certFile, KeyFile: keyFile, CAFile: c.files.ServerCA,
+		Allow: &Allow{}, Log: slog.New(slog.NewTextHandler(c.logs, nil))}
+	ctx, cancel := context.WithCancel(t.Context())
+	ready, done := make(chan struct{}), make(chan error, 1)
+	go func() { done <- client.Run(ctx, func() { close(ready) }) }()
+	select {
+	case <-ready:
+	case <-time.After(time.Second):
+		t.Fatal("not ready at once")
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for c.logs.count("cannot open the tunnel") == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no failed attempt logged:\n%s", c.logs)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("Run did not return after cancel")
+	}
+}
+
+// TestDeadLinkReconnects: when the link goes silent (a relay that stops
+// forwarding, as a dead radio link does), the agent notices within
+// DeadAfter plus a ping, reconnects, and the new session replaces the one
+// the server still holds.
+func TestDeadLinkReconnects(t *testing.T) {
+	c := newCluster(t, edgeNode())
+	relay := newRelay(t, c.public.Listener.Addr().String())
+	certFile, keyFile := c.clientCert(t, "system:node:edge", "system:nodes")
+	client := &Client{Server: "https://" + relay.addr, CertFile: certFile, KeyFile: keyFile, CAFile: c.files.ServerCA,
+		Allow: &Allow{}, Log: slog.New(slog.NewTextHandler(c.logs, nil))}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- client.Run(ctx, func() {}) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	c.waitSessions(t, "edge")
+	relay.freeze()
+	cut := time.Now()
+	deadline := cut.Add(servertunnel.DeadAfter + 2*servertunnel.PingInterval + maxBackoff + 2*time.Second)
+	for c.logs.count("a new tunnel session replaces the old one") == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no new session %s after the link went silent; logs:\n%s", time.Since(cut), c.logs)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Logf("new session %.1f s after the link went silent", time.Since(cut).Seconds())
+	if c.logs.count("tunnel link is dead") != 1 {
+		t.Errorf("the agent did not report the dead link; logs:\n%s", c.logs)
+	}
+	c.waitSessions(t, "edge")
+}
+
+// relay forwards TCP connections to a target until frozen, after which the
+// connections it has stay open but carry nothing, not even a close (new
+// ones work).
+type relay struct {
+	addr   string
+	mu     sync.Mutex
+	frozen []*atomic.Bool
+}
+
+func newRelay(t *testing.T, target string) *relay {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	r := &relay{addr: l.Addr().String()}
+	var conns sync.WaitGroup
+	t.Cleanup(conns.Wait)
+	go func() {
+		for {
+			down, err := l.Accept()
+			if err != nil {
+				return
+			}
+			up, err := net.Dial("tcp", target)
+			if err != nil {
+				down.Close()
+				continue
+			}
+			var frozen atomic.Bool
+			r.mu.Lock()
+			r.frozen = append(r.frozen, &frozen)
+			r.mu.Unlock()
+			pump := func(dst, src net.Conn) {
+				defer conns.Done()
+				// A dead link does not carry closes either; cleanup does.
+				defer func() {
+					if !frozen.Load() {
+						dst.Close()
+						src.Close()
+					}
+				}()
+				buf := make([]byte, 32<<10)
+				for {
+					n, err := src.Read(buf)
+					if n > 0 && !frozen.Load() {
+						if _, err := dst.Write(buf[:n]); err != nil {
+							return
+						}
+					}
+					if err != nil {
+						return
+					}
+				}
+			}
+			conns.Add(2)
+			go pump(up, down)
+			go pump(down, up)
+			t.Cleanup(func() { down.Close(); up.Close() })
+		}
+	}()
+	return r
+}
+
+// freeze silences every connection made so far.
+func (r *relay) freeze() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, f := range r.frozen {
+		f.Store(true)
+	}
+}
