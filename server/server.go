@@ -20,6 +20,7 @@ import (
 	"github.com/kedge/kedge/agent"
 	agentconfig "github.com/kedge/kedge/agent/config"
 	"github.com/kedge/kedge/embedded/apiserver"
+	"github.com/kedge/kedge/embedded/cloudnode"
 	"github.com/kedge/kedge/embedded/component"
 	"github.com/kedge/kedge/embedded/controllermanager"
 	"github.com/kedge/kedge/embedded/etcdcheck"
@@ -33,6 +34,7 @@ import (
 	"github.com/kedge/kedge/server/etcdcluster"
 	"github.com/kedge/kedge/server/join"
 	"github.com/kedge/kedge/server/joinapi"
+	"github.com/kedge/kedge/server/kedgecloud"
 	"github.com/kedge/kedge/server/kubeconfig"
 	"github.com/kedge/kedge/server/leader"
 	"github.com/kedge/kedge/server/nodepassword"
@@ -166,6 +168,9 @@ func Run(ctx context.Context, cc *config.Completed, log *slog.Logger) error {
 		&scheduler.Scheduler{Args: control.SchedulerArgs(in)},
 		&controllermanager.ControllerManager{Args: control.ControllerManagerArgs(in)},
 		&tainteviction.Controller{Client: client, Log: log.With("component", tainteviction.ControllerName)},
+		// Every kubelet runs with --cloud-provider=external; this sets the
+		// Nodes' addresses and removes their uninitialized taint.
+		&cloudnode.Controller{Client: client, Cloud: kedgecloud.Provider{}},
 	}
 	if cc.Datastore != config.DatastoreSQLite {
 		controllers = []component.Component{&leader.Elected{
