@@ -36,6 +36,7 @@ import (
 	"github.com/kedge/kedge/agent/join"
 	agentkubelet "github.com/kedge/kedge/agent/kubelet"
 	"github.com/kedge/kedge/agent/lb"
+	"github.com/kedge/kedge/agent/nodeaddresses"
 	agentproxy "github.com/kedge/kedge/agent/proxy"
 	"github.com/kedge/kedge/agent/registries"
 	"github.com/kedge/kedge/embedded/component"
@@ -189,6 +190,11 @@ func run(ctx context.Context, cc *config.Completed, log *slog.Logger, ready func
 		})
 	}
 	cred := func(name string) string { return filepath.Join(p.CredDir, name) }
+	// The node's own client goes through the local caching endpoint.
+	nodeClient, err := clientFromKubeconfig(filepath.Join(p.CredDir, KubeletKubeconfig))
+	if err != nil {
+		return err
+	}
 	components = append(components,
 		&apicache.Proxy{
 			Addr: cc.LocalAPIAddr(), Upstream: cc.APIServer, ServerCA: cred(join.ServerCA), ClientCA: cred(join.ClientCA),
@@ -217,18 +223,21 @@ func run(ctx context.Context, cc *config.Completed, log *slog.Logger, ready func
 			},
 			Log: log.With("component", "flannel"),
 		},
-		// After the kubelet registered the Node with its IP: kube-proxy exits
-		// the process if the Node's IPs change after it starts.
+		// The kubelet runs with --cloud-provider=external: the server's
+		// cloud node controller sets the Node's addresses from these
+		// annotations and then removes the uninitialized taint.
+		&nodeaddresses.Publisher{Client: nodeClient, Node: cc.NodeName, InternalIP: cc.NodeIP, ExternalIPs: cc.NodeExternalIPs,
+			Log: log.With("component", "node-addresses")},
+		&nodeaddresses.Initialized{Client: nodeClient, Node: cc.NodeName, Log: log.With("component", "node-addresses")},
+		// After the kubelet registered the Node with its IP and the Node's
+		// addresses are set: kube-proxy exits the process if the Node's IPs
+		// change after it starts.
 		&proxy.Proxy{HealthzURL: "http://" + agentproxy.HealthzAddress + "/healthz", Args: agentproxy.Args(agentproxy.Inputs{
 			NodeName: cc.NodeName, Kubeconfig: filepath.Join(p.CredDir, KubeProxyKubeconfig), ClusterCIDR: cluster.ClusterCIDR,
 			ExtraArgs: cc.KubeProxyArgs,
 		})},
 	)
 	if cc.EvictWhenUnreachable != nil {
-		nodeClient, err := clientFromKubeconfig(filepath.Join(p.CredDir, KubeletKubeconfig))
-		if err != nil {
-			return err
-		}
 		components = append(components, &evictpolicy.Annotator{Client: nodeClient, Node: cc.NodeName,
 			Evict: *cc.EvictWhenUnreachable, Log: log.With("component", "evict-policy")})
 	}

@@ -283,16 +283,17 @@ func readyz(client kubernetes.Interface) func(context.Context) error {
 // server over loopback with the server token, like any other agent.
 func embeddedAgent(cc *config.Completed, serverToken token.Token) (*agentconfig.Completed, error) {
 	c := agentconfig.Config{
-		Server:        "https://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(cc.HTTPSListenPort)),
-		Token:         serverToken.String(),
-		DataDir:       cc.DataDir,
-		RunDir:        agentconfig.DefaultRunDir,
-		NodeName:      cc.NodeName,
-		NodeIP:        cc.NodeIP.String(),
-		NodeLabels:    cc.NodeLabels,
-		NodeTaints:    cc.NodeTaints,
-		KubeletArgs:   cc.KubeletArgs,
-		KubeProxyArgs: cc.KubeProxyArgs,
+		Server:          "https://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(cc.HTTPSListenPort)),
+		Token:           serverToken.String(),
+		DataDir:         cc.DataDir,
+		RunDir:          agentconfig.DefaultRunDir,
+		NodeName:        cc.NodeName,
+		NodeIP:          cc.NodeIP.String(),
+		NodeLabels:      cc.NodeLabels,
+		NodeTaints:      cc.NodeTaints,
+		NodeExternalIPs: cc.NodeExternalIPs,
+		KubeletArgs:     cc.KubeletArgs,
+		KubeProxyArgs:   cc.KubeProxyArgs,
 		// The server has no --registries-file flag yet; the agent's default applies.
 		RegistriesFile: agentconfig.DefaultRegistriesFile,
 		Debug:          cc.Debug,
