@@ -228,7 +228,8 @@ func run(ctx context.Context, cc *config.Completed, log *slog.Logger, ready func
 		// annotations and then removes the uninitialized taint.
 		&nodeaddresses.Publisher{Client: nodeClient, Node: cc.NodeName, InternalIP: cc.NodeIP, ExternalIPs: cc.NodeExternalIPs,
 			Log: log.With("component", "node-addresses")},
-		&nodeaddresses.Initialized{Client: nodeClient, Node: cc.NodeName, Log: log.With("component", "node-addresses")},
+		&nodeaddresses.Initialized{Client: nodeClient, Node: cc.NodeName, InternalIP: cc.NodeIP, ExternalIPs: cc.NodeExternalIPs,
+			Log: log.With("component", "node-addresses")},
 		// After the kubelet registered the Node with its IP and the Node's
 		// addresses are set: kube-proxy exits the process if the Node's IPs
 		// change after it starts.

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -114,17 +115,21 @@ func Published(node *corev1.Node, want map[string]*string) bool {
 }
 
 // Initialized is ready once the Node no longer has the taint
-// node.cloudprovider.kubernetes.io/uninitialized, that is, once the
-// server's cloud node controller set its addresses, or after Timeout
-// (default 20 s), so that a server whose controllers are down does not
-// hold the agent up. kube-proxy starts after it: it exits when the Node's
-// IPs change after it started (as an ExternalIP of the other IP family
-// would change them).
+// node.cloudprovider.kubernetes.io/uninitialized and its InternalIP and
+// ExternalIP addresses are InternalIP and ExternalIPs (see Settled), that
+// is, once the server's cloud node controller caught up with what the
+// Publisher published; or after Timeout (default 20 s), so that a server
+// whose controllers are down, or a start without a server after the
+// addresses changed, does not hold the agent up. kube-proxy starts after
+// it: it exits when the Node's IPs change after it started (after a new
+// --node-ip, or an ExternalIP of the other IP family).
 type Initialized struct {
-	Client  kubernetes.Interface
-	Node    string
-	Timeout time.Duration
-	Log     *slog.Logger
+	Client      kubernetes.Interface
+	Node        string
+	InternalIP  net.IP
+	ExternalIPs []net.IP
+	Timeout     time.Duration
+	Log         *slog.Logger
 }
 
 var _ component.Component = (*Initialized)(nil)
@@ -144,14 +149,19 @@ func (w *Initialized) Run(ctx context.Context, ready func()) error {
 	defer tick.Stop()
 	for {
 		node, err := w.Client.CoreV1().Nodes().Get(ctx, w.Node, metav1.GetOptions{})
-		if err == nil && !kedgecloud.Uninitialized(node) {
+		if err == nil && Settled(node, w.InternalIP, w.ExternalIPs) {
 			break
 		}
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-deadline:
-			w.Log.Warn("the node is not initialized by the server's cloud node controller yet; going on", "waited", timeout, "error", err)
+			var addrs []corev1.NodeAddress
+			if node != nil {
+				addrs = node.Status.Addresses
+			}
+			w.Log.Warn("the node is not initialized by the server's cloud node controller with its addresses yet; going on",
+				"waited", timeout, "addresses", addrs, "error", err)
 			ready()
 			<-ctx.Done()
 			return nil
@@ -161,4 +171,31 @@ func (w *Initialized) Run(ctx context.Context, ready func()) error {
 	ready()
 	<-ctx.Done()
 	return nil
+}
+
+// Settled reports whether node is initialized (no uninitialized taint) and
+// its InternalIP addresses are just internal and its ExternalIP addresses
+// are external, in any order.
+func Settled(node *corev1.Node, internal net.IP, external []net.IP) bool {
+	if kedgecloud.Uninitialized(node) {
+		return false
+	}
+	same := func(typ corev1.NodeAddressType, want []net.IP) bool {
+		var got []net.IP
+		for _, a := range node.Status.Addresses {
+			if a.Type == typ {
+				got = append(got, net.ParseIP(a.Address))
+			}
+		}
+		if len(got) != len(want) {
+			return false
+		}
+		for _, w := range want {
+			if !slices.ContainsFunc(got, w.Equal) {
+				return false
+			}
+		}
+		return true
+	}
+	return same(corev1.NodeInternalIP, []net.IP{internal}) && same(corev1.NodeExternalIP, external)
 }

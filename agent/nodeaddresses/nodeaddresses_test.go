@@ -39,3 +39,35 @@ func TestPublished(t *testing.T) {
 		})
 	}
 }
+
+func TestSettled(t *testing.T) {
+	ip := net.ParseIP
+	taint := corev1.Taint{Key: "node.cloudprovider.kubernetes.io/uninitialized", Value: "true", Effect: corev1.TaintEffectNoSchedule}
+	addr := func(typ corev1.NodeAddressType, a string) corev1.NodeAddress {
+		return corev1.NodeAddress{Type: typ, Address: a}
+	}
+	internal, host := addr(corev1.NodeInternalIP, "192.0.2.5"), addr(corev1.NodeHostName, "n")
+	cases := []struct {
+		name     string
+		taints   []corev1.Taint
+		addrs    []corev1.NodeAddress
+		external []net.IP
+		want     bool
+	}{
+		{"registered, no external", nil, []corev1.NodeAddress{internal, host}, nil, true},
+		{"still tainted", []corev1.Taint{taint}, []corev1.NodeAddress{internal, host}, nil, false},
+		{"external not set yet", nil, []corev1.NodeAddress{internal, host}, []net.IP{ip("203.0.113.7")}, false},
+		{"external set", nil, []corev1.NodeAddress{internal, addr(corev1.NodeExternalIP, "2001:db8::7"), addr(corev1.NodeExternalIP, "203.0.113.7"), host},
+			[]net.IP{ip("203.0.113.7"), ip("2001:db8::7")}, true},
+		{"stale external", nil, []corev1.NodeAddress{internal, addr(corev1.NodeExternalIP, "203.0.113.7"), host}, nil, false},
+		{"old internal", nil, []corev1.NodeAddress{addr(corev1.NodeInternalIP, "192.0.2.4"), host}, nil, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			node := &corev1.Node{Spec: corev1.NodeSpec{Taints: tc.taints}, Status: corev1.NodeStatus{Addresses: tc.addrs}}
+			if got := Settled(node, ip("192.0.2.5"), tc.external); got != tc.want {
+				t.Fatalf("Settled = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}

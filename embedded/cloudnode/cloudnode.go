@@ -28,7 +28,8 @@ type Controller struct {
 	Client kubernetes.Interface
 	Cloud  cloudprovider.Interface
 	// ResyncPeriod is how often the addresses of initialized Nodes are
-	// checked against the cloud (default 10 s). Initialization itself
+	// checked against the cloud (default 5 s; upstream only looks at
+	// initialized Nodes then, not on their events). Initialization itself
 	// follows Node events at once.
 	ResyncPeriod time.Duration
 }
@@ -43,7 +44,7 @@ func (c *Controller) Name() string { return "cloud-node-controller" }
 func (c *Controller) Run(ctx context.Context, ready func()) error {
 	period := c.ResyncPeriod
 	if period <= 0 {
-		period = 10 * time.Second
+		period = 5 * time.Second
 	}
 	factory := informers.NewSharedInformerFactory(c.Client, 0)
 	defer factory.Shutdown()

@@ -21,6 +21,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	cloudproviderapi "k8s.io/cloud-provider/api"
@@ -63,6 +64,7 @@ func TestCloudNodeControllerSetsAddresses(t *testing.T) {
 			{Type: corev1.NodeHostName, Address: "public"}}},
 	}
 	publishers := map[string]*nodeaddresses.Publisher{}
+	stops := map[string]func(){}
 	for _, tc := range cases {
 		certs, err := join.RequestCerts(ctx, server, ca, agentToken, join.Node{Name: tc.name, Password: "pw-of-" + tc.name, Addresses: []string{tc.ip}})
 		if err != nil {
@@ -76,14 +78,9 @@ func TestCloudNodeControllerSetsAddresses(t *testing.T) {
 			p.ExternalIPs = append(p.ExternalIPs, net.ParseIP(e))
 		}
 		publishers[tc.name] = p
-		run(t, p)
-		w := &nodeaddresses.Initialized{Client: client, Node: tc.name, Timeout: time.Minute, Log: slog.New(slog.DiscardHandler)}
-		ready := run(t, w)
-		select {
-		case <-ready:
-		case <-time.After(30 * time.Second):
-			t.Fatalf("%s: not initialized within 30 s", tc.name)
-		}
+		_, stops[tc.name] = run(t, p)
+		ready, _ := run(t, initialized(p))
+		waitReady(t, tc.name+" initialized", ready, 30*time.Second)
 	}
 	for _, tc := range cases {
 		waitAddresses(t, srv.Client, tc.name, tc.want)
@@ -96,6 +93,30 @@ func TestCloudNodeControllerSetsAddresses(t *testing.T) {
 	}
 	register(t, publishers["public"].Client, "public", "192.0.2.42")
 	waitAddresses(t, srv.Client, "public", cases[1].want)
+
+	// The agent restarts with a new --node-ip and an external IP: the
+	// kubelet updates its provided-node-ip annotation (through status, as
+	// it does), the new Publisher its annotations, and the controller the
+	// addresses of the initialized Node within its resync period.
+	stops["plain"]()
+	client := publishers["plain"].Client
+	patch := []byte(`{"metadata":{"annotations":{"` + cloudproviderapi.AnnotationAlphaProvidedIPAddr + `":"192.0.2.51"}}}`)
+	if _, err := client.CoreV1().Nodes().Patch(ctx, "plain", types.StrategicMergePatchType, patch, metav1.PatchOptions{}, "status"); err != nil {
+		t.Fatal(err)
+	}
+	p := &nodeaddresses.Publisher{Client: client, Node: "plain", InternalIP: net.ParseIP("192.0.2.51"),
+		ExternalIPs: []net.IP{net.ParseIP("198.51.100.9")}, Log: slog.New(slog.DiscardHandler)}
+	run(t, p)
+	ready, _ := run(t, initialized(p))
+	waitReady(t, "plain with its new addresses", ready, 20*time.Second)
+	waitAddresses(t, srv.Client, "plain", []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: "192.0.2.51"},
+		{Type: corev1.NodeExternalIP, Address: "198.51.100.9"}, {Type: corev1.NodeHostName, Address: "plain"}})
+}
+
+// initialized is the agent's wait for p's addresses on the Node.
+func initialized(p *nodeaddresses.Publisher) *nodeaddresses.Initialized {
+	return &nodeaddresses.Initialized{Client: p.Client, Node: p.Node, InternalIP: p.InternalIP, ExternalIPs: p.ExternalIPs,
+		Timeout: time.Minute, Log: slog.New(slog.DiscardHandler)}
 }
 
 // register creates the Node as a kubelet with --cloud-provider=external
@@ -114,21 +135,35 @@ func register(t *testing.T, client kubernetes.Interface, name, ip string) {
 	})
 }
 
-// run runs c until the test ends and returns a channel closed when it is ready.
+// run runs c until stop is called or the test ends; ready is closed when
+// c is ready.
 func run(t *testing.T, c interface {
 	Run(context.Context, func()) error
-}) <-chan struct{} {
+}) (ready <-chan struct{}, stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
-	ready, done := make(chan struct{}), make(chan error, 1)
-	var once sync.Once
-	go func() { done <- c.Run(ctx, func() { once.Do(func() { close(ready) }) }) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("stopped with error: %v", err)
-		}
-	})
-	return ready
+	readyCh, done := make(chan struct{}), make(chan error, 1)
+	var once, stopOnce sync.Once
+	go func() { done <- c.Run(ctx, func() { once.Do(func() { close(readyCh) }) }) }()
+	stop = func() {
+		stopOnce.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("stopped with error: %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return readyCh, stop
+}
+
+// waitReady fails the test unless ready is closed within timeout.
+func waitReady(t *testing.T, what string, ready <-chan struct{}, timeout time.Duration) {
+	t.Helper()
+	select {
+	case <-ready:
+	case <-time.After(timeout):
+		t.Fatalf("%s: not ready within %s", what, timeout)
+	}
 }
 
 func waitAddresses(t *testing.T, client kubernetes.Interface, name string, want []corev1.NodeAddress) {
