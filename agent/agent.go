@@ -205,6 +205,12 @@ func run(ctx context.Context, cc *config.Completed, log *slog.Logger, ready func
 			},
 			Dir: p.CacheDir, Log: log.With("component", "api-cache"),
 		},
+		// The kubelet runs with --cloud-provider=external: the server's
+		// cloud node controller sets the Node's addresses from these
+		// annotations, set as soon as the kubelet registered the Node, and
+		// then removes the uninitialized taint.
+		&nodeaddresses.Publisher{Client: nodeClient, Node: cc.NodeName, InternalIP: cc.NodeIP, ExternalIPs: cc.NodeExternalIPs,
+			Log: log.With("component", "node-addresses")},
 		&containerd.Containerd{ConfigFile: configFile, Socket: p.Socket},
 		&images.Importer{Socket: p.Socket, Dir: p.ImagesDir, Embedded: bundle.PauseImage, Log: log.With("component", "images")},
 		&kubelet.Kubelet{ConfigFile: kubeletConfigFile, Args: agentkubelet.Args(kin),
@@ -223,11 +229,6 @@ func run(ctx context.Context, cc *config.Completed, log *slog.Logger, ready func
 			},
 			Log: log.With("component", "flannel"),
 		},
-		// The kubelet runs with --cloud-provider=external: the server's
-		// cloud node controller sets the Node's addresses from these
-		// annotations and then removes the uninitialized taint.
-		&nodeaddresses.Publisher{Client: nodeClient, Node: cc.NodeName, InternalIP: cc.NodeIP, ExternalIPs: cc.NodeExternalIPs,
-			Log: log.With("component", "node-addresses")},
 		&nodeaddresses.Initialized{Client: nodeClient, Node: cc.NodeName, InternalIP: cc.NodeIP, ExternalIPs: cc.NodeExternalIPs,
 			Log: log.With("component", "node-addresses")},
 		// After the kubelet registered the Node with its IP and the Node's

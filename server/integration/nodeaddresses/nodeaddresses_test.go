@@ -72,6 +72,7 @@ func TestCloudNodeControllerSetsAddresses(t *testing.T) {
 		}
 		client := kubernetes.NewForConfigOrDie(&rest.Config{Host: server,
 			TLSClientConfig: rest.TLSClientConfig{CAData: certs.ServerCA, CertData: certs.KubeletClientCert, KeyData: certs.KubeletClientKey}})
+		registered := time.Now()
 		register(t, client, tc.name, tc.ip)
 		p := &nodeaddresses.Publisher{Client: client, Node: tc.name, InternalIP: net.ParseIP(tc.ip), Log: slog.New(slog.DiscardHandler)}
 		for _, e := range tc.external {
@@ -81,6 +82,7 @@ func TestCloudNodeControllerSetsAddresses(t *testing.T) {
 		_, stops[tc.name] = run(t, p)
 		ready, _ := run(t, initialized(p))
 		waitReady(t, tc.name+" initialized", ready, 30*time.Second)
+		t.Logf("%s: registered to initialized with its addresses in %s", tc.name, time.Since(registered).Round(time.Millisecond))
 	}
 	for _, tc := range cases {
 		waitAddresses(t, srv.Client, tc.name, tc.want)
