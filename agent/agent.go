@@ -37,6 +37,7 @@ import (
 	"github.com/kedge/kedge/agent/join"
 	agentkubelet "github.com/kedge/kedge/agent/kubelet"
 	"github.com/kedge/kedge/agent/lb"
+	"github.com/kedge/kedge/agent/nodeaddresses"
 	agentproxy "github.com/kedge/kedge/agent/proxy"
 	"github.com/kedge/kedge/agent/registries"
 	agenttunnel "github.com/kedge/kedge/agent/tunnel"
@@ -197,6 +198,11 @@ func run(ctx context.Context, cc *config.Completed, log *slog.Logger, withTunnel
 		})
 	}
 	cred := func(name string) string { return filepath.Join(p.CredDir, name) }
+	// The node's own client goes through the local caching endpoint.
+	nodeClient, err := clientFromKubeconfig(filepath.Join(p.CredDir, KubeletKubeconfig))
+	if err != nil {
+		return err
+	}
 	components = append(components,
 		&apicache.Proxy{
 			Addr: cc.LocalAPIAddr(), Upstream: cc.APIServer, ServerCA: cred(join.ServerCA), ClientCA: cred(join.ClientCA),
@@ -207,6 +213,12 @@ func run(ctx context.Context, cc *config.Completed, log *slog.Logger, withTunnel
 			},
 			Dir: p.CacheDir, Log: log.With("component", "api-cache"),
 		},
+		// The kubelet runs with --cloud-provider=external: the server's
+		// cloud node controller sets the Node's addresses from these
+		// annotations, set as soon as the kubelet registered the Node, and
+		// then removes the uninitialized taint.
+		&nodeaddresses.Publisher{Client: nodeClient, Node: cc.NodeName, InternalIP: cc.NodeIP, ExternalIPs: cc.NodeExternalIPs,
+			Log: log.With("component", "node-addresses")},
 		&containerd.Containerd{ConfigFile: configFile, Socket: p.Socket},
 		&images.Importer{Socket: p.Socket, Dir: p.ImagesDir, Embedded: bundle.PauseImage, Log: log.With("component", "images")},
 		&kubelet.Kubelet{ConfigFile: kubeletConfigFile, Args: agentkubelet.Args(kin),
@@ -226,18 +238,17 @@ func run(ctx context.Context, cc *config.Completed, log *slog.Logger, withTunnel
 			},
 			Log: log.With("component", "flannel"),
 		},
-		// After the kubelet registered the Node with its IP: kube-proxy exits
-		// the process if the Node's IPs change after it starts.
+		&nodeaddresses.Initialized{Client: nodeClient, Node: cc.NodeName, InternalIP: cc.NodeIP, ExternalIPs: cc.NodeExternalIPs,
+			Log: log.With("component", "node-addresses")},
+		// After the kubelet registered the Node with its IP and the Node's
+		// addresses are set: kube-proxy exits the process if the Node's IPs
+		// change after it starts.
 		&proxy.Proxy{HealthzURL: "http://" + agentproxy.HealthzAddress + "/healthz", Args: agentproxy.Args(agentproxy.Inputs{
 			NodeName: cc.NodeName, Kubeconfig: filepath.Join(p.CredDir, KubeProxyKubeconfig), ClusterCIDR: cluster.ClusterCIDR,
 			ExtraArgs: cc.KubeProxyArgs,
 		})},
 	)
 	if cc.EvictWhenUnreachable != nil {
-		nodeClient, err := clientFromKubeconfig(filepath.Join(p.CredDir, KubeletKubeconfig))
-		if err != nil {
-			return err
-		}
 		components = append(components, &evictpolicy.Annotator{Client: nodeClient, Node: cc.NodeName,
 			Evict: *cc.EvictWhenUnreachable, Log: log.With("component", "evict-policy")})
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/kedge/kedge/agent"
 	agentconfig "github.com/kedge/kedge/agent/config"
 	"github.com/kedge/kedge/embedded/apiserver"
+	"github.com/kedge/kedge/embedded/cloudnode"
 	"github.com/kedge/kedge/embedded/component"
 	"github.com/kedge/kedge/embedded/controllermanager"
 	"github.com/kedge/kedge/embedded/etcdcheck"
@@ -34,6 +35,7 @@ import (
 	"github.com/kedge/kedge/server/etcdcluster"
 	"github.com/kedge/kedge/server/join"
 	"github.com/kedge/kedge/server/joinapi"
+	"github.com/kedge/kedge/server/kedgecloud"
 	"github.com/kedge/kedge/server/kubeconfig"
 	"github.com/kedge/kedge/server/leader"
 	"github.com/kedge/kedge/server/nodepassword"
@@ -182,6 +184,9 @@ func Run(ctx context.Context, cc *config.Completed, log *slog.Logger) error {
 		&scheduler.Scheduler{Args: control.SchedulerArgs(in)},
 		&controllermanager.ControllerManager{Args: control.ControllerManagerArgs(in)},
 		&tainteviction.Controller{Client: client, Log: log.With("component", tainteviction.ControllerName)},
+		// Every kubelet runs with --cloud-provider=external; this sets the
+		// Nodes' addresses and removes their uninitialized taint.
+		&cloudnode.Controller{Client: client, Cloud: kedgecloud.Provider{}},
 	}
 	if cc.Datastore != config.DatastoreSQLite {
 		controllers = []component.Component{&leader.Elected{
@@ -312,16 +317,17 @@ func readyz(client kubernetes.Interface) func(context.Context) error {
 // server over loopback with the server token, like any other agent.
 func embeddedAgent(cc *config.Completed, serverToken token.Token) (*agentconfig.Completed, error) {
 	c := agentconfig.Config{
-		Server:        "https://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(cc.HTTPSListenPort)),
-		Token:         serverToken.String(),
-		DataDir:       cc.DataDir,
-		RunDir:        agentconfig.DefaultRunDir,
-		NodeName:      cc.NodeName,
-		NodeIP:        cc.NodeIP.String(),
-		NodeLabels:    cc.NodeLabels,
-		NodeTaints:    cc.NodeTaints,
-		KubeletArgs:   cc.KubeletArgs,
-		KubeProxyArgs: cc.KubeProxyArgs,
+		Server:          "https://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(cc.HTTPSListenPort)),
+		Token:           serverToken.String(),
+		DataDir:         cc.DataDir,
+		RunDir:          agentconfig.DefaultRunDir,
+		NodeName:        cc.NodeName,
+		NodeIP:          cc.NodeIP.String(),
+		NodeLabels:      cc.NodeLabels,
+		NodeTaints:      cc.NodeTaints,
+		NodeExternalIPs: cc.NodeExternalIPs,
+		KubeletArgs:     cc.KubeletArgs,
+		KubeProxyArgs:   cc.KubeProxyArgs,
 		// The server has no --registries-file flag yet; the agent's default applies.
 		RegistriesFile: agentconfig.DefaultRegistriesFile,
 		Debug:          cc.Debug,

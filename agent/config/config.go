@@ -32,15 +32,18 @@ const (
 
 // Config is what the user sets for `kedge agent`.
 type Config struct {
-	Server     string
-	Token      string
-	TokenFile  string
-	DataDir    string
-	NodeName   string
-	NodeIP     string
-	WithNodeID bool
-	NodeLabels []string
-	NodeTaints []string
+	Server    string
+	Token     string
+	TokenFile string
+	DataDir   string
+	NodeName  string
+	NodeIP    string
+	// NodeExternalIPs are the node's ExternalIP addresses (each value one
+	// IP or a comma-separated list).
+	NodeExternalIPs []string
+	WithNodeID      bool
+	NodeLabels      []string
+	NodeTaints      []string
 	// RegistriesFile holds mirrors, auth and TLS for registries.
 	RegistriesFile string
 	// RunDir holds sockets and runtime state (default /run/kedge).
@@ -94,6 +97,9 @@ func (c Config) Validate() error {
 	if c.NodeIP != "" && net.ParseIP(c.NodeIP) == nil {
 		bad("--node-ip %q is not an IP address", c.NodeIP)
 	}
+	if _, err := ParseNodeExternalIPs(c.NodeExternalIPs); err != nil {
+		errs = append(errs, err)
+	}
 	if c.LBPort < 0 || c.LBPort > 65535 {
 		bad("--lb-port %d is not a port (1-65535, or 0 for no load balancer)", c.LBPort)
 	}
@@ -125,6 +131,25 @@ func ValidateNodeOptions(labels, taints, kubeletArgs, kubeProxyArgs []string) er
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// ParseNodeExternalIPs parses --node-external-ip values, each one IP or a
+// comma-separated list; the server checks its embedded agent's with it.
+func ParseNodeExternalIPs(values []string) ([]net.IP, error) {
+	var ips []net.IP
+	var errs []error
+	for _, v := range values {
+		for _, s := range strings.Split(v, ",") {
+			s = strings.TrimSpace(s)
+			ip := net.ParseIP(s)
+			if ip == nil || ip.IsUnspecified() {
+				errs = append(errs, fmt.Errorf("--node-external-ip %q is not an IP address", s))
+				continue
+			}
+			ips = append(ips, ip)
+		}
+	}
+	return ips, errors.Join(errs...)
 }
 
 // Taint is a parsed key=value:Effect.
@@ -188,6 +213,8 @@ type Completed struct {
 	Token    token.Token
 	NodeName string
 	NodeIP   net.IP
+	// NodeExternalIPs are the parsed --node-external-ip values.
+	NodeExternalIPs []net.IP
 	// APIServer is the URL the node's clients (kubelet, kube-proxy, the
 	// agent) use: the load balancer, or Server when LBPort is 0.
 	APIServer string
@@ -244,6 +271,7 @@ func (c Config) Complete(detectIP func() (net.IP, error)) (*Completed, error) {
 	} else if cc.NodeIP, err = detectIP(); err != nil {
 		return nil, err
 	}
+	cc.NodeExternalIPs, _ = ParseNodeExternalIPs(c.NodeExternalIPs) // validated above
 	return cc, nil
 }
 

@@ -32,6 +32,10 @@ func TestValidate(t *testing.T) {
 		{"bad token", func(c *Config) { c.Token = "K10zz::node:x" }, "--token"},
 		{"bad node name", func(c *Config) { c.NodeName = "Edge_1" }, "--node-name"},
 		{"bad node ip", func(c *Config) { c.NodeIP = "1.2.3" }, "--node-ip"},
+		{"external ips", func(c *Config) { c.NodeExternalIPs = []string{"203.0.113.7", "198.51.100.1,2001:db8::1"} }, ""},
+		{"bad external ip", func(c *Config) { c.NodeExternalIPs = []string{"203.0.113.7,public"} }, `--node-external-ip "public" is not an IP address`},
+		{"empty external ip", func(c *Config) { c.NodeExternalIPs = []string{"203.0.113.7,"} }, `--node-external-ip "" is not an IP address`},
+		{"unspecified external ip", func(c *Config) { c.NodeExternalIPs = []string{"0.0.0.0"} }, `--node-external-ip "0.0.0.0"`},
 		{"bad label", func(c *Config) { c.NodeLabels = []string{"novalue"} }, "--node-label"},
 		{"bad taint effect", func(c *Config) { c.NodeTaints = []string{"k=v:Sometimes"} }, "effect"},
 		{"bad kubelet arg", func(c *Config) { c.KubeletArgs = []string{"v"} }, "--kubelet-arg"},
@@ -70,6 +74,9 @@ func TestCompleteReadsTokenFileAndDetects(t *testing.T) {
 	if cc.Token.Username != "node" || !cc.NodeIP.Equal(net.ParseIP("192.0.2.9")) || cc.Paths.Socket != "/run/kedge/containerd/containerd.sock" {
 		t.Fatalf("completed = %+v", cc)
 	}
+	if len(cc.NodeExternalIPs) != 0 {
+		t.Fatalf("external IPs without --node-external-ip: %v", cc.NodeExternalIPs)
+	}
 	if cc.APIServer != c.Server {
 		t.Fatalf("without the load balancer APIServer = %q, want --server", cc.APIServer)
 	}
@@ -97,5 +104,21 @@ func TestWithNodeIDIsStable(t *testing.T) {
 	}
 	if a.NodeName != b.NodeName || !strings.HasPrefix(a.NodeName, "edge-") || len(a.NodeName) != len("edge-")+8 {
 		t.Fatalf("node names %q, %q", a.NodeName, b.NodeName)
+	}
+}
+
+func TestCompleteParsesExternalIPs(t *testing.T) {
+	c := valid()
+	c.NodeName, c.NodeExternalIPs = "edge-1", []string{"203.0.113.7, 2001:db8::7", "198.51.100.1"}
+	cc, err := c.Complete(func() (net.IP, error) { return net.ParseIP("192.0.2.9"), nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, ip := range cc.NodeExternalIPs {
+		got = append(got, ip.String())
+	}
+	if strings.Join(got, " ") != "203.0.113.7 2001:db8::7 198.51.100.1" {
+		t.Fatalf("external IPs = %v", got)
 	}
 }

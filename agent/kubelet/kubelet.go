@@ -87,9 +87,14 @@ func Config(in Inputs) ([]byte, error) {
 }
 
 // Args returns the kubelet's flags: the ones that exist only as flags, then
-// the user's --kubelet-arg overrides, sorted.
+// the user's --kubelet-arg overrides, sorted. The kubelet runs with
+// --cloud-provider=external: it registers the Node with its --node-ip as
+// InternalIP and the taint node.cloudprovider.kubernetes.io/uninitialized,
+// and the server's cloud node controller (kedge cloud provider) adds the
+// ExternalIP addresses and removes the taint.
 func Args(in Inputs) []string {
 	args := map[string]string{
+		"cloud-provider":    "external",
 		"hostname-override": in.NodeName,
 		"node-ip":           in.NodeIP,
 		"kubeconfig":        in.Kubeconfig,

@@ -50,7 +50,7 @@ func TestArgsOverrides(t *testing.T) {
 	in := inputs()
 	in.ExtraArgs = []string{"--node-ip=198.51.100.7", "v=2"}
 	args := Args(in)
-	for _, want := range []string{"--node-ip=198.51.100.7", "--v=2", "--node-labels=site=shop-12,tier=edge", "--hostname-override=edge-1"} {
+	for _, want := range []string{"--node-ip=198.51.100.7", "--v=2", "--node-labels=site=shop-12,tier=edge", "--hostname-override=edge-1", "--cloud-provider=external"} {
 		if !slices.Contains(args, want) {
 			t.Errorf("args %v lack %s", args, want)
 		}

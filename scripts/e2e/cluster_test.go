@@ -17,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	cloudproviderapi "k8s.io/cloud-provider/api"
 
 	"github.com/kedge/kedge/scripts/e2e/hosts"
 	"github.com/kedge/kedge/server/integration/harness"
@@ -49,7 +50,7 @@ func TestClusterAcrossHosts(t *testing.T) {
 		return append([]string{kedge, "agent", "--server", url, "--token", strings.TrimSpace(string(tok))}, extra...)
 	}
 	a1 := h1.Start(t, agentArgs("--node-label", "site=shop-12", "--node-taint", "dedicated=edge:PreferNoSchedule",
-		"--kubelet-arg", "max-pods=50", "--kube-proxy-arg", "proxy-mode=iptables")...)
+		"--kubelet-arg", "max-pods=50", "--kube-proxy-arg", "proxy-mode=iptables", "--node-external-ip", "203.0.113.7")...)
 	a2 := h2.Start(t, agentArgs()...)
 	procs := []*hosts.Proc{srv, a1, a2}
 	admin := adminClient(t, srvHost)
@@ -71,6 +72,37 @@ func TestClusterAcrossHosts(t *testing.T) {
 	}
 	if pods := node.Status.Capacity[corev1.ResourcePods]; pods.Value() != 50 {
 		t.Errorf("agent1 pod capacity = %v, want 50", pods.String())
+	}
+
+	// Addresses: the kubelets run with --cloud-provider=external and the
+	// server's cloud node controller sets them from the agents' annotations.
+	wantAddrs := map[string][]corev1.NodeAddress{
+		"server": {{Type: corev1.NodeInternalIP, Address: srvHost.IP}, {Type: corev1.NodeHostName, Address: "server"}},
+		"agent1": {{Type: corev1.NodeInternalIP, Address: h1.IP}, {Type: corev1.NodeExternalIP, Address: "203.0.113.7"},
+			{Type: corev1.NodeHostName, Address: "agent1"}},
+		"agent2": {{Type: corev1.NodeInternalIP, Address: h2.IP}, {Type: corev1.NodeHostName, Address: "agent2"}},
+	}
+	for name, want := range wantAddrs {
+		var got *corev1.Node
+		settled := func() bool {
+			n, err := admin.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+			if err != nil {
+				return false
+			}
+			got = n
+			return slices.Equal(n.Status.Addresses, want) && n.Spec.ProviderID == "kedge://"+name &&
+				!slices.ContainsFunc(n.Spec.Taints, func(tn corev1.Taint) bool { return tn.Key == cloudproviderapi.TaintExternalCloudProvider })
+		}
+		for deadline := time.Now().Add(30 * time.Second); !settled() && time.Now().Before(deadline); {
+			time.Sleep(200 * time.Millisecond)
+		}
+		if !settled() {
+			if got == nil {
+				t.Fatalf("cannot get node %s", name)
+			}
+			t.Fatalf("node %s: addresses %v (want %v), taints %v, provider ID %q (want kedge://%s)",
+				name, got.Status.Addresses, want, got.Spec.Taints, got.Spec.ProviderID, name)
+		}
 	}
 
 	// Six replicas, at most one apart per node: two on each.

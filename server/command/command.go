@@ -55,6 +55,7 @@ func New(logger func(debug bool) *slog.Logger) *cli.Command {
 			&cli.StringSliceFlag{Name: "kube-scheduler-arg", EnvVars: env("KUBE_SCHEDULER_ARG"), Usage: "key=value passed to kube-scheduler (repeatable)"},
 			&cli.StringSliceFlag{Name: "kube-controller-manager-arg", EnvVars: env("KUBE_CONTROLLER_MANAGER_ARG"), Usage: "key=value passed to kube-controller-manager (repeatable)"},
 			&cli.StringSliceFlag{Name: "node-label", EnvVars: env("NODE_LABEL"), Usage: "key=value label registered with this server's node (repeatable)"},
+			&cli.StringSliceFlag{Name: "node-external-ip", EnvVars: env("NODE_EXTERNAL_IP"), Usage: "This server's node's external IP, listed as ExternalIP in the Node's addresses (repeatable, or comma-separated)"},
 			&cli.StringSliceFlag{Name: "node-taint", EnvVars: env("NODE_TAINT"), Usage: "key=value:Effect taint registered with this server's node (repeatable)"},
 			&cli.StringSliceFlag{Name: "kubelet-arg", EnvVars: env("KUBELET_ARG"), Usage: "key=value flag passed to this server's kubelet (repeatable)"},
 			&cli.StringSliceFlag{Name: "kube-proxy-arg", EnvVars: env("KUBE_PROXY_ARG"), Usage: "key=value flag passed to this server's kube-proxy (repeatable)"},
@@ -114,6 +115,7 @@ func fromFlags(c *cli.Context) config.Config {
 		KubeControllerManagerArgs: c.StringSlice("kube-controller-manager-arg"),
 		NodeLabels:                c.StringSlice("node-label"),
 		NodeTaints:                c.StringSlice("node-taint"),
+		NodeExternalIPs:           c.StringSlice("node-external-ip"),
 		KubeletArgs:               c.StringSlice("kubelet-arg"),
 		KubeProxyArgs:             c.StringSlice("kube-proxy-arg"),
 	}

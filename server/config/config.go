@@ -70,10 +70,11 @@ type Config struct {
 
 	// The embedded agent's node options (unless DisableAgent), as for
 	// `kedge agent`.
-	NodeLabels    []string
-	NodeTaints    []string
-	KubeletArgs   []string
-	KubeProxyArgs []string
+	NodeLabels      []string
+	NodeTaints      []string
+	NodeExternalIPs []string
+	KubeletArgs     []string
+	KubeProxyArgs   []string
 }
 
 // Default returns a Config with every default filled in.
@@ -141,6 +142,9 @@ func (c Config) Validate() error {
 		}
 	}
 	errs = append(errs, agentconfig.ValidateNodeOptions(c.NodeLabels, c.NodeTaints, c.KubeletArgs, c.KubeProxyArgs))
+	if _, err := agentconfig.ParseNodeExternalIPs(c.NodeExternalIPs); err != nil {
+		errs = append(errs, err)
+	}
 	if c.AgentToken != "" {
 		if _, err := token.Parse(c.AgentToken); err != nil {
 			bad("--agent-token: %w", err)
