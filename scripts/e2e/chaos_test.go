@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -55,17 +54,10 @@ func startChaosCluster(t *testing.T) *chaosCluster {
 	for _, h := range append([]*hosts.Host{c.srvHost}, c.agents...) {
 		stageTestImage(t, h)
 	}
-	srv := c.srvHost.Start(t, c.kedge, "server")
-	waitFor(t, 120*time.Second, "the server to be ready", []*hosts.Proc{srv}, func() bool {
-		return strings.Contains(srv.Output(), "kedge server is ready")
-	})
-	tok, err := os.ReadFile(filepath.Join(c.srvHost.Root, "var/lib/kedge/server/token"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv, join := startServer(t, c.kedge, c.srvHost)
 	c.procs = []*hosts.Proc{srv}
 	for _, h := range c.agents {
-		c.procs = append(c.procs, h.Start(t, c.kedge, "agent", "--server", "https://"+c.srvHost.IP+":6443", "--token", strings.TrimSpace(string(tok))))
+		c.procs = append(c.procs, h.Start(t, join...))
 	}
 	admin := adminClient(t, c.srvHost)
 	for _, n := range []string{"server", "edge1", "edge2"} {

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -37,18 +36,8 @@ func TestClusterAcrossHosts(t *testing.T) {
 	for _, h := range []*hosts.Host{srvHost, h1, h2} {
 		stageTestImage(t, h)
 	}
-	srv := srvHost.Start(t, kedge, "server")
-	waitFor(t, 120*time.Second, "the server (with its agent) to be ready", []*hosts.Proc{srv}, func() bool {
-		return strings.Contains(srv.Output(), "kedge server is ready")
-	})
-	tok, err := os.ReadFile(filepath.Join(srvHost.Root, "var/lib/kedge/server/token"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	url := "https://" + srvHost.IP + ":6443"
-	agentArgs := func(extra ...string) []string {
-		return append([]string{kedge, "agent", "--server", url, "--token", strings.TrimSpace(string(tok))}, extra...)
-	}
+	srv, join := startServer(t, kedge, srvHost)
+	agentArgs := func(extra ...string) []string { return append(slices.Clone(join), extra...) }
 	a1 := h1.Start(t, agentArgs("--node-label", "site=shop-12", "--node-taint", "dedicated=edge:PreferNoSchedule",
 		"--kubelet-arg", "max-pods=50", "--kube-proxy-arg", "proxy-mode=iptables", "--node-external-ip", "203.0.113.7")...)
 	a2 := h2.Start(t, agentArgs()...)

@@ -1,10 +1,7 @@
 package e2e
 
 import (
-	"os"
-	"path/filepath"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -28,15 +25,7 @@ func TestNoEvictionWhenUnreachable(t *testing.T) {
 	srvHost, h1, h2 := net.AddHost(t, "server"), net.AddHost(t, "edge1"), net.AddHost(t, "edge2")
 	stageTestImage(t, h1)
 	// A shorter grace period only makes the test faster; upstream's default is 50 s.
-	srv := srvHost.Start(t, kedge, "server", "--kube-controller-manager-arg", "node-monitor-grace-period=20s")
-	waitFor(t, 120*time.Second, "the server to be ready", []*hosts.Proc{srv}, func() bool {
-		return strings.Contains(srv.Output(), "kedge server is ready")
-	})
-	tok, err := os.ReadFile(filepath.Join(srvHost.Root, "var/lib/kedge/server/token"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	args := []string{kedge, "agent", "--server", "https://" + srvHost.IP + ":6443", "--token", strings.TrimSpace(string(tok))}
+	srv, args := startServer(t, kedge, srvHost, "--kube-controller-manager-arg", "node-monitor-grace-period=20s")
 	a1 := h1.Start(t, args...)
 	a2 := h2.Start(t, append(args, "--evict-when-unreachable")...)
 	procs := []*hosts.Proc{srv, a1, a2}

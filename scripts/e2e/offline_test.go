@@ -30,15 +30,7 @@ func TestAgentThroughOutages(t *testing.T) {
 	net := hosts.NewNetwork(t)
 	srvHost, edge := net.AddHost(t, "server"), net.AddHost(t, "edge")
 	stageTestImage(t, edge)
-	srv := srvHost.Start(t, kedge, "server")
-	waitFor(t, 120*time.Second, "the server to be ready", []*hosts.Proc{srv}, func() bool {
-		return strings.Contains(srv.Output(), "kedge server is ready")
-	})
-	tok, err := os.ReadFile(filepath.Join(srvHost.Root, "var/lib/kedge/server/token"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	agentArgs := []string{kedge, "agent", "--server", "https://" + srvHost.IP + ":6443", "--token", strings.TrimSpace(string(tok))}
+	srv, agentArgs := startServer(t, kedge, srvHost)
 	agent := edge.Start(t, agentArgs...)
 	admin := adminClient(t, srvHost)
 	ctx := t.Context()

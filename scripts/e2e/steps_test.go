@@ -135,3 +135,19 @@ func cut(t *testing.T, h *hosts.Host, up bool) {
 		t.Fatalf("cut=%v on %s: %v\n%s", !up, h.Name, err, out)
 	}
 }
+
+// startServer runs `kedge server args...` on h, waits until it is ready
+// (with its own node unless args disable the agent), and returns it and the
+// `kedge agent` command line that joins it with its server token.
+func startServer(t *testing.T, kedge string, h *hosts.Host, args ...string) (*hosts.Proc, []string) {
+	t.Helper()
+	srv := h.Start(t, append([]string{kedge, "server"}, args...)...)
+	waitFor(t, 120*time.Second, "the server on "+h.Name+" to be ready", []*hosts.Proc{srv}, func() bool {
+		return strings.Contains(srv.Output(), "kedge server is ready")
+	})
+	tok, err := os.ReadFile(filepath.Join(h.Root, "var/lib/kedge/server/token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return srv, []string{kedge, "agent", "--server", "https://" + h.IP + ":6443", "--token", strings.TrimSpace(string(tok))}
+}

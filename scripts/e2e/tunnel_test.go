@@ -2,9 +2,7 @@ package e2e
 
 import (
 	"fmt"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -28,14 +26,7 @@ func TestReverseTunnel(t *testing.T) {
 	srvHost, edge := net.AddHost(t, "server"), net.AddHost(t, "edge")
 	stageTestImage(t, srvHost)
 	stageTestImage(t, edge)
-	srv := srvHost.Start(t, kedge, "server")
-	waitFor(t, 120*time.Second, "the server to be ready", []*hosts.Proc{srv}, func() bool {
-		return strings.Contains(srv.Output(), "kedge server is ready")
-	})
-	tok, err := os.ReadFile(filepath.Join(srvHost.Root, "var/lib/kedge/server/token"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv, join := startServer(t, kedge, srvHost)
 
 	// Only the tunnel reaches the edge's kubelet.
 	table := "kedge-e2e-tunnel"
@@ -48,7 +39,7 @@ func TestReverseTunnel(t *testing.T) {
 		t.Fatalf("the server reached the edge's kubelet directly (HTTP %s); the nft rule does not hold", code)
 	}
 
-	agent := edge.Start(t, kedge, "agent", "--server", "https://"+srvHost.IP+":6443", "--token", strings.TrimSpace(string(tok)))
+	agent := edge.Start(t, join...)
 	procs := []*hosts.Proc{srv, agent}
 	admin := adminClient(t, srvHost)
 	waitNodeReady(t, admin, "edge", procs)
@@ -161,15 +152,8 @@ func TestTunnelOnLossyLink(t *testing.T) {
 	net := hosts.NewNetwork(t)
 	srvHost, edge := net.AddHost(t, "server"), net.AddHost(t, "edge")
 	stageTestImage(t, edge)
-	srv := srvHost.Start(t, kedge, "server")
-	waitFor(t, 120*time.Second, "the server to be ready", []*hosts.Proc{srv}, func() bool {
-		return strings.Contains(srv.Output(), "kedge server is ready")
-	})
-	tok, err := os.ReadFile(filepath.Join(srvHost.Root, "var/lib/kedge/server/token"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	agent := edge.Start(t, kedge, "agent", "--server", "https://"+srvHost.IP+":6443", "--token", strings.TrimSpace(string(tok)))
+	srv, join := startServer(t, kedge, srvHost)
+	agent := edge.Start(t, join...)
 	procs := []*hosts.Proc{srv, agent}
 	admin := adminClient(t, srvHost)
 	waitNodeReady(t, admin, "edge", procs)
