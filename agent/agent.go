@@ -175,12 +175,18 @@ func run(ctx context.Context, cc *config.Completed, log *slog.Logger, withTunnel
 	// What the server may dial through the tunnel; the pod CIDR comes with
 	// flannel's lease.
 	tunnelAllow := &agenttunnel.Allow{NodeIP: cc.NodeIP}
-	runner := &component.Runner{Log: log, OnReady: func() {
+	release := func() {
 		if n, err := memtune.ReleaseExecutablePages(); err != nil {
 			log.Debug("could not release start-up pages", "error", err)
 		} else {
 			log.Debug("released start-up pages", "bytes", n)
 		}
+	}
+	runner := &component.Runner{Log: log, OnReady: func() {
+		release()
+		// The kubelet, kube-proxy and flannel go on starting up (first
+		// syncs, pod start) after they report ready; release once more.
+		time.AfterFunc(30*time.Second, release)
 		log.Info("kedge agent is ready", "node", cc.NodeName, "server", cc.Server)
 		ready()
 	}}

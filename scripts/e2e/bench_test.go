@@ -71,6 +71,7 @@ func TestBenchAgent(t *testing.T) {
 	joinReady := time.Since(start)
 	time.Sleep(idle) // measuring idle memory: the wait is the measurement
 	agentRSS, shims := rssMB(agent.Cmd.Process.Pid), shimsRSSMB()
+	t.Logf("agent idle memory (kB): %s", memoryBreakdown(agent.Cmd.Process.Pid))
 
 	paced := podStarts(t, admin, procs, "paced", 10, time.Second)
 	deletePods(t, admin, procs, "paced")
@@ -164,4 +165,16 @@ func deletePods(t *testing.T, admin kubernetes.Interface, procs []*hosts.Proc, p
 		l, err := pods.List(t.Context(), sel)
 		return err == nil && len(l.Items) == 0
 	})
+}
+
+// memoryBreakdown is the RssAnon, RssFile and RssShmem lines of a process.
+func memoryBreakdown(pid int) string {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	var out []string
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "Rss") || strings.HasPrefix(line, "VmRSS") {
+			out = append(out, strings.Join(strings.Fields(line), " "))
+		}
+	}
+	return strings.Join(out, ", ")
 }
