@@ -91,6 +91,9 @@ func (c Config) Validate() error {
 	if c.APICachePort < 0 || c.APICachePort > 65535 {
 		bad("--api-cache-port %d is not a port (1-65535)", c.APICachePort)
 	}
+	if c.APICachePort != 0 && c.APICachePort == c.LBPort {
+		bad("--api-cache-port and --lb-port must differ")
+	}
 	if c.NodeName != "" && len(validation.IsDNS1123Subdomain(c.NodeName)) > 0 {
 		bad("--node-name %q is not a lowercase DNS name", c.NodeName)
 	}

@@ -33,6 +33,7 @@ func TestValidate(t *testing.T) {
 		{"bad node name", func(c *Config) { c.NodeName = "Edge_1" }, "--node-name"},
 		{"bad node ip", func(c *Config) { c.NodeIP = "1.2.3" }, "--node-ip"},
 		{"external ips", func(c *Config) { c.NodeExternalIPs = []string{"203.0.113.7", "198.51.100.1,2001:db8::1"} }, ""},
+		{"api cache port on the lb port", func(c *Config) { c.APICachePort, c.LBPort = 6444, 6444 }, "must differ"},
 		{"bad external ip", func(c *Config) { c.NodeExternalIPs = []string{"203.0.113.7,public"} }, `--node-external-ip "public" is not an IP address`},
 		{"empty external ip", func(c *Config) { c.NodeExternalIPs = []string{"203.0.113.7,"} }, `--node-external-ip "" is not an IP address`},
 		{"unspecified external ip", func(c *Config) { c.NodeExternalIPs = []string{"0.0.0.0"} }, `--node-external-ip "0.0.0.0"`},
@@ -42,6 +43,9 @@ func TestValidate(t *testing.T) {
 		{"lb port", func(c *Config) { c.LBPort = 16444 }, ""},
 		{"negative lb port", func(c *Config) { c.LBPort = -1 }, "--lb-port -1 is not a port"},
 		{"lb port too big", func(c *Config) { c.LBPort = 70000 }, "--lb-port 70000 is not a port"},
+		{"api cache port", func(c *Config) { c.APICachePort = 16445 }, ""},
+		{"api cache port too big", func(c *Config) { c.APICachePort = 70000 }, "--api-cache-port 70000 is not a port"},
+		{"bad external ip", func(c *Config) { c.NodeExternalIPs = []string{"203.0.113"} }, "--node-external-ip"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
