@@ -90,6 +90,16 @@ func (f *Flannel) Name() string { return "flannel" }
 // vxlan device, routes and rules in place so that pods keep their network
 // while the agent restarts.
 func (f *Flannel) Run(ctx context.Context, ready func()) error {
+	err := f.run(ctx, ready)
+	if ctx.Err() != nil {
+		// Stopped while starting: flannel's set-up calls fail with the
+		// cancelled context; that is the stop, not a failure.
+		return nil
+	}
+	return err
+}
+
+func (f *Flannel) run(ctx context.Context, ready func()) error {
 	netConf, err := NetConf(f.ClusterCIDR)
 	if err != nil {
 		return err
