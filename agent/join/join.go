@@ -104,34 +104,15 @@ func RequestCerts(ctx context.Context, server string, ca []byte, tok token.Token
 	if req.KubeProxyCSR, out.KubeProxyKey, err = newCSR(); err != nil {
 		return nil, err
 	}
-	body, err := json.Marshal(req)
-	if err != nil {
-		return nil, err
-	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(ca)
-	client := &http.Client{Timeout: requestTimeout, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
-	defer client.CloseIdleConnections()
-	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(server, "/")+joinapi.NodeCertsPath, bytes.NewReader(body))
-	if err != nil {
-		return nil, err
-	}
 	user := tok.Username
 	if user == "" {
 		user = token.NodeUser
 	}
-	hreq.SetBasicAuth(user, tok.Secret)
-	hreq.Header.Set("Content-Type", "application/json")
-	resp, err := client.Do(hreq)
+	status, data, err := PostPinned(ctx, server, joinapi.NodeCertsPath, ca, user, tok.Secret, req, requestTimeout)
 	if err != nil {
 		return nil, fmt.Errorf("request node certificates: %w", err)
 	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		return nil, err
-	}
-	switch resp.StatusCode {
+	switch status {
 	case http.StatusOK:
 	case http.StatusUnauthorized:
 		return nil, errors.New("the server rejected the token")

@@ -4,14 +4,10 @@
 package serverjoin
 
 import (
-	"bytes"
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -58,40 +54,21 @@ func joinOnce(ctx context.Context, server string, tok token.Token, req joinapi.S
 	if err != nil {
 		return nil, err
 	}
-	body, err := json.Marshal(req)
-	if err != nil {
-		return nil, err
-	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(ca)
-	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
-	defer client.CloseIdleConnections()
-	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(server, "/")+joinapi.ServerJoinPath, bytes.NewReader(body))
-	if err != nil {
-		return nil, err
-	}
-	hreq.SetBasicAuth(tok.Username, tok.Secret)
-	hreq.Header.Set("Content-Type", "application/json")
-	resp, err := client.Do(hreq)
+	status, data, err := agentjoin.PostPinned(ctx, server, joinapi.ServerJoinPath, ca, tok.Username, tok.Secret, req, 30*time.Second)
 	if err != nil {
 		return nil, fmt.Errorf("server join: %w", err)
 	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		return nil, err
-	}
 	msg := strings.TrimSpace(string(data))
 	switch {
-	case resp.StatusCode == http.StatusOK:
-	case resp.StatusCode == http.StatusUnauthorized:
+	case status == http.StatusOK:
+	case status == http.StatusUnauthorized:
 		return nil, permanent{errors.New("the server rejected the token")}
-	case resp.StatusCode == http.StatusForbidden:
+	case status == http.StatusForbidden:
 		return nil, permanent{fmt.Errorf("the server refused the token: %s", msg)}
-	case resp.StatusCode >= 400 && resp.StatusCode < 500:
+	case status >= 400 && status < 500:
 		return nil, permanent{fmt.Errorf("the server refused to add this server: %s", msg)}
 	default:
-		return nil, fmt.Errorf("server join: %s: %s", resp.Status, msg)
+		return nil, fmt.Errorf("server join: %d %s: %s", status, http.StatusText(status), msg)
 	}
 	var out joinapi.ServerJoinResponse
 	if err := json.Unmarshal(data, &out); err != nil {
