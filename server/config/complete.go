@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/kedge/kedge/agent/hostip"
@@ -43,6 +44,7 @@ type Paths struct {
 	TokenFile      string // <data-dir>/server/token
 	AgentTokenFile string // <data-dir>/server/agent-token
 	KineSocket     string // <data-dir>/server/kine.sock
+	ManifestsDir   string // <data-dir>/server/manifests: add-on and user YAML applied at start
 }
 
 // NewPaths lays out the server's part of a data dir.
@@ -60,6 +62,7 @@ func NewPaths(dataDir string) Paths {
 		TokenFile:      filepath.Join(server, "token"),
 		AgentTokenFile: filepath.Join(server, "agent-token"),
 		KineSocket:     filepath.Join(server, "kine.sock"),
+		ManifestsDir:   filepath.Join(server, "manifests"),
 	}
 }
 
@@ -227,3 +230,6 @@ func dirExists(p string) bool {
 	st, err := os.Stat(p)
 	return err == nil && st.IsDir()
 }
+
+// AddonDisabled reports whether --disable names the add-on.
+func (c *Completed) AddonDisabled(name string) bool { return slices.Contains(c.Disable, name) }

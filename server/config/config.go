@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -32,6 +33,11 @@ const (
 	DefaultNodeCIDRMaskLen = 24
 )
 
+// Addons are the packaged add-ons that --disable may name: each is a
+// manifest in the repository's manifests/ (NAME.yaml) and, where it runs
+// inside kedge, the in-process part that serves it.
+var Addons = []string{"coredns", "local-storage", "metrics-server", "servicelb"}
+
 // Config is what the user sets, through flags, the config file or KEDGE_*
 // variables. It holds no runtime objects.
 type Config struct {
@@ -47,13 +53,16 @@ type Config struct {
 	AgentToken       string
 	// Server is the URL of a running server whose embedded etcd cluster this
 	// server joins (with Token, the server token); empty for the first server.
-	Server              string
-	DatastoreEndpoint   string
-	DatastoreCAFile     string
-	DatastoreCertFile   string
-	DatastoreKeyFile    string
-	ClusterInit         bool
-	DisableAgent        bool
+	Server            string
+	DatastoreEndpoint string
+	DatastoreCAFile   string
+	DatastoreCertFile string
+	DatastoreKeyFile  string
+	ClusterInit       bool
+	DisableAgent      bool
+	// Disable names packaged add-ons (see Addons) this server leaves out,
+	// and removes if they were deployed.
+	Disable             []string
 	WriteKubeconfig     string
 	WriteKubeconfigMode string
 	Debug               bool
@@ -144,6 +153,11 @@ func (c Config) Validate() error {
 	errs = append(errs, agentconfig.ValidateNodeOptions(c.NodeLabels, c.NodeTaints, c.KubeletArgs, c.KubeProxyArgs))
 	if _, err := agentconfig.ParseNodeExternalIPs(c.NodeExternalIPs); err != nil {
 		errs = append(errs, err)
+	}
+	for _, name := range c.Disable {
+		if !slices.Contains(Addons, name) {
+			bad("--disable %q is not an add-on (one of %s)", name, strings.Join(Addons, ", "))
+		}
 	}
 	if c.AgentToken != "" {
 		if _, err := token.Parse(c.AgentToken); err != nil {
