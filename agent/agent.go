@@ -29,6 +29,7 @@ import (
 
 	"github.com/kedge/kedge/agent/apicache"
 	"github.com/kedge/kedge/agent/bundle"
+	"github.com/kedge/kedge/agent/clusterdns"
 	"github.com/kedge/kedge/agent/cni"
 	"github.com/kedge/kedge/agent/config"
 	agentcontainerd "github.com/kedge/kedge/agent/containerd"
@@ -157,7 +158,7 @@ func run(ctx context.Context, cc *config.Completed, log *slog.Logger, withTunnel
 		ClientCAFile: filepath.Join(p.CredDir, join.ClientCA),
 		ServingCert:  filepath.Join(p.CredDir, join.KubeletServingCert), ServingKey: filepath.Join(p.CredDir, join.KubeletServingKey),
 		ContainerdSocket: p.Socket, ClusterDNS: cluster.ClusterDNS, ClusterDomain: cluster.ClusterDomain,
-		RootDir: "/var/lib/kubelet", ResolvConf: "/etc/resolv.conf", CgroupV1: cgroupV1,
+		RootDir: "/var/lib/kubelet", ResolvConf: cc.ResolvConfPath, CgroupV1: cgroupV1,
 		Labels: cc.NodeLabels, ExtraArgs: cc.KubeletArgs,
 	}
 	for _, tn := range cc.NodeTaints {
@@ -254,6 +255,11 @@ func run(ctx context.Context, cc *config.Completed, log *slog.Logger, withTunnel
 			ExtraArgs: cc.KubeProxyArgs,
 		})},
 	)
+	dns, err := clusterDNS(cc, cluster.ClusterDomain, log)
+	if err != nil {
+		return err
+	}
+	components = append(components, dns)
 	if cc.EvictWhenUnreachable != nil {
 		components = append(components, &evictpolicy.Annotator{Client: nodeClient, Node: cc.NodeName,
 			Evict: *cc.EvictWhenUnreachable, Log: log.With("component", "evict-policy")})
@@ -269,6 +275,27 @@ func run(ctx context.Context, cc *config.Completed, log *slog.Logger, withTunnel
 		log.Info("kedge agent stopped")
 	}
 	return err
+}
+
+// clusterDNS is the node's DNS (CoreDNS in this process) at the node IP,
+// port clusterdns.Port. It reads the cluster through the local caching
+// endpoint as kube-proxy (whose identity kedge's cluster-dns role lets
+// read Namespaces too), so it answers for the cluster's Services while the
+// node is cut off, also after an agent restart.
+func clusterDNS(cc *config.Completed, domain string, log *slog.Logger) (*clusterdns.Server, error) {
+	kubeconfig := filepath.Join(cc.Paths.CredDir, KubeProxyKubeconfig)
+	client, err := clientFromKubeconfig(kubeconfig)
+	if err != nil {
+		return nil, err
+	}
+	upstreams := clusterdns.Upstreams(cc.Resolvers)
+	log = log.With("component", "cluster-dns")
+	if len(upstreams) == 0 {
+		log.Warn("no nameserver in the resolv.conf; names outside the cluster will not resolve", "resolv_conf", cc.ResolvConfPath)
+	}
+	return &clusterdns.Server{Client: client, Log: log, Corefile: clusterdns.Corefile(clusterdns.Inputs{
+		NodeIP: cc.NodeIP, Port: clusterdns.Port, ClusterDomain: domain, Kubeconfig: kubeconfig, Upstreams: upstreams,
+	})}, nil
 }
 
 // nodePassword returns the node's join password, creating it (0600) once.

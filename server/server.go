@@ -31,6 +31,7 @@ import (
 	"github.com/kedge/kedge/server/config"
 	"github.com/kedge/kedge/server/control"
 	"github.com/kedge/kedge/server/datastore"
+	"github.com/kedge/kedge/server/dnsendpoints"
 	"github.com/kedge/kedge/server/endpoints"
 	"github.com/kedge/kedge/server/etcdcluster"
 	"github.com/kedge/kedge/server/join"
@@ -188,6 +189,10 @@ func Run(ctx context.Context, cc *config.Completed, log *slog.Logger) error {
 		// Nodes' addresses and removes their uninitialized taint.
 		&cloudnode.Controller{Client: client, Cloud: kedgecloud.Provider{}},
 	}
+	if !cc.AddonDisabled("coredns") {
+		// One kube-dns EndpointSlice per node, naming the DNS in its agent.
+		controllers = append(controllers, &dnsendpoints.Controller{Client: client, Log: log.With("component", "cluster-dns-endpoints")})
+	}
 	if cc.Datastore != config.DatastoreSQLite {
 		controllers = []component.Component{&leader.Elected{
 			Client: client, Namespace: metav1.NamespaceSystem, Lease: ControllersLease, Identity: cc.NodeName,
@@ -328,6 +333,7 @@ func embeddedAgent(cc *config.Completed, serverToken token.Token) (*agentconfig.
 		NodeExternalIPs: cc.NodeExternalIPs,
 		KubeletArgs:     cc.KubeletArgs,
 		KubeProxyArgs:   cc.KubeProxyArgs,
+		ResolvConf:      cc.ResolvConf,
 		// The server has no --registries-file flag yet; the agent's default applies.
 		RegistriesFile: agentconfig.DefaultRegistriesFile,
 		Debug:          cc.Debug,

@@ -28,6 +28,9 @@ const (
 	DefaultRegistriesFile = "/etc/kedge/registries.yaml"
 	// DefaultLBPort is the client-side load balancer's port on 127.0.0.1.
 	DefaultLBPort = 6444
+	// DefaultResolvConf names the host's resolvers, to which the node's
+	// cluster DNS forwards names outside the cluster.
+	DefaultResolvConf = "/etc/resolv.conf"
 )
 
 // Config is what the user sets for `kedge agent`.
@@ -59,7 +62,10 @@ type Config struct {
 	// of all servers; 0 runs without it (the node talks to Server directly,
 	// as the server's own node does).
 	LBPort int
-	Debug  bool
+	// ResolvConf names the resolvers the node's cluster DNS forwards other
+	// names to ("": DefaultResolvConf, which may be missing).
+	ResolvConf string
+	Debug      bool
 }
 
 // Validate checks the values without touching the system (except reading
@@ -221,6 +227,11 @@ type Completed struct {
 	// APIServer is the URL the node's clients (kubelet, kube-proxy, the
 	// agent) use: the load balancer, or Server when LBPort is 0.
 	APIServer string
+	// Resolvers is the content of the resolv.conf the cluster DNS forwards
+	// to (empty if the default one is missing).
+	Resolvers []byte
+	// ResolvConfPath is the file Resolvers was read from.
+	ResolvConfPath string
 }
 
 // Complete validates c, reads the token file, and derives identity and paths.
@@ -275,6 +286,14 @@ func (c Config) Complete(detectIP func() (net.IP, error)) (*Completed, error) {
 		return nil, err
 	}
 	cc.NodeExternalIPs, _ = ParseNodeExternalIPs(c.NodeExternalIPs) // validated above
+	cc.ResolvConfPath = c.ResolvConf
+	if cc.ResolvConfPath == "" {
+		cc.ResolvConfPath = DefaultResolvConf
+	}
+	cc.Resolvers, err = os.ReadFile(cc.ResolvConfPath)
+	if err != nil && (c.ResolvConf != "" || !errors.Is(err, os.ErrNotExist)) {
+		return nil, fmt.Errorf("--resolv-conf: %w", err)
+	}
 	return cc, nil
 }
 

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -84,6 +85,9 @@ type Config struct {
 	NodeExternalIPs []string
 	KubeletArgs     []string
 	KubeProxyArgs   []string
+	// ResolvConf names the resolvers the node's cluster DNS forwards
+	// other names to ("": agent's default, /etc/resolv.conf).
+	ResolvConf string
 }
 
 // Default returns a Config with every default filled in.
@@ -153,6 +157,11 @@ func (c Config) Validate() error {
 	errs = append(errs, agentconfig.ValidateNodeOptions(c.NodeLabels, c.NodeTaints, c.KubeletArgs, c.KubeProxyArgs))
 	if _, err := agentconfig.ParseNodeExternalIPs(c.NodeExternalIPs); err != nil {
 		errs = append(errs, err)
+	}
+	if c.ResolvConf != "" {
+		if _, err := os.Stat(c.ResolvConf); err != nil {
+			bad("--resolv-conf: %w", err)
+		}
 	}
 	for _, name := range c.Disable {
 		if !slices.Contains(Addons, name) {

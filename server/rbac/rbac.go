@@ -7,6 +7,12 @@
 // NodeNetwork role grants exactly that read access to group system:nodes;
 // writes to Node objects stay limited by the NodeRestriction admission
 // plugin (a node may change only its own Node).
+//
+// The node's cluster DNS (CoreDNS's kubernetes plugin in the agent) reads
+// the cluster through the local caching endpoint as kube-proxy, whose
+// system:node-proxier role covers Services and EndpointSlices but not the
+// Namespaces the plugin also lists and watches; the ClusterDNS role grants
+// user system:kube-proxy read access to those three.
 package rbac
 
 import (
@@ -28,6 +34,13 @@ const NodeNetwork = "kedge:node-network"
 
 // NodesGroup is the group of every node identity.
 const NodesGroup = "system:nodes"
+
+// ClusterDNS names the ClusterRole and ClusterRoleBinding of the nodes'
+// cluster DNS; KubeProxyUser is the identity it runs as.
+const (
+	ClusterDNS    = "kedge:cluster-dns"
+	KubeProxyUser = "system:kube-proxy"
+)
 
 // Reconciler creates or repairs kedge's cluster roles and bindings.
 type Reconciler struct {
@@ -89,15 +102,42 @@ func NodeNetworkBinding() *rbacv1.ClusterRoleBinding {
 	}
 }
 
+// ClusterDNSRole lets the cluster DNS read what it answers from.
+func ClusterDNSRole() *rbacv1.ClusterRole {
+	return &rbacv1.ClusterRole{
+		ObjectMeta: metav1.ObjectMeta{Name: ClusterDNS, Labels: labels()},
+		Rules: []rbacv1.PolicyRule{
+			{APIGroups: []string{""}, Resources: []string{"namespaces", "services"}, Verbs: []string{"list", "watch"}},
+			{APIGroups: []string{"discovery.k8s.io"}, Resources: []string{"endpointslices"}, Verbs: []string{"list", "watch"}},
+		},
+	}
+}
+
+// ClusterDNSBinding binds ClusterDNSRole to kube-proxy's identity.
+func ClusterDNSBinding() *rbacv1.ClusterRoleBinding {
+	return &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: ClusterDNS, Labels: labels()},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: ClusterDNS},
+		Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.UserKind, Name: KubeProxyUser}},
+	}
+}
+
 func labels() map[string]string {
 	return map[string]string{"app.kubernetes.io/managed-by": "kedge"}
 }
 
-// Ensure creates the role and binding, or updates them to the wanted rules
-// and subjects. A binding whose roleRef differs (immutable) is recreated.
+// Ensure creates kedge's roles and bindings, or updates them to the wanted
+// rules and subjects. A binding whose roleRef differs (immutable) is
+// recreated.
 func Ensure(ctx context.Context, c kubernetes.Interface) error {
+	if err := ensure(ctx, c, NodeNetworkRole(), NodeNetworkBinding()); err != nil {
+		return err
+	}
+	return ensure(ctx, c, ClusterDNSRole(), ClusterDNSBinding())
+}
+
+func ensure(ctx context.Context, c kubernetes.Interface, want *rbacv1.ClusterRole, wantB *rbacv1.ClusterRoleBinding) error {
 	roles := c.RbacV1().ClusterRoles()
-	want := NodeNetworkRole()
 	cur, err := roles.Get(ctx, want.Name, metav1.GetOptions{})
 	switch {
 	case apierrors.IsNotFound(err):
@@ -114,7 +154,6 @@ func Ensure(ctx context.Context, c kubernetes.Interface) error {
 	}
 
 	bindings := c.RbacV1().ClusterRoleBindings()
-	wantB := NodeNetworkBinding()
 	curB, err := bindings.Get(ctx, wantB.Name, metav1.GetOptions{})
 	switch {
 	case err == nil && curB.RoleRef != wantB.RoleRef:

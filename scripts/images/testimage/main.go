@@ -10,22 +10,29 @@
 //
 // It listens on $PORT (default 8080). `testimage get URL` instead prints the
 // body of URL and exits (non-zero on failure): tests run it with kubectl exec
-// to reach other pods and Services from inside a pod.
+// to reach other pods and Services from inside a pod. `testimage resolve
+// NAME` prints NAME's addresses, one per line, as the pod's resolver (its
+// /etc/resolv.conf, so the cluster DNS) answers them (non-zero on failure).
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log"
 	"net"
 	"net/http"
 	"os"
+	"sort"
 	"time"
 )
 
 func main() {
 	if len(os.Args) == 3 && os.Args[1] == "get" {
 		os.Exit(get(os.Args[2]))
+	}
+	if len(os.Args) == 3 && os.Args[1] == "resolve" {
+		os.Exit(resolve(os.Args[2]))
 	}
 	host, _ := os.Hostname()
 	mux := http.NewServeMux()
@@ -75,6 +82,22 @@ func get(url string) int {
 	if _, err := io.Copy(os.Stdout, resp.Body); err != nil || resp.StatusCode != http.StatusOK {
 		fmt.Fprintln(os.Stderr, "status", resp.Status, err)
 		return 1
+	}
+	return 0
+}
+
+// resolve prints the addresses of name, sorted, and returns the exit code.
+func resolve(name string) int {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	addrs, err := net.DefaultResolver.LookupHost(ctx, name)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	sort.Strings(addrs)
+	for _, a := range addrs {
+		fmt.Println(a)
 	}
 	return 0
 }

@@ -1,0 +1,127 @@
+package clusterdns
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes/fake"
+)
+
+// fakeEngine records starts and stops; the first failStarts starts fail.
+type fakeEngine struct {
+	mu         sync.Mutex
+	running    int
+	starts     int
+	failStarts int
+	corefile   string
+}
+
+func (e *fakeEngine) start(corefile string) (Stopper, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.starts++
+	if e.starts <= e.failStarts {
+		return nil, errors.New("listen udp 10.0.0.1:10053: address already in use")
+	}
+	e.running++
+	e.corefile = corefile
+	return stopFunc(func() {
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		e.running--
+	}), nil
+}
+
+func (e *fakeEngine) state() (running, starts int) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.running, e.starts
+}
+
+type stopFunc func()
+
+func (f stopFunc) Stop() { f() }
+
+func service(name string, labels map[string]string) *corev1.Service {
+	return &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: Namespace, Labels: labels}}
+}
+
+func waitRunning(t *testing.T, e *fakeEngine, want int, what string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if got, _ := e.state(); got == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			got, _ := e.state()
+			t.Fatalf("%s: %d DNS servers running, want %d", what, got, want)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestServerFollowsTheService: DNS serves only while kube-dns is kedge's,
+// a failed start is retried, and stopping the component stops DNS.
+func TestServerFollowsTheService(t *testing.T) {
+	client := fake.NewClientset(service("other", map[string]string{ManagedLabel: "true"}))
+	engine := &fakeEngine{failStarts: 1}
+	ctx, cancel := context.WithCancel(t.Context())
+	s := &Server{Client: client, Corefile: "corefile", Engine: engine.start, Log: slog.New(slog.DiscardHandler)}
+	done := make(chan error, 1)
+	readyc := make(chan struct{})
+	go func() { done <- s.Run(ctx, func() { close(readyc) }) }()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	select {
+	case <-readyc:
+	case <-time.After(5 * time.Second):
+		t.Fatal("not ready without a kube-dns Service")
+	}
+	svcs := client.CoreV1().Services(Namespace)
+	if _, err := svcs.Create(ctx, service(ServiceName, nil), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// Another Service with the label, or kube-dns without it: no DNS.
+	time.Sleep(200 * time.Millisecond) // give a wrong start the chance to happen
+	if running, starts := engine.state(); running != 0 || starts != 0 {
+		t.Fatalf("started for a kube-dns Service that is not kedge's (running %d, starts %d)", running, starts)
+	}
+	if _, err := svcs.Update(ctx, service(ServiceName, map[string]string{ManagedLabel: "true"}), metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitRunning(t, engine, 1, "kedge's kube-dns, after one failed start")
+	if _, starts := engine.state(); starts != 2 || engine.corefile != "corefile" {
+		t.Errorf("starts %d (want 2: one failed, one retried), corefile %q", starts, engine.corefile)
+	}
+	if _, err := svcs.Update(ctx, service(ServiceName, map[string]string{ManagedLabel: "false"}), metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitRunning(t, engine, 0, "label no longer true")
+	if _, err := svcs.Update(ctx, service(ServiceName, map[string]string{ManagedLabel: "true"}), metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitRunning(t, engine, 1, "label back")
+	if err := svcs.Delete(ctx, ServiceName, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitRunning(t, engine, 0, "Service deleted")
+	if _, err := svcs.Create(ctx, service(ServiceName, map[string]string{ManagedLabel: "true"}), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitRunning(t, engine, 1, "Service created again")
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	done <- nil
+	waitRunning(t, engine, 0, "component stopped")
+}
