@@ -43,6 +43,7 @@ import (
 	"github.com/kedge/kedge/server/pki"
 	"github.com/kedge/kedge/server/rbac"
 	"github.com/kedge/kedge/server/sdnotify"
+	"github.com/kedge/kedge/server/servicelb"
 	"github.com/kedge/kedge/server/supervisor"
 	"github.com/kedge/kedge/server/token"
 	"github.com/kedge/kedge/server/tunnel"
@@ -188,6 +189,8 @@ func Run(ctx context.Context, cc *config.Completed, log *slog.Logger) error {
 		// Every kubelet runs with --cloud-provider=external; this sets the
 		// Nodes' addresses and removes their uninitialized taint.
 		&cloudnode.Controller{Client: client, Cloud: kedgecloud.Provider{}},
+		// LoadBalancer Services answer on the nodes' IPs (kube-proxy).
+		&servicelb.Controller{Client: client, Disabled: cc.AddonDisabled("servicelb"), Log: log.With("component", "servicelb")},
 	}
 	if !cc.AddonDisabled("coredns") {
 		// One kube-dns EndpointSlice per node, naming the DNS in its agent.
