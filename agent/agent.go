@@ -158,7 +158,7 @@ func run(ctx context.Context, cc *config.Completed, log *slog.Logger, withTunnel
 		ClientCAFile: filepath.Join(p.CredDir, join.ClientCA),
 		ServingCert:  filepath.Join(p.CredDir, join.KubeletServingCert), ServingKey: filepath.Join(p.CredDir, join.KubeletServingKey),
 		ContainerdSocket: p.Socket, ClusterDNS: cluster.ClusterDNS, ClusterDomain: cluster.ClusterDomain,
-		RootDir: "/var/lib/kubelet", ResolvConf: cc.ResolvConfPath, CgroupV1: cgroupV1,
+		RootDir: "/var/lib/kubelet", ResolvConf: cc.PodResolvConf, CgroupV1: cgroupV1,
 		Labels: cc.NodeLabels, ExtraArgs: cc.KubeletArgs,
 	}
 	for _, tn := range cc.NodeTaints {

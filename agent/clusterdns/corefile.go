@@ -14,12 +14,12 @@
 package clusterdns
 
 import (
-	"bufio"
-	"bytes"
 	"fmt"
 	"net"
 	"strconv"
 	"strings"
+
+	"github.com/kedge/kedge/agent/resolvconf"
 )
 
 // The contract between the agent, the server's EndpointSlice controller and
@@ -91,27 +91,14 @@ func quote(s string) string {
 	return s
 }
 
-// Upstreams returns the nameservers of a resolv.conf as host:port (port 53),
-// in order; entries that are not IP addresses are skipped. Loopback
-// resolvers such as systemd-resolved's 127.0.0.53 are kept: the
-// agent runs in the host's network namespace and reaches them.
+// Upstreams returns the nameservers of a resolv.conf as host:port (port
+// 53), in order. Loopback resolvers such as systemd-resolved's 127.0.0.53
+// are kept: the agent runs in the host's network namespace and reaches
+// them.
 func Upstreams(resolvConf []byte) []string {
 	var out []string
-	sc := bufio.NewScanner(bytes.NewReader(resolvConf))
-	for sc.Scan() {
-		f := strings.Fields(sc.Text())
-		if len(f) < 2 || f[0] != "nameserver" {
-			continue
-		}
-		host, zone, _ := strings.Cut(f[1], "%")
-		ip := net.ParseIP(host)
-		if ip == nil {
-			continue
-		}
-		if zone != "" {
-			host += "%" + zone
-		}
-		out = append(out, net.JoinHostPort(host, "53"))
+	for _, ns := range resolvconf.Nameservers(resolvConf) {
+		out = append(out, net.JoinHostPort(ns, "53"))
 	}
 	return out
 }

@@ -16,6 +16,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/util/validation"
 
+	"github.com/kedge/kedge/agent/resolvconf"
 	"github.com/kedge/kedge/server/token"
 )
 
@@ -30,7 +31,7 @@ const (
 	DefaultLBPort = 6444
 	// DefaultResolvConf names the host's resolvers, to which the node's
 	// cluster DNS forwards names outside the cluster.
-	DefaultResolvConf = "/etc/resolv.conf"
+	DefaultResolvConf = resolvconf.Default
 )
 
 // Config is what the user sets for `kedge agent`.
@@ -232,6 +233,10 @@ type Completed struct {
 	Resolvers []byte
 	// ResolvConfPath is the file Resolvers was read from.
 	ResolvConfPath string
+	// PodResolvConf is the resolv.conf the kubelet gives pods:
+	// ResolvConfPath, or systemd-resolved's file when the default
+	// /etc/resolv.conf names only its loopback stub.
+	PodResolvConf string
 }
 
 // Complete validates c, reads the token file, and derives identity and paths.
@@ -294,6 +299,7 @@ func (c Config) Complete(detectIP func() (net.IP, error)) (*Completed, error) {
 	if err != nil && (c.ResolvConf != "" || !errors.Is(err, os.ErrNotExist)) {
 		return nil, fmt.Errorf("--resolv-conf: %w", err)
 	}
+	cc.PodResolvConf = resolvconf.ForPods(cc.ResolvConfPath, cc.Resolvers, c.ResolvConf != "")
 	return cc, nil
 }
 

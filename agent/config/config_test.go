@@ -126,3 +126,28 @@ func TestCompleteParsesExternalIPs(t *testing.T) {
 		t.Fatalf("external IPs = %v", got)
 	}
 }
+
+func TestCompleteReadsResolvConf(t *testing.T) {
+	detect := func() (net.IP, error) { return net.ParseIP("192.0.2.9"), nil }
+	f := filepath.Join(t.TempDir(), "resolv.conf")
+	os.WriteFile(f, []byte("nameserver 127.0.0.53\n"), 0o644)
+	c := valid()
+	c.NodeName, c.ResolvConf = "edge-1", f
+	cc, err := c.Complete(detect)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A file the user names is what pods get too, even with a loopback resolver.
+	if string(cc.Resolvers) != "nameserver 127.0.0.53\n" || cc.ResolvConfPath != f || cc.PodResolvConf != f {
+		t.Fatalf("resolvers %q from %s, pods get %s", cc.Resolvers, cc.ResolvConfPath, cc.PodResolvConf)
+	}
+	c.ResolvConf = filepath.Join(t.TempDir(), "missing")
+	if _, err := c.Complete(detect); err == nil || !strings.HasPrefix(err.Error(), "--resolv-conf: ") {
+		t.Fatalf("a missing --resolv-conf: err = %v", err)
+	}
+	c.ResolvConf = ""
+	cc, err = c.Complete(detect)
+	if err != nil || cc.ResolvConfPath != DefaultResolvConf {
+		t.Fatalf("default resolv.conf: %v, %s", err, cc.ResolvConfPath)
+	}
+}

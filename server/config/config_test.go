@@ -17,6 +17,8 @@ func TestValidate(t *testing.T) {
 		wantErr string // empty: valid
 	}{
 		{"defaults", func(*Config) {}, ""},
+		{"resolv-conf", func(c *Config) { c.ResolvConf = "/dev/null" }, ""},
+		{"missing resolv-conf", func(c *Config) { c.ResolvConf = "/nonexistent/resolv.conf" }, "--resolv-conf: stat /nonexistent/resolv.conf"},
 		{"sqlite endpoint", func(c *Config) { c.DatastoreEndpoint = "sqlite:///tmp/x.db" }, ""},
 		{"postgres endpoint", func(c *Config) { c.DatastoreEndpoint = "postgres://u:p@db:5432/kedge" }, ""},
 		{"etcd endpoints", func(c *Config) { c.DatastoreEndpoint = "https://10.0.0.1:2379,https://10.0.0.2:2379" }, ""},
