@@ -239,7 +239,7 @@ func slice(svc *corev1.Service, node string, ip net.IP) *discoveryv1.EndpointSli
 		},
 		AddressType: addressType,
 		Endpoints: []discoveryv1.Endpoint{{
-			Addresses: []string{ip.String()},
+			Addresses:  []string{ip.String()},
 			Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true), Serving: ptr.To(true), Terminating: ptr.To(false)},
 			NodeName:   ptr.To(node),
 		}},

@@ -27,7 +27,8 @@ import (
 
 // TestNodeNetworkRBAC: with kedge's node-network role a node identity may
 // list and watch all Nodes (flannel's kube subnet manager needs it), and
-// may still change only its own Node: patching another node's annotations
+// kube-proxy's identity what the nodes' cluster DNS reads (kedge's
+// cluster-dns role); a node may still change only its own Node: patching another node's annotations
 // or status is forbidden by NodeRestriction.
 func TestNodeNetworkRBAC(t *testing.T) {
 	ctx := t.Context()
@@ -46,6 +47,7 @@ func TestNodeNetworkRBAC(t *testing.T) {
 		t.Fatal(err)
 	}
 	nodes := map[string]kubernetes.Interface{}
+	var kubeProxy kubernetes.Interface
 	for i, name := range []string{"net-1", "net-2"} {
 		certs, err := join.RequestCerts(ctx, server, ca, agentToken, join.Node{
 			Name: name, Password: "pw-of-" + name, Addresses: []string{fmt.Sprintf("192.0.2.%d", 31+i)},
@@ -54,6 +56,7 @@ func TestNodeNetworkRBAC(t *testing.T) {
 			t.Fatal(err)
 		}
 		nodes[name] = clientFor(t, server, certs.ServerCA, certs.KubeletClientCert, certs.KubeletClientKey)
+		kubeProxy = clientFor(t, server, certs.ServerCA, certs.KubeProxyCert, certs.KubeProxyKey)
 		if _, err := nodes[name].CoreV1().Nodes().Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{}); err != nil {
 			t.Fatalf("%s cannot register itself: %v", name, err)
 		}
@@ -101,6 +104,34 @@ func TestNodeNetworkRBAC(t *testing.T) {
 	// Nodes still may not read what the role does not grant.
 	if _, err := nodes["net-1"].CoreV1().Secrets("").List(ctx, metav1.ListOptions{}); !apierrors.IsForbidden(err) {
 		t.Fatalf("node listed secrets: %v", err)
+	}
+
+	// The nodes' cluster DNS reads as kube-proxy: Namespaces (kedge's
+	// cluster-dns role), Services and EndpointSlices; not Secrets.
+	harness.WaitFor(t, 30*time.Second, "kube-proxy's identity to list and watch what the cluster DNS reads", func() error {
+		for what, list := range map[string]func() error{
+			"namespaces": func() error { _, err := kubeProxy.CoreV1().Namespaces().List(ctx, metav1.ListOptions{}); return err },
+			"services":   func() error { _, err := kubeProxy.CoreV1().Services("").List(ctx, metav1.ListOptions{}); return err },
+			"endpointslices": func() error {
+				_, err := kubeProxy.DiscoveryV1().EndpointSlices("").List(ctx, metav1.ListOptions{})
+				return err
+			},
+			"namespaces watch": func() error {
+				w, err := kubeProxy.CoreV1().Namespaces().Watch(ctx, metav1.ListOptions{})
+				if err == nil {
+					w.Stop()
+				}
+				return err
+			},
+		} {
+			if err := list(); err != nil {
+				return fmt.Errorf("%s: %w", what, err)
+			}
+		}
+		return nil
+	})
+	if _, err := kubeProxy.CoreV1().Secrets("").List(ctx, metav1.ListOptions{}); !apierrors.IsForbidden(err) {
+		t.Fatalf("kube-proxy's identity listed secrets: %v", err)
 	}
 
 	// Drift is repaired: emptied rules and a dropped subject come back.
