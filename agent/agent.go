@@ -37,6 +37,7 @@ import (
 	"github.com/kedge/kedge/agent/join"
 	agentkubelet "github.com/kedge/kedge/agent/kubelet"
 	"github.com/kedge/kedge/agent/lb"
+	"github.com/kedge/kedge/agent/localstorage"
 	"github.com/kedge/kedge/agent/nodeaddresses"
 	agentproxy "github.com/kedge/kedge/agent/proxy"
 	"github.com/kedge/kedge/agent/registries"
@@ -49,6 +50,7 @@ import (
 	"github.com/kedge/kedge/embedded/proxy"
 	"github.com/kedge/kedge/server/atomicfile"
 	"github.com/kedge/kedge/server/kubeconfig"
+	"github.com/kedge/kedge/server/localpath"
 )
 
 // Kubeconfig file names in the credentials directory.
@@ -224,7 +226,9 @@ func run(ctx context.Context, cc *config.Completed, log *slog.Logger, withTunnel
 		// annotations, set as soon as the kubelet registered the Node, and
 		// then removes the uninitialized taint.
 		&nodeaddresses.Publisher{Client: nodeClient, Node: cc.NodeName, InternalIP: cc.NodeIP, ExternalIPs: cc.NodeExternalIPs,
-			Log: log.With("component", "node-addresses")},
+			Extra: map[string]string{localpath.StoragePathAnnotation: p.Storage}, Log: log.With("component", "node-addresses")},
+		// Makes and removes the directories of the node's local-path volumes.
+		&localstorage.Keeper{Client: nodeClient, Node: cc.NodeName, Dir: p.Storage, Log: log.With("component", "local-storage")},
 		&containerd.Containerd{ConfigFile: configFile, Socket: p.Socket},
 		&images.Importer{Socket: p.Socket, Dir: p.ImagesDir, Embedded: bundle.PauseImage, Log: log.With("component", "images")},
 		&kubelet.Kubelet{ConfigFile: kubeletConfigFile, Args: agentkubelet.Args(kin),
