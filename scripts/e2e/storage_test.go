@@ -1,0 +1,195 @@
+package e2e
+
+import (
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	storagev1 "k8s.io/api/storage/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
+
+	"github.com/kedge/kedge/scripts/e2e/hosts"
+	"github.com/kedge/kedge/server/integration/harness"
+)
+
+// TestLocalPathVolumes: on a one-node cluster (`kedge server`), a claim of
+// the default class local-path used by a pod gets a volume in the node's
+// <data-dir>/storage; a file written there outlives the pod and is read by
+// a new pod on the same claim; deleting the claim removes the volume and
+// its directory. Static hostPath and local volumes bind and mount too.
+func TestLocalPathVolumes(t *testing.T) {
+	kedge := harness.Binary(t)
+	net := hosts.NewNetwork(t)
+	h := net.AddHost(t, "vault")
+	stageTestImage(t, h)
+	srv, _ := startServer(t, kedge, h)
+	procs := []*hosts.Proc{srv}
+	admin := adminClient(t, h)
+	ctx := t.Context()
+	waitNodeReady(t, admin, "vault", procs)
+	ensureStorageClass(t, admin)
+
+	claims := admin.CoreV1().PersistentVolumeClaims("default")
+	claim, err := claims.Create(ctx, &corev1.PersistentVolumeClaim{
+		ObjectMeta: metav1.ObjectMeta{Name: "till"},
+		Spec: corev1.PersistentVolumeClaimSpec{
+			AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+			Resources:   corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("64Mi")}},
+		},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	writer := runVolumePod(t, admin, "writer", procs, map[string]string{"/data": "till"})
+	t.Logf("pod with a new claim running in %s", time.Since(start).Round(time.Millisecond))
+	if got := curlPut(h, "http://"+writer.Status.PodIP+":8080/file?p=/data/count", "42"); got != "ok" {
+		t.Fatalf("write into the volume: %q", got)
+	}
+	pvName := "pvc-" + string(claim.UID)
+	dir := filepath.Join(h.Root, "var/lib/kedge/storage", pvName)
+	if b, err := os.ReadFile(filepath.Join(dir, "count")); err != nil || string(b) != "42" {
+		t.Fatalf("the file in the node's storage directory: %q, %v", b, err)
+	}
+	pv, err := admin.CoreV1().PersistentVolumes().Get(ctx, pvName, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := pv.Spec.Capacity[corev1.ResourceStorage]; got.String() != "64Mi" || pv.Spec.Local == nil ||
+		pv.Spec.Local.Path != "/var/lib/kedge/storage/"+pvName {
+		t.Fatalf("volume capacity %s, source %+v", got.String(), pv.Spec.PersistentVolumeSource)
+	}
+
+	deletePod(t, admin, "writer", procs)
+	reader := runVolumePod(t, admin, "reader", procs, map[string]string{"/data": "till"})
+	if got := curlFrom(h, "http://"+reader.Status.PodIP+":8080/file?p=/data/count"); got != "42" {
+		t.Fatalf("a new pod on the claim read %q, want 42", got)
+	}
+	deletePod(t, admin, "reader", procs)
+	if err := claims.Delete(ctx, "till", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	start = time.Now()
+	waitFor(t, 60*time.Second, "the volume and its directory to go", procs, func() bool {
+		_, err := admin.CoreV1().PersistentVolumes().Get(ctx, pvName, metav1.GetOptions{})
+		_, statErr := os.Stat(dir)
+		return apierrors.IsNotFound(err) && errors.Is(statErr, os.ErrNotExist)
+	})
+	t.Logf("claim deleted to volume and directory gone in %s", time.Since(start).Round(time.Millisecond))
+
+	// Static volumes: a hostPath the kubelet creates, and a local
+	// directory that exists.
+	if err := os.MkdirAll(filepath.Join(h.Root, "var/lib/kedge/static/local"), 0o777); err != nil {
+		t.Fatal(err)
+	}
+	dirOrCreate := corev1.HostPathDirectoryOrCreate
+	for name, src := range map[string]corev1.PersistentVolumeSource{
+		"static-host":  {HostPath: &corev1.HostPathVolumeSource{Path: "/var/lib/kedge/static/host", Type: &dirOrCreate}},
+		"static-local": {Local: &corev1.LocalVolumeSource{Path: "/var/lib/kedge/static/local"}},
+	} {
+		pv := &corev1.PersistentVolume{
+			ObjectMeta: metav1.ObjectMeta{Name: name},
+			Spec: corev1.PersistentVolumeSpec{
+				Capacity:                      corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")},
+				AccessModes:                   []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+				PersistentVolumeReclaimPolicy: corev1.PersistentVolumeReclaimRetain,
+				PersistentVolumeSource:        src,
+				NodeAffinity: &corev1.VolumeNodeAffinity{Required: &corev1.NodeSelector{NodeSelectorTerms: []corev1.NodeSelectorTerm{{
+					MatchExpressions: []corev1.NodeSelectorRequirement{{Key: corev1.LabelHostname, Operator: corev1.NodeSelectorOpIn, Values: []string{"vault"}}},
+				}}}},
+			},
+		}
+		if _, err := admin.CoreV1().PersistentVolumes().Create(ctx, pv, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		none := ""
+		if _, err := claims.Create(ctx, &corev1.PersistentVolumeClaim{
+			ObjectMeta: metav1.ObjectMeta{Name: name},
+			Spec: corev1.PersistentVolumeClaimSpec{
+				StorageClassName: &none, VolumeName: name,
+				AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+				Resources:   corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")}},
+			},
+		}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	static := runVolumePod(t, admin, "static", procs, map[string]string{"/host": "static-host", "/local": "static-local"})
+	for _, p := range []string{"host", "local"} {
+		if got := curlPut(h, "http://"+static.Status.PodIP+":8080/file?p=/"+p+"/f", p); got != "ok" {
+			t.Fatalf("write into the static %s volume: %q", p, got)
+		}
+		if b, err := os.ReadFile(filepath.Join(h.Root, "var/lib/kedge/static", p, "f")); err != nil || string(b) != p {
+			t.Fatalf("the file of the static %s volume on the node: %q, %v", p, b, err)
+		}
+	}
+}
+
+// ensureStorageClass creates the packaged local-path class from
+// manifests/local-storage.yaml unless the server deployed it already.
+// TODO(deploy): drop once the server's manifest deployer applies it.
+func ensureStorageClass(t *testing.T, c kubernetes.Interface) {
+	t.Helper()
+	data, err := os.ReadFile("../../manifests/local-storage.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	obj, _, err := scheme.Codecs.UniversalDeserializer().Decode(data, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	class, ok := obj.(*storagev1.StorageClass)
+	if !ok {
+		t.Fatalf("manifests/local-storage.yaml holds a %T", obj)
+	}
+	if _, err := c.StorageV1().StorageClasses().Create(t.Context(), class, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+}
+
+// runVolumePod runs a test-image pod that mounts claims (mount path ->
+// claim name) and waits until it runs.
+func runVolumePod(t *testing.T, c kubernetes.Interface, name string, procs []*hosts.Proc, claims map[string]string) *corev1.Pod {
+	t.Helper()
+	pod := testPod(name, "")
+	for path, claim := range claims {
+		vol := "v-" + claim
+		pod.Spec.Volumes = append(pod.Spec.Volumes, corev1.Volume{Name: vol, VolumeSource: corev1.VolumeSource{
+			PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: claim}}})
+		pod.Spec.Containers[0].VolumeMounts = append(pod.Spec.Containers[0].VolumeMounts, corev1.VolumeMount{Name: vol, MountPath: path})
+	}
+	if _, err := c.CoreV1().Pods("default").Create(t.Context(), pod, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	return waitPodRunning(t, c, name, procs)
+}
+
+// deletePod deletes the default-namespace pod and waits until it is gone.
+func deletePod(t *testing.T, c kubernetes.Interface, name string, procs []*hosts.Proc) {
+	t.Helper()
+	if err := c.CoreV1().Pods("default").Delete(t.Context(), name, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 60*time.Second, "pod "+name+" to be gone", procs, func() bool {
+		_, err := c.CoreV1().Pods("default").Get(t.Context(), name, metav1.GetOptions{})
+		return apierrors.IsNotFound(err)
+	})
+}
+
+// curlPut PUTs body to url from inside the host and returns the response
+// body ("" on any failure).
+func curlPut(h *hosts.Host, url, body string) string {
+	out, err := exec.Command("ip", "netns", "exec", h.NS, "curl", "-s", "--max-time", "3", "-X", "PUT", "--data-binary", body, url).Output()
+	if err != nil {
+		return ""
+	}
+	return string(out)
+}
