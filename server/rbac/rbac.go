@@ -11,7 +11,9 @@
 // The LocalStorage role lets nodes list, watch and delete
 // PersistentVolumes: a node's agent removes the directory of a released
 // local-path volume on its disk and then the volume (agent/localstorage).
-// The Node authorizer alone lets a node only get the volumes of its pods.
+// The Node authorizer alone lets a node only get the volumes of its pods;
+// the LocalStorage admission policy (volumepolicy.go) lets a node delete
+// only its own released local-path volumes.
 package rbac
 
 import (
@@ -119,14 +121,17 @@ func labels() map[string]string {
 	return map[string]string{"app.kubernetes.io/managed-by": "kedge"}
 }
 
-// Ensure creates the roles and bindings, or updates them to the wanted
+// Ensure creates the roles, bindings and the admission policy, or updates them to the wanted
 // rules and subjects. A binding whose roleRef differs (immutable) is
 // recreated.
 func Ensure(ctx context.Context, c kubernetes.Interface) error {
 	if err := ensure(ctx, c, NodeNetworkRole(), NodeNetworkBinding()); err != nil {
 		return err
 	}
-	return ensure(ctx, c, LocalStorageRole(), LocalStorageBinding())
+	if err := ensure(ctx, c, LocalStorageRole(), LocalStorageBinding()); err != nil {
+		return err
+	}
+	return ensurePolicy(ctx, c)
 }
 
 func ensure(ctx context.Context, c kubernetes.Interface, want *rbacv1.ClusterRole, wantB *rbacv1.ClusterRoleBinding) error {

@@ -4,7 +4,8 @@
 // controller binds it, and the node's agent side (with the node's own
 // credentials, so the RBAC is real) creates its directory and, once the
 // claim is deleted, removes the directory and the volume, leaving alone a
-// released volume whose path is not its own. The scheduler's part (the
+// released volume whose path is not its own; the admission policy keeps
+// a node from deleting another node's volumes. The scheduler's part (the
 // selected-node annotation) is played by the test; the e2e test
 // TestLocalPathVolumes runs it all with pods.
 package localpath
@@ -17,6 +18,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -66,6 +68,23 @@ func TestLocalPathVolumeLifecycle(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitPhase(t, admin, trap.Name, corev1.VolumeReleased)
+
+	// Nodes may delete volumes (RBAC) but the admission policy lets a
+	// node delete only its own released ones: not the trap's twin on
+	// another node.
+	other := trapVolume(outside)
+	other.Name, other.Labels[localpath.NodeLabel] = "pvc-other", "edge-2"
+	if _, err := admin.CoreV1().PersistentVolumes().Create(ctx, other, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitPhase(t, admin, other.Name, corev1.VolumeReleased)
+	harness.WaitFor(t, 30*time.Second, "the node to be refused deleting another node's volume", func() error {
+		err := node.CoreV1().PersistentVolumes().Delete(ctx, other.Name, metav1.DeleteOptions{DryRun: []string{metav1.DryRunAll}})
+		if !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), "only the released local-path volumes on itself") {
+			return fmt.Errorf("dry-run delete: %v", err)
+		}
+		return nil
+	})
 
 	claim := &corev1.PersistentVolumeClaim{
 		ObjectMeta: metav1.ObjectMeta{Name: "data", Namespace: "default"},
@@ -153,7 +172,7 @@ func trapVolume(dir string) *corev1.PersistentVolume {
 			PersistentVolumeReclaimPolicy: corev1.PersistentVolumeReclaimDelete,
 			StorageClassName:              "local-path",
 			// A claim that does not exist: the PV controller releases it.
-			ClaimRef: &corev1.ObjectReference{Kind: "PersistentVolumeClaim", APIVersion: "v1", Namespace: "default", Name: "gone", UID: "0000-gone"},
+			ClaimRef:               &corev1.ObjectReference{Kind: "PersistentVolumeClaim", APIVersion: "v1", Namespace: "default", Name: "gone", UID: "0000-gone"},
 			PersistentVolumeSource: corev1.PersistentVolumeSource{Local: &corev1.LocalVolumeSource{Path: dir}},
 			NodeAffinity: &corev1.VolumeNodeAffinity{Required: &corev1.NodeSelector{NodeSelectorTerms: []corev1.NodeSelectorTerm{{
 				MatchExpressions: []corev1.NodeSelectorRequirement{{Key: corev1.LabelHostname, Operator: corev1.NodeSelectorOpIn, Values: []string{"edge-1"}}},
