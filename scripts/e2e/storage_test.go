@@ -20,21 +20,27 @@ import (
 	"github.com/kedge/kedge/server/integration/harness"
 )
 
-// TestLocalPathVolumes: on a one-node cluster (`kedge server`), a claim of
-// the default class local-path used by a pod gets a volume in the node's
-// <data-dir>/storage; a file written there outlives the pod and is read by
-// a new pod on the same claim; deleting the claim removes the volume and
-// its directory. Static hostPath and local volumes bind and mount too.
+// TestLocalPathVolumes: a server (with its own node "vault") and an agent
+// ("edge", with --local-storage-path). A claim of the default class
+// local-path used by a pod on edge gets a volume in edge's storage
+// directory; a file written there outlives the pod and is read by a new
+// pod on the same claim, which the volume's node affinity brings to edge;
+// deleting the claim removes the volume and its directory. Static hostPath
+// and local volumes on the server's node bind and mount too.
 func TestLocalPathVolumes(t *testing.T) {
 	kedge := harness.Binary(t)
 	net := hosts.NewNetwork(t)
-	h := net.AddHost(t, "vault")
-	stageTestImage(t, h)
-	srv, _ := startServer(t, kedge, h)
-	procs := []*hosts.Proc{srv}
-	admin := adminClient(t, h)
+	vault := net.AddHost(t, "vault")
+	edge := net.AddHost(t, "edge")
+	stageTestImage(t, vault)
+	stageTestImage(t, edge)
+	srv, join := startServer(t, kedge, vault)
+	agent := edge.Start(t, append(join, "--local-storage-path", "/var/lib/kedge/volumes")...)
+	procs := []*hosts.Proc{srv, agent}
+	admin := adminClient(t, vault)
 	ctx := t.Context()
 	waitNodeReady(t, admin, "vault", procs)
+	waitNodeReady(t, admin, "edge", procs)
 	ensureStorageClass(t, admin)
 
 	claims := admin.CoreV1().PersistentVolumeClaims("default")
@@ -49,13 +55,13 @@ func TestLocalPathVolumes(t *testing.T) {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	writer := runVolumePod(t, admin, "writer", procs, map[string]string{"/data": "till"})
+	writer := runVolumePod(t, admin, "writer", "edge", procs, map[string]string{"/data": "till"})
 	t.Logf("pod with a new claim running in %s", time.Since(start).Round(time.Millisecond))
-	if got := curlPut(h, "http://"+writer.Status.PodIP+":8080/file?p=/data/count", "42"); got != "ok" {
+	if got := curlPut(edge, "http://"+writer.Status.PodIP+":8080/file?p=/data/count", "42"); got != "ok" {
 		t.Fatalf("write into the volume: %q", got)
 	}
 	pvName := "pvc-" + string(claim.UID)
-	dir := filepath.Join(h.Root, "var/lib/kedge/storage", pvName)
+	dir := filepath.Join(edge.Root, "var/lib/kedge/volumes", pvName)
 	if b, err := os.ReadFile(filepath.Join(dir, "count")); err != nil || string(b) != "42" {
 		t.Fatalf("the file in the node's storage directory: %q, %v", b, err)
 	}
@@ -64,13 +70,16 @@ func TestLocalPathVolumes(t *testing.T) {
 		t.Fatal(err)
 	}
 	if got := pv.Spec.Capacity[corev1.ResourceStorage]; got.String() != "64Mi" || pv.Spec.Local == nil ||
-		pv.Spec.Local.Path != "/var/lib/kedge/storage/"+pvName {
+		pv.Spec.Local.Path != "/var/lib/kedge/volumes/"+pvName {
 		t.Fatalf("volume capacity %s, source %+v", got.String(), pv.Spec.PersistentVolumeSource)
 	}
 
 	deletePod(t, admin, "writer", procs)
-	reader := runVolumePod(t, admin, "reader", procs, map[string]string{"/data": "till"})
-	if got := curlFrom(h, "http://"+reader.Status.PodIP+":8080/file?p=/data/count"); got != "42" {
+	reader := runVolumePod(t, admin, "reader", "", procs, map[string]string{"/data": "till"})
+	if reader.Spec.NodeName != "edge" {
+		t.Fatalf("the new pod on the claim ran on %q, want the volume's node edge", reader.Spec.NodeName)
+	}
+	if got := curlFrom(edge, "http://"+reader.Status.PodIP+":8080/file?p=/data/count"); got != "42" {
 		t.Fatalf("a new pod on the claim read %q, want 42", got)
 	}
 	deletePod(t, admin, "reader", procs)
@@ -87,7 +96,7 @@ func TestLocalPathVolumes(t *testing.T) {
 
 	// Static volumes: a hostPath the kubelet creates, and a local
 	// directory that exists.
-	if err := os.MkdirAll(filepath.Join(h.Root, "var/lib/kedge/static/local"), 0o777); err != nil {
+	if err := os.MkdirAll(filepath.Join(vault.Root, "var/lib/kedge/static/local"), 0o777); err != nil {
 		t.Fatal(err)
 	}
 	dirOrCreate := corev1.HostPathDirectoryOrCreate
@@ -122,12 +131,12 @@ func TestLocalPathVolumes(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	static := runVolumePod(t, admin, "static", procs, map[string]string{"/host": "static-host", "/local": "static-local"})
+	static := runVolumePod(t, admin, "static", "", procs, map[string]string{"/host": "static-host", "/local": "static-local"})
 	for _, p := range []string{"host", "local"} {
-		if got := curlPut(h, "http://"+static.Status.PodIP+":8080/file?p=/"+p+"/f", p); got != "ok" {
+		if got := curlPut(vault, "http://"+static.Status.PodIP+":8080/file?p=/"+p+"/f", p); got != "ok" {
 			t.Fatalf("write into the static %s volume: %q", p, got)
 		}
-		if b, err := os.ReadFile(filepath.Join(h.Root, "var/lib/kedge/static", p, "f")); err != nil || string(b) != p {
+		if b, err := os.ReadFile(filepath.Join(vault.Root, "var/lib/kedge/static", p, "f")); err != nil || string(b) != p {
 			t.Fatalf("the file of the static %s volume on the node: %q, %v", p, b, err)
 		}
 	}
@@ -156,10 +165,14 @@ func ensureStorageClass(t *testing.T, c kubernetes.Interface) {
 }
 
 // runVolumePod runs a test-image pod that mounts claims (mount path ->
-// claim name) and waits until it runs.
-func runVolumePod(t *testing.T, c kubernetes.Interface, name string, procs []*hosts.Proc, claims map[string]string) *corev1.Pod {
+// claim name), scheduled to node if it is not empty, and waits until it
+// runs.
+func runVolumePod(t *testing.T, c kubernetes.Interface, name, node string, procs []*hosts.Proc, claims map[string]string) *corev1.Pod {
 	t.Helper()
 	pod := testPod(name, "")
+	if node != "" {
+		pod.Spec.NodeSelector = map[string]string{corev1.LabelHostname: node}
+	}
 	for path, claim := range claims {
 		vol := "v-" + claim
 		pod.Spec.Volumes = append(pod.Spec.Volumes, corev1.Volume{Name: vol, VolumeSource: corev1.VolumeSource{
