@@ -2,8 +2,10 @@ package deploy
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
+	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -82,6 +84,43 @@ func (a *applier) apply(ctx context.Context, obj *unstructured.Unstructured) (Re
 	}
 	return ref, nil
 }
+
+// applyAll applies objs in order and returns the references of all of them
+// (applied or not) and the errors. An object whose kind is unknown while a
+// CustomResourceDefinition of the same objs was applied is tried again
+// once the CRD's kind is served (for up to crdWait), so that a file with a
+// CRD and its custom resources applies in one pass.
+func (a *applier) applyAll(ctx context.Context, objs []*unstructured.Unstructured) ([]Ref, error) {
+	refs := make([]Ref, len(objs))
+	errs := make([]error, len(objs))
+	crds := false
+	var missing []int
+	for i, obj := range objs {
+		refs[i], errs[i] = a.apply(ctx, obj)
+		if errs[i] == nil && obj.GetKind() == "CustomResourceDefinition" {
+			crds = true
+		}
+		if meta.IsNoMatchError(errs[i]) {
+			missing = append(missing, i)
+		}
+	}
+	if crds && len(missing) > 0 {
+		deadline := time.Now().Add(crdWait)
+		for _, i := range missing {
+			for meta.IsNoMatchError(errs[i]) && time.Now().Before(deadline) && ctx.Err() == nil {
+				select {
+				case <-ctx.Done():
+				case <-time.After(250 * time.Millisecond):
+				}
+				refs[i], errs[i] = a.apply(ctx, objs[i])
+			}
+		}
+	}
+	return refs, errors.Join(errs...)
+}
+
+// crdWait bounds how long applyAll waits for new CRDs' kinds to be served.
+const crdWait = 10 * time.Second
 
 // remove deletes the object ref names (in the background: its dependents
 // are garbage collected). An object, or a kind, that is gone already is not

@@ -105,6 +105,9 @@ type state struct {
 	// reported maps a file to the last error reported about it, so that a
 	// file that keeps failing the same way is reported once.
 	reported map[string]string
+	// recorded holds the files this server has records of (nil until the
+	// records are first read); a recorded file that is gone is removed.
+	recorded map[string]bool
 }
 
 // file is one manifest in the directory.
@@ -161,29 +164,34 @@ func (s *state) pass(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	all, err := listRecords(ctx, d.Client)
-	if err != nil {
-		return err
-	}
-	mine := map[string]*record{}
-	for _, r := range all {
-		if r.Server == d.Server {
-			mine[r.File] = r
-		}
-	}
 	var work []string
 	for name, f := range files {
 		if s.done[name] != f.checksum {
 			work = append(work, name)
 		}
 	}
-	for name := range mine {
+	for name := range s.recorded {
 		if _, ok := files[name]; !ok {
 			work = append(work, name)
 		}
 	}
-	if len(work) == 0 {
-		return nil
+	if len(work) == 0 && s.recorded != nil {
+		return nil // nothing changed: no request to the apiserver
+	}
+	all, err := listRecords(ctx, d.Client)
+	if err != nil {
+		return err
+	}
+	mine := map[string]*record{}
+	s.recorded = map[string]bool{}
+	for _, r := range all {
+		if r.Server == d.Server {
+			mine[r.File] = r
+			s.recorded[r.File] = true
+			if _, ok := files[r.File]; !ok && !slices.Contains(work, r.File) {
+				work = append(work, r.File)
+			}
+		}
 	}
 	slices.Sort(work)
 
@@ -211,13 +219,7 @@ func (s *state) pass(ctx context.Context) error {
 			continue
 		}
 		rec.Objects = rec.Objects[:0:0]
-		var errs []error
-		for _, obj := range objs {
-			ref, err := s.apply.apply(ctx, obj)
-			rec.Objects = append(rec.Objects, ref)
-			errs = append(errs, err)
-		}
-		res.err = errors.Join(errs...)
+		rec.Objects, res.err = s.apply.applyAll(ctx, objs)
 	}
 
 	// Delete what no record (of any server, any file) lists any more.
@@ -271,8 +273,10 @@ func (s *state) invalid(ctx context.Context, rec *record, f file, err error) {
 	if saveErr := rec.save(ctx, d.Client); saveErr != nil {
 		d.Log.Warn("record invalid manifest", "file", f.name, "error", saveErr)
 		delete(s.done, f.name)
+	} else {
+		s.recorded[f.name] = true
 	}
-	s.report(ctx, f.name, ReasonInvalid, err)
+	s.report(ctx, rec, ReasonInvalid, err)
 }
 
 // finish stores a file's record and reports its outcome.
@@ -289,6 +293,7 @@ func (s *state) finish(ctx context.Context, name string, res *result) {
 			d.Log.Warn("forget removed manifest", "file", name, "error", err)
 			return
 		}
+		delete(s.recorded, name)
 		d.Log.Info("removed the objects of a deleted manifest", "file", name, "objects", len(res.old))
 		delete(s.done, name)
 		delete(s.reported, name)
@@ -297,16 +302,18 @@ func (s *state) finish(ctx context.Context, name string, res *result) {
 	rec.Checksum = res.checksum
 	if err := rec.save(ctx, d.Client); err != nil {
 		res.err = errors.Join(res.err, err)
+	} else {
+		s.recorded[name] = true
 	}
 	if res.err != nil {
 		delete(s.done, name)
-		s.report(ctx, name, ReasonApplyFailed, res.err)
+		s.report(ctx, rec, ReasonApplyFailed, res.err)
 		return
 	}
 	s.done[name] = res.checksum
 	delete(s.reported, name)
 	d.Log.Info("applied manifest", "file", name, "objects", len(rec.Objects))
-	if err := event(ctx, d.Client, d.Server, name, corev1.EventTypeNormal, ReasonApplied,
+	if err := event(ctx, d.Client, rec, corev1.EventTypeNormal, ReasonApplied,
 		fmt.Sprintf("applied %d objects", len(rec.Objects))); err != nil {
 		d.Log.Debug("event", "error", err)
 	}
@@ -314,15 +321,16 @@ func (s *state) finish(ctx context.Context, name string, res *result) {
 
 // report logs and records a Warning Event about a file, unless the same
 // error was reported last time.
-func (s *state) report(ctx context.Context, name, reason string, err error) {
+func (s *state) report(ctx context.Context, rec *record, reason string, err error) {
 	d := s.d
+	name := rec.File
 	msg := err.Error()
 	if s.reported[name] == reason+msg {
 		return
 	}
 	s.reported[name] = reason + msg
 	d.Log.Error("manifest not applied", "file", name, "reason", reason, "error", msg)
-	if evErr := event(ctx, d.Client, d.Server, name, corev1.EventTypeWarning, reason, msg); evErr != nil {
+	if evErr := event(ctx, d.Client, rec, corev1.EventTypeWarning, reason, msg); evErr != nil {
 		d.Log.Warn("event", "error", evErr)
 	}
 }

@@ -25,9 +25,11 @@ const (
 	ReasonApplied = "ManifestApplied"
 )
 
-// event records an Event about file. Events are best effort: a failure is
-// returned for the caller to log, and changes nothing else.
-func event(ctx context.Context, c kubernetes.Interface, server, file, eventType, reason, message string) error {
+// event records an Event about rec's file; its involved object is rec's
+// ConfigMap. Events are best effort: a failure is returned for the caller to
+// log, and changes nothing else.
+func event(ctx context.Context, c kubernetes.Interface, rec *record, eventType, reason, message string) error {
+	server, file := rec.Server, rec.File
 	if len(message) > 1024 {
 		message = message[:1021] + "..."
 	}
@@ -47,6 +49,9 @@ func event(ctx context.Context, c kubernetes.Interface, server, file, eventType,
 		FirstTimestamp:      now,
 		LastTimestamp:       now,
 		Count:               1,
+	}
+	if rec.cm != nil {
+		ev.InvolvedObject.UID = rec.cm.UID // for kubectl describe
 	}
 	if _, err := c.CoreV1().Events(RecordNamespace).Create(ctx, ev, metav1.CreateOptions{}); err != nil {
 		return fmt.Errorf("record event %s for %s: %w", reason, file, err)

@@ -59,6 +59,10 @@ func TestManifests(t *testing.T) {
 			return err
 		})
 		waitEvent(t, cs, "app.yaml", deploy.ReasonApplied)
+		// The CRD and its custom resource applied in one pass: no failure.
+		if evs, err := cs.CoreV1().Events(deploy.RecordNamespace).List(ctx, metav1.ListOptions{FieldSelector: "reason=" + deploy.ReasonApplyFailed}); err != nil || len(evs.Items) > 0 {
+			t.Fatalf("apply failures = %v (%v), want none", evs, err)
+		}
 
 		write(t, dir, "app.yaml", appV2)
 		waitConfigMap(t, cs, "deploy-test", "settings", "domain", "changed")
@@ -150,7 +154,7 @@ func TestManifests(t *testing.T) {
 		ctx := t.Context()
 		dir2 := filepath.Join(t.TempDir(), "manifests")
 		packaged := map[string][]byte{
-			"coredns.yaml":       []byte("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: pkg-dns, namespace: deploy-test}\ndata: {ip: \"%{CLUSTER_DNS}%\"}\n"),
+			"coredns.yaml":        []byte("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: pkg-dns, namespace: deploy-test}\ndata: {ip: \"%{CLUSTER_DNS}%\"}\n"),
 			"metrics-server.yaml": []byte("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: pkg-metrics, namespace: deploy-test}\ndata: {v: packaged}\n"),
 		}
 		disabled := map[string]bool{}
