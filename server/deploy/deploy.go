@@ -19,10 +19,10 @@
 // server's directory still has it, and files dropped on any one server are
 // applied. Servers with different contents for one object apply in turn;
 // the last apply wins (after a rolling upgrade, every server has the new
-// packaged files). --disable must be given to every server. A server that
-// leaves the cluster for good leaves its records; delete them with
-// kubectl -n kube-system delete configmap -l kedge.io/manifest-record
-// --field-selector ... or by name (kedge-manifest-<server>-...).
+// packaged files). Applying the same files on every server is idempotent:
+// same field manager, same content, no conflicts. --disable must be given
+// to every server. A server that leaves the cluster for good leaves its
+// records (kube-system/kedge-manifest-<server>-...); delete them by name.
 package deploy
 
 import (

@@ -94,10 +94,11 @@ func (r *record) save(ctx context.Context, c kubernetes.Interface) error {
 		return err
 	}
 	cms := c.CoreV1().ConfigMaps(RecordNamespace)
-	if r.cm == nil {
-		r.cm = &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: RecordName(r.Server, r.File), Namespace: RecordNamespace}}
+	stored := r.cm != nil
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: RecordName(r.Server, r.File), Namespace: RecordNamespace}}
+	if stored {
+		cm = r.cm.DeepCopy()
 	}
-	cm := r.cm.DeepCopy()
 	cm.Labels = map[string]string{RecordLabel: "true", "app.kubernetes.io/managed-by": "kedge"}
 	cm.Annotations = map[string]string{ServerAnnotation: r.Server, FileAnnotation: r.File}
 	if r.Error != "" {
@@ -105,7 +106,7 @@ func (r *record) save(ctx context.Context, c kubernetes.Interface) error {
 	}
 	cm.Data = map[string]string{"objects": string(objects), "checksum": r.Checksum}
 	var saved *corev1.ConfigMap
-	if cm.ResourceVersion == "" {
+	if !stored {
 		saved, err = cms.Create(ctx, cm, metav1.CreateOptions{})
 	} else {
 		saved, err = cms.Update(ctx, cm, metav1.UpdateOptions{})
