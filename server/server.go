@@ -132,6 +132,10 @@ func Run(ctx context.Context, cc *config.Completed, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	addons, err := manifestDeployer(cc, restCfg, client, caBundle, log)
+	if err != nil {
+		return err
+	}
 
 	clientCAs := x509.NewCertPool()
 	clientCAs.AddCert(clientCA.Cert)
@@ -219,6 +223,7 @@ func Run(ctx context.Context, cc *config.Completed, log *slog.Logger) error {
 		tunnels,
 		&endpoints.Reconciler{Client: client, Server: cc.NodeName, IP: cc.AdvertiseIP, Port: int32(cc.HTTPSListenPort), Log: log},
 		&rbac.Reconciler{Client: client, Log: log.With("component", "rbac")},
+		addons,
 	)
 	components = append(components, controllers...)
 	if !cc.DisableAgent {
