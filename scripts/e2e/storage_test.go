@@ -9,12 +9,10 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	storagev1 "k8s.io/api/storage/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/kubernetes/scheme"
 
 	"github.com/kedge/kedge/scripts/e2e/hosts"
 	"github.com/kedge/kedge/server/integration/harness"
@@ -41,7 +39,7 @@ func TestLocalPathVolumes(t *testing.T) {
 	ctx := t.Context()
 	waitNodeReady(t, admin, "vault", procs)
 	waitNodeReady(t, admin, "edge", procs)
-	ensureStorageClass(t, admin)
+	waitStorageClass(t, admin, procs)
 
 	claims := admin.CoreV1().PersistentVolumeClaims("default")
 	claim, err := claims.Create(ctx, &corev1.PersistentVolumeClaim{
@@ -142,26 +140,14 @@ func TestLocalPathVolumes(t *testing.T) {
 	}
 }
 
-// ensureStorageClass creates the packaged local-path class from
-// manifests/local-storage.yaml unless the server deployed it already.
-// TODO(deploy): drop once the server's manifest deployer applies it.
-func ensureStorageClass(t *testing.T, c kubernetes.Interface) {
+// waitStorageClass waits until the server deployed the packaged default
+// class local-path (manifests/local-storage.yaml).
+func waitStorageClass(t *testing.T, c kubernetes.Interface, procs []*hosts.Proc) {
 	t.Helper()
-	data, err := os.ReadFile("../../manifests/local-storage.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	obj, _, err := scheme.Codecs.UniversalDeserializer().Decode(data, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	class, ok := obj.(*storagev1.StorageClass)
-	if !ok {
-		t.Fatalf("manifests/local-storage.yaml holds a %T", obj)
-	}
-	if _, err := c.StorageV1().StorageClasses().Create(t.Context(), class, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-		t.Fatal(err)
-	}
+	waitFor(t, 60*time.Second, "the default StorageClass local-path", procs, func() bool {
+		class, err := c.StorageV1().StorageClasses().Get(t.Context(), "local-path", metav1.GetOptions{})
+		return err == nil && class.Annotations["storageclass.kubernetes.io/is-default-class"] == "true"
+	})
 }
 
 // runVolumePod runs a test-image pod that mounts claims (mount path ->

@@ -28,7 +28,6 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 
 	"github.com/kedge/kedge/agent/join"
@@ -48,7 +47,7 @@ func TestLocalPathVolumeLifecycle(t *testing.T) {
 	c.AgentToken = agentSecret
 	srv := harness.StartInProcess(t, c)
 	admin := srv.Client
-	applyStorageClass(t, admin)
+	waitStorageClass(t, admin)
 
 	node := nodeClient(t, c.HTTPSListenPort, dataDir, "edge-1")
 	storage := filepath.Join(t.TempDir(), "storage")
@@ -181,29 +180,21 @@ func trapVolume(dir string) *corev1.PersistentVolume {
 	}
 }
 
-// applyStorageClass creates the packaged StorageClass from the
-// repository's manifest.
-func applyStorageClass(t *testing.T, c kubernetes.Interface) {
+// waitStorageClass waits until the server deployed the packaged class
+// from manifests/local-storage.yaml.
+func waitStorageClass(t *testing.T, c kubernetes.Interface) {
 	t.Helper()
-	data, err := os.ReadFile("../../../manifests/local-storage.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	obj, _, err := scheme.Codecs.UniversalDeserializer().Decode(data, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	class, ok := obj.(*storagev1.StorageClass)
-	if !ok {
-		t.Fatalf("manifests/local-storage.yaml holds a %T", obj)
-	}
-	if class.Name != "local-path" || class.Provisioner != localpath.ProvisionerName ||
-		class.Annotations["storageclass.kubernetes.io/is-default-class"] != "true" {
-		t.Fatalf("packaged class %+v", class)
-	}
-	if _, err := c.StorageV1().StorageClasses().Create(t.Context(), class, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	harness.WaitFor(t, 30*time.Second, "the packaged StorageClass local-path", func() error {
+		class, err := c.StorageV1().StorageClasses().Get(t.Context(), "local-path", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if class.Provisioner != localpath.ProvisionerName || class.Annotations["storageclass.kubernetes.io/is-default-class"] != "true" ||
+			class.VolumeBindingMode == nil || *class.VolumeBindingMode != storagev1.VolumeBindingWaitForFirstConsumer {
+			return fmt.Errorf("class %+v", class)
+		}
+		return nil
+	})
 }
 
 // nodeClient joins node with the agent token and returns a client with
