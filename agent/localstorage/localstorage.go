@@ -131,6 +131,10 @@ func (k *Keeper) sync(ctx context.Context, pv *corev1.PersistentVolume) error {
 		} else if !errors.Is(err, os.ErrNotExist) {
 			return err
 		}
+		// The storage directory may have been removed since start.
+		if err := os.MkdirAll(k.Dir, 0o755); err != nil {
+			return fmt.Errorf("--local-storage-path: %w", err)
+		}
 		// Open to every user, like a fresh disk: the pod's user owns
 		// what it writes (the kubelet applies fsGroup to local volumes).
 		if err := os.Mkdir(dir, 0o777); err != nil && !errors.Is(err, os.ErrExist) {
