@@ -23,7 +23,8 @@ import (
 // local-path used by a pod on edge gets a volume in edge's storage
 // directory; a file written there outlives the pod and is read by a new
 // pod on the same claim, which the volume's node affinity brings to edge;
-// deleting the claim removes the volume and its directory. Static hostPath
+// deleting the claim removes the volume and its directory, also when the
+// claim is deleted while edge is cut off (once its link is back). Static hostPath
 // and local volumes on the server's node bind and mount too.
 func TestLocalPathVolumes(t *testing.T) {
 	kedge := harness.Binary(t)
@@ -42,18 +43,22 @@ func TestLocalPathVolumes(t *testing.T) {
 	waitStorageClass(t, admin, procs)
 
 	claims := admin.CoreV1().PersistentVolumeClaims("default")
-	claim, err := claims.Create(ctx, &corev1.PersistentVolumeClaim{
-		ObjectMeta: metav1.ObjectMeta{Name: "till"},
-		Spec: corev1.PersistentVolumeClaimSpec{
-			AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
-			Resources:   corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("64Mi")}},
-		},
-	}, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatal(err)
+	newClaim := func(name, size string) *corev1.PersistentVolumeClaim {
+		claim, err := claims.Create(ctx, &corev1.PersistentVolumeClaim{
+			ObjectMeta: metav1.ObjectMeta{Name: name},
+			Spec: corev1.PersistentVolumeClaimSpec{
+				AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+				Resources:   corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse(size)}},
+			},
+		}, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return claim
 	}
+	claim, spare := newClaim("till", "64Mi"), newClaim("spare", "1Mi")
 	start := time.Now()
-	writer := runVolumePod(t, admin, "writer", "edge", procs, map[string]string{"/data": "till"})
+	writer := runVolumePod(t, admin, "writer", "edge", procs, map[string]string{"/data": "till", "/spare": "spare"})
 	t.Logf("pod with a new claim running in %s", time.Since(start).Round(time.Millisecond))
 	if got := curlPut(edge, "http://"+writer.Status.PodIP+":8080/file?p=/data/count", "42"); got != "ok" {
 		t.Fatalf("write into the volume: %q", got)
@@ -81,6 +86,34 @@ func TestLocalPathVolumes(t *testing.T) {
 		t.Fatalf("a new pod on the claim read %q, want 42", got)
 	}
 	deletePod(t, admin, "reader", procs)
+
+	// While edge is cut off, a released volume's directory stays; it goes
+	// when the link is back.
+	spareName := "pvc-" + string(spare.UID)
+	spareDir := filepath.Join(edge.Root, "var/lib/kedge/volumes", spareName)
+	if _, err := os.Stat(spareDir); err != nil {
+		t.Fatalf("the second claim's directory: %v", err)
+	}
+	cut(t, edge, false)
+	if err := claims.Delete(ctx, "spare", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 60*time.Second, "the second claim's volume to be released", procs, func() bool {
+		pv, err := admin.CoreV1().PersistentVolumes().Get(ctx, spareName, metav1.GetOptions{})
+		return err == nil && pv.Status.Phase == corev1.VolumeReleased
+	})
+	if _, err := os.Stat(spareDir); err != nil {
+		t.Fatalf("the directory of a volume released while its node is cut off: %v", err)
+	}
+	cut(t, edge, true)
+	start = time.Now()
+	waitFor(t, 120*time.Second, "the released volume and its directory to go once the link is back", procs, func() bool {
+		_, err := admin.CoreV1().PersistentVolumes().Get(ctx, spareName, metav1.GetOptions{})
+		_, statErr := os.Stat(spareDir)
+		return apierrors.IsNotFound(err) && errors.Is(statErr, os.ErrNotExist)
+	})
+	t.Logf("link restored to the released volume and its directory gone in %s", time.Since(start).Round(time.Millisecond))
+
 	if err := claims.Delete(ctx, "till", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
