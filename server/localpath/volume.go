@@ -9,6 +9,12 @@
 // agent (agent/localstorage) creates the directory and, when the volume is
 // released under reclaim policy Delete, removes the directory and the
 // volume. Nodes publish their storage directory in StoragePathAnnotation.
+//
+// This is a small controller of our own rather than
+// sig-storage-lib-external-provisioner: that library deletes volumes where
+// the provisioner runs (here the server, which does not own the nodes'
+// disks) and brings its own informers, leader election and finalizers; the
+// part kedge needs, creating a pre-bound volume, is a few API calls.
 package localpath
 
 import (

@@ -5,7 +5,8 @@
 // credentials, so the RBAC is real) creates its directory and, once the
 // claim is deleted, removes the directory and the volume, leaving alone a
 // released volume whose path is not its own; the admission policy keeps
-// a node from deleting another node's volumes. The scheduler's part (the
+// a node from deleting another node's volumes, and a claim for a node that
+// publishes no storage directory gets a Warning event. The scheduler's part (the
 // selected-node annotation) is played by the test; the e2e test
 // TestLocalPathVolumes runs it all with pods.
 package localpath
@@ -156,6 +157,35 @@ func TestLocalPathVolumeLifecycle(t *testing.T) {
 	}
 	if _, err := admin.CoreV1().PersistentVolumes().Get(ctx, trap.Name, metav1.GetOptions{}); err != nil {
 		t.Errorf("a volume outside the storage directory was deleted: %v", err)
+	}
+
+	// A claim for a node that publishes no storage directory (not a kedge
+	// agent) stays pending with a Warning event saying why.
+	register(t, nodeClient(t, c.HTTPSListenPort, dataDir, "foreign"), "foreign")
+	stray := &corev1.PersistentVolumeClaim{
+		ObjectMeta: metav1.ObjectMeta{Name: "stray", Namespace: "default", Annotations: map[string]string{localpath.SelectedNodeAnnotation: "foreign"}},
+		Spec: corev1.PersistentVolumeClaimSpec{
+			AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+			Resources:   corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Mi")}},
+		},
+	}
+	if _, err := admin.CoreV1().PersistentVolumeClaims("default").Create(ctx, stray, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	harness.WaitFor(t, 30*time.Second, "a ProvisioningFailed event on the claim for a node without a storage directory", func() error {
+		events, err := admin.CoreV1().Events("default").List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=stray,reason=ProvisioningFailed"})
+		if err != nil {
+			return err
+		}
+		for _, e := range events.Items {
+			if e.Type == corev1.EventTypeWarning && strings.Contains(e.Message, localpath.StoragePathAnnotation) {
+				return nil
+			}
+		}
+		return fmt.Errorf("events %v", events.Items)
+	})
+	if got, err := admin.CoreV1().PersistentVolumeClaims("default").Get(ctx, "stray", metav1.GetOptions{}); err != nil || got.Status.Phase != corev1.ClaimPending {
+		t.Errorf("claim for a node without a storage directory: %v, %v", got.Status.Phase, err)
 	}
 }
 
