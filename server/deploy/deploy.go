@@ -5,7 +5,9 @@
 // Every *.yaml file (not hidden) is templated (see Variables), parsed and
 // server-side applied with field manager FieldManager and force; a file is
 // applied again when its content changes (the directory is polled and the
-// files' checksums compared), and at every start. What each file applied is
+// files' checksums compared; a changed file is applied once it has been
+// left alone for a second), and at every start. Links to files are
+// followed; subdirectories are not read. What each file applied is
 // recorded (see RecordName), so that objects removed from a changed file,
 // and the objects of a deleted file, are deleted. A malformed file is
 // reported (log and an Event, see ReasonInvalid) and leaves the other files,
@@ -87,10 +89,14 @@ func (d *Deployer) Run(ctx context.Context, ready func()) error {
 		} else {
 			ready()
 		}
+		wait := interval
+		if s.unsettled {
+			wait = min(interval, settle)
+		}
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-time.After(interval):
+		case <-time.After(wait):
 		}
 	}
 }
@@ -105,6 +111,8 @@ type state struct {
 	// reported maps a file to the last error reported about it, so that a
 	// file that keeps failing the same way is reported once.
 	reported map[string]string
+	// unsettled is set when a changed file was too fresh to apply.
+	unsettled bool
 	// recorded holds the files this server has records of (nil until the
 	// records are first read); a recorded file that is gone is removed.
 	recorded map[string]bool
@@ -115,9 +123,19 @@ type file struct {
 	name     string
 	data     []byte
 	checksum string
+	modTime  time.Time
+	// err is why the file could not be read; it is then neither applied
+	// nor taken for removed.
+	err error
 }
 
-// readDir returns the *.yaml files of dir, minus the ignored ones.
+// settle is how long a file must have been unmodified to be applied, so
+// that a file still being written (not renamed into place) is not applied
+// half: a truncated file would delete the objects of its missing part.
+const settle = time.Second
+
+// readDir returns the *.yaml files of dir (regular files or links to them,
+// not hidden), minus the ignored ones.
 func (d *Deployer) readDir() (map[string]file, error) {
 	entries, err := os.ReadDir(d.Dir)
 	if err != nil {
@@ -126,21 +144,28 @@ func (d *Deployer) readDir() (map[string]file, error) {
 	files := map[string]file{}
 	for _, e := range entries {
 		name := e.Name()
-		if !e.Type().IsRegular() || strings.HasPrefix(name, ".") || filepath.Ext(name) != ".yaml" {
+		if strings.HasPrefix(name, ".") || filepath.Ext(name) != ".yaml" || (d.Ignore != nil && d.Ignore(name)) {
 			continue
 		}
-		if d.Ignore != nil && d.Ignore(name) {
-			continue
-		}
-		data, err := os.ReadFile(filepath.Join(d.Dir, name))
+		path := filepath.Join(d.Dir, name)
+		fi, err := os.Stat(path)
 		if errors.Is(err, fs.ErrNotExist) {
-			continue // removed since the listing
+			continue // removed since the listing, or a dangling link
 		}
-		if err != nil {
-			return nil, fmt.Errorf("read manifests: %w", err)
+		if err == nil && !fi.Mode().IsRegular() {
+			continue
 		}
-		sum := sha256.Sum256(data)
-		files[name] = file{name: name, data: data, checksum: hex.EncodeToString(sum[:])}
+		f := file{name: name, err: err}
+		if err == nil {
+			f.modTime = fi.ModTime()
+			f.data, f.err = os.ReadFile(path)
+			if errors.Is(f.err, fs.ErrNotExist) {
+				continue
+			}
+		}
+		sum := sha256.Sum256(f.data)
+		f.checksum = hex.EncodeToString(sum[:])
+		files[name] = f
 	}
 	return files, nil
 }
@@ -165,8 +190,18 @@ func (s *state) pass(ctx context.Context) error {
 		return err
 	}
 	var work []string
+	s.unsettled = false
 	for name, f := range files {
-		if s.done[name] != f.checksum {
+		switch {
+		case f.err != nil:
+			if s.reported[name] != "read"+f.err.Error() {
+				s.reported[name] = "read" + f.err.Error()
+				d.Log.Error("cannot read manifest", "file", name, "error", f.err)
+			}
+		case s.done[name] == f.checksum:
+		case time.Since(f.modTime) < settle:
+			s.unsettled = true // next pass
+		default:
 			work = append(work, name)
 		}
 	}
