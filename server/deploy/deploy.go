@@ -12,7 +12,8 @@
 // and the objects of a deleted file, are deleted. A malformed file is
 // reported (log and an Event, see ReasonInvalid) and leaves the other files,
 // and what it applied before, alone; a file whose objects fail to apply is
-// retried every poll.
+// retried, after a poll interval and then less and less often (up to every
+// 5 minutes) while it keeps failing unchanged.
 //
 // Several servers (a shared datastore or embedded etcd): every server runs
 // a Deployer on its own directory, with the same field manager, and records
@@ -78,8 +79,8 @@ func (d *Deployer) Run(ctx context.Context, ready func()) error {
 	if interval <= 0 {
 		interval = 5 * time.Second
 	}
-	s := &state{d: d, apply: newApplier(d.Client.Discovery(), d.Dynamic),
-		done: map[string]string{}, reported: map[string]string{}}
+	s := &state{d: d, apply: newApplier(d.Client.Discovery(), d.Dynamic), interval: interval,
+		done: map[string]string{}, reported: map[string]string{}, failed: map[string]failure{}}
 	for {
 		if err := s.pass(ctx); err != nil {
 			if ctx.Err() != nil {
@@ -103,19 +104,50 @@ func (d *Deployer) Run(ctx context.Context, ready func()) error {
 
 // state is the Deployer's memory between passes, owned by Run's goroutine.
 type state struct {
-	d     *Deployer
-	apply *applier
+	d        *Deployer
+	apply    *applier
+	interval time.Duration
 	// done maps a file to the checksum last applied completely (or found
 	// invalid); such a file is not applied again until it changes.
 	done map[string]string
 	// reported maps a file to the last error reported about it, so that a
 	// file that keeps failing the same way is reported once.
 	reported map[string]string
+	// failed holds the files whose last apply failed, for their back-off.
+	failed map[string]failure
 	// unsettled is set when a changed file was too fresh to apply.
 	unsettled bool
 	// recorded holds the files this server has records of (nil until the
 	// records are first read); a recorded file that is gone is removed.
 	recorded map[string]bool
+}
+
+// failure is a file's apply failure: the file, unchanged, is retried at
+// next, and the delay doubles each time (up to maxRetry).
+type failure struct {
+	checksum string
+	next     time.Time
+	delay    time.Duration
+}
+
+// maxRetry bounds the delay between retries of a file that keeps failing.
+const maxRetry = 5 * time.Minute
+
+// due reports whether a file with checksum (the empty string for a removed
+// file) is to be applied now: it changed since it last failed, or its
+// back-off has passed.
+func (s *state) due(name, checksum string) bool {
+	f, ok := s.failed[name]
+	return !ok || f.checksum != checksum || !time.Now().Before(f.next)
+}
+
+// retryLater backs a failed file off.
+func (s *state) retryLater(name, checksum string) {
+	delay := s.interval
+	if f, ok := s.failed[name]; ok && f.checksum == checksum {
+		delay = min(2*f.delay, maxRetry)
+	}
+	s.failed[name] = failure{checksum: checksum, next: time.Now().Add(delay), delay: delay}
 }
 
 // file is one manifest in the directory.
@@ -182,7 +214,7 @@ type result struct {
 // pass applies the files that changed since they were last applied and
 // removes what deleted files applied. It returns an error only when it
 // could not read the directory or the records; a file's problems are
-// reported and retried.
+// reported and retried (with back-off, see retryLater).
 func (s *state) pass(ctx context.Context) error {
 	d := s.d
 	files, err := d.readDir()
@@ -201,12 +233,12 @@ func (s *state) pass(ctx context.Context) error {
 		case s.done[name] == f.checksum:
 		case time.Since(f.modTime) < settle:
 			s.unsettled = true // next pass
-		default:
+		case s.due(name, f.checksum):
 			work = append(work, name)
 		}
 	}
 	for name := range s.recorded {
-		if _, ok := files[name]; !ok {
+		if _, ok := files[name]; !ok && s.due(name, "") {
 			work = append(work, name)
 		}
 	}
@@ -223,7 +255,7 @@ func (s *state) pass(ctx context.Context) error {
 		if r.Server == d.Server {
 			mine[r.File] = r
 			s.recorded[r.File] = true
-			if _, ok := files[r.File]; !ok && !slices.Contains(work, r.File) {
+			if _, ok := files[r.File]; !ok && !slices.Contains(work, r.File) && s.due(r.File, "") {
 				work = append(work, r.File)
 			}
 		}
@@ -326,9 +358,11 @@ func (s *state) finish(ctx context.Context, name string, res *result) {
 	if res.removed && len(rec.Objects) == 0 {
 		if err := rec.delete(ctx, d.Client); err != nil {
 			d.Log.Warn("forget removed manifest", "file", name, "error", err)
+			s.retryLater(name, "")
 			return
 		}
 		delete(s.recorded, name)
+		delete(s.failed, name)
 		d.Log.Info("removed the objects of a deleted manifest", "file", name, "objects", len(res.old))
 		delete(s.done, name)
 		delete(s.reported, name)
@@ -342,9 +376,11 @@ func (s *state) finish(ctx context.Context, name string, res *result) {
 	}
 	if res.err != nil {
 		delete(s.done, name)
+		s.retryLater(name, res.checksum)
 		s.report(ctx, rec, ReasonApplyFailed, res.err)
 		return
 	}
+	delete(s.failed, name)
 	s.done[name] = res.checksum
 	delete(s.reported, name)
 	d.Log.Info("applied manifest", "file", name, "objects", len(rec.Objects))
