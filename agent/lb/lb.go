@@ -220,8 +220,10 @@ func (b *Balancer) notifier(fallback string, set func([]string)) func([]string) 
 	}
 }
 
-// store writes the server list once a server was healthy (before that
-// the list is not known to lead anywhere) and whenever it changes.
+// store writes the learned servers once a server was healthy (before that
+// the list is not known to lead anywhere) and whenever the list changes.
+// --server is not stored unless it was learned: the next run adds it
+// anyway, and OnServers must not hear it as a listed server.
 func (b *Balancer) store(ctx context.Context, p *pool, healthy, due <-chan struct{}, log *slog.Logger) {
 	select {
 	case <-ctx.Done():
@@ -229,7 +231,7 @@ func (b *Balancer) store(ctx context.Context, p *pool, healthy, due <-chan struc
 	case <-healthy:
 	}
 	for {
-		if err := saveServers(b.StateFile, p.servers()); err != nil {
+		if err := saveServers(b.StateFile, p.stored()); err != nil {
 			log.Warn("store servers", "file", b.StateFile, "error", err)
 		}
 		select {
