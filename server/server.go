@@ -39,6 +39,7 @@ import (
 	"github.com/kedge/kedge/server/kedgecloud"
 	"github.com/kedge/kedge/server/kubeconfig"
 	"github.com/kedge/kedge/server/leader"
+	"github.com/kedge/kedge/server/localpath"
 	"github.com/kedge/kedge/server/nodepassword"
 	"github.com/kedge/kedge/server/pki"
 	"github.com/kedge/kedge/server/rbac"
@@ -133,6 +134,10 @@ func Run(ctx context.Context, cc *config.Completed, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	addons, err := manifestDeployer(cc, restCfg, client, caBundle, log)
+	if err != nil {
+		return err
+	}
 
 	clientCAs := x509.NewCertPool()
 	clientCAs.AddCert(clientCA.Cert)
@@ -196,6 +201,9 @@ func Run(ctx context.Context, cc *config.Completed, log *slog.Logger) error {
 		// One kube-dns EndpointSlice per node, naming the DNS in its agent.
 		controllers = append(controllers, &dnsendpoints.Controller{Client: client, Log: log.With("component", "cluster-dns-endpoints")})
 	}
+	if !cc.AddonDisabled("local-storage") {
+		controllers = append(controllers, &localpath.Provisioner{Client: client, Log: log.With("component", "local-path-provisioner")})
+	}
 	if cc.Datastore != config.DatastoreSQLite {
 		controllers = []component.Component{&leader.Elected{
 			Client: client, Namespace: metav1.NamespaceSystem, Lease: ControllersLease, Identity: cc.NodeName,
@@ -224,6 +232,7 @@ func Run(ctx context.Context, cc *config.Completed, log *slog.Logger) error {
 		tunnels,
 		&endpoints.Reconciler{Client: client, Server: cc.NodeName, IP: cc.AdvertiseIP, Port: int32(cc.HTTPSListenPort), Log: log},
 		&rbac.Reconciler{Client: client, Log: log.With("component", "rbac")},
+		addons,
 	)
 	components = append(components, controllers...)
 	if !cc.DisableAgent {
@@ -344,6 +353,7 @@ func embeddedAgent(cc *config.Completed, serverToken token.Token) (*agentconfig.
 		// apiserver listens on 127.0.0.1:6444 (--apiserver-port) already.
 		LBPort: 0,
 	}
+	c.LocalStoragePath = cc.LocalStoragePath
 	node, err := c.Complete(func() (net.IP, error) { return cc.NodeIP, nil })
 	if err != nil {
 		return nil, fmt.Errorf("embedded agent: %w", err)

@@ -36,6 +36,7 @@ func New(logger func(debug bool) *slog.Logger) *cli.Command {
 			&cli.BoolFlag{Name: "evict-when-unreachable", EnvVars: []string{"KEDGE_EVICT_WHEN_UNREACHABLE"}, Usage: "Let this node's pods be evicted and rescheduled when the node is unreachable (default: they stay; unset leaves the node's kedge.io/evict-when-unreachable annotation as it is)"},
 			&cli.IntFlag{Name: "lb-port", EnvVars: []string{"KEDGE_LB_PORT"}, Value: config.DefaultLBPort, Usage: "Port on 127.0.0.1 of the load balancer in front of all servers, which the node's clients use (0: talk to --server directly)"},
 			&cli.StringFlag{Name: "resolv-conf", EnvVars: []string{"KEDGE_RESOLV_CONF"}, Usage: "resolv.conf naming the resolvers the node's cluster DNS forwards names outside the cluster to (default " + config.DefaultResolvConf + "; a loopback resolver such as systemd-resolved's 127.0.0.53 works)"},
+			&cli.StringFlag{Name: "local-storage-path", EnvVars: []string{"KEDGE_LOCAL_STORAGE_PATH"}, Usage: "Directory of this node's local-path volumes (default: <data-dir>/storage)"},
 			&cli.BoolFlag{Name: "debug", EnvVars: []string{"KEDGE_DEBUG"}, Usage: "Log at debug level"},
 		},
 		Action: func(c *cli.Context) error {
@@ -59,6 +60,7 @@ func New(logger func(debug bool) *slog.Logger) *cli.Command {
 				ResolvConf:      c.String("resolv-conf"),
 				Debug:           c.Bool("debug"),
 			}
+			cfg.LocalStoragePath = c.String("local-storage-path")
 			if c.IsSet("evict-when-unreachable") {
 				evict := c.Bool("evict-when-unreachable")
 				cfg.EvictWhenUnreachable = &evict

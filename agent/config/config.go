@@ -66,7 +66,10 @@ type Config struct {
 	// ResolvConf names the resolvers the node's cluster DNS forwards other
 	// names to ("": DefaultResolvConf, which may be missing).
 	ResolvConf string
-	Debug      bool
+	// LocalStoragePath is the directory of the node's local-path volumes
+	// (empty: <data-dir>/storage).
+	LocalStoragePath string
+	Debug            bool
 }
 
 // Validate checks the values without touching the system (except reading
@@ -94,6 +97,9 @@ func (c Config) Validate() error {
 	}
 	if c.DataDir == "" {
 		bad("--data-dir must not be empty")
+	}
+	if err := ValidateLocalStoragePath(c.LocalStoragePath); err != nil {
+		errs = append(errs, err)
 	}
 	if c.APICachePort < 0 || c.APICachePort > 65535 {
 		bad("--api-cache-port %d is not a port (1-65535)", c.APICachePort)
@@ -141,6 +147,15 @@ func ValidateNodeOptions(labels, taints, kubeletArgs, kubeProxyArgs []string) er
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// ValidateLocalStoragePath checks --local-storage-path (empty is the
+// default); the server checks its embedded agent's with it.
+func ValidateLocalStoragePath(path string) error {
+	if path != "" && filepath.Clean(path) == "/" {
+		return errors.New("--local-storage-path must be a directory below /, not / itself")
+	}
+	return nil
 }
 
 // ParseNodeExternalIPs parses --node-external-ip values, each one IP or a
@@ -194,6 +209,7 @@ type Paths struct {
 	NodePassword string // <data-dir>/agent/node-password
 	NodeID       string // <data-dir>/agent/node-id (--with-node-id)
 	LBServers    string // <data-dir>/agent/lb-servers.json: servers the load balancer learned
+	Storage      string // <data-dir>/storage, or --local-storage-path: local-path volumes
 	RunDir       string // /run/kedge
 	Socket       string // containerd socket
 }
@@ -211,6 +227,7 @@ func NewPaths(dataDir, runDir string) Paths {
 		NodePassword: filepath.Join(agent, "node-password"),
 		NodeID:       filepath.Join(agent, "node-id"),
 		LBServers:    filepath.Join(agent, "lb-servers.json"),
+		Storage:      filepath.Join(dataDir, "storage"),
 		RunDir:       runDir,
 		Socket:       filepath.Join(runDir, "containerd", "containerd.sock"),
 	}
@@ -267,6 +284,11 @@ func (c Config) Complete(detectIP func() (net.IP, error)) (*Completed, error) {
 		runDir = DefaultRunDir
 	}
 	cc := &Completed{Config: c, Paths: NewPaths(dataDir, runDir), Token: tok, APIServer: c.Server}
+	if c.LocalStoragePath != "" {
+		if cc.Paths.Storage, err = filepath.Abs(c.LocalStoragePath); err != nil {
+			return nil, fmt.Errorf("--local-storage-path: %w", err)
+		}
+	}
 	if c.LBPort != 0 {
 		cc.APIServer = "https://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(c.LBPort))
 	}

@@ -61,6 +61,7 @@ func New(logger func(debug bool) *slog.Logger) *cli.Command {
 			&cli.StringSliceFlag{Name: "kubelet-arg", EnvVars: env("KUBELET_ARG"), Usage: "key=value flag passed to this server's kubelet (repeatable)"},
 			&cli.StringSliceFlag{Name: "kube-proxy-arg", EnvVars: env("KUBE_PROXY_ARG"), Usage: "key=value flag passed to this server's kube-proxy (repeatable)"},
 			&cli.StringFlag{Name: "resolv-conf", EnvVars: env("RESOLV_CONF"), Usage: "resolv.conf naming the resolvers this server's node's cluster DNS forwards names outside the cluster to (default /etc/resolv.conf; a loopback resolver such as systemd-resolved's 127.0.0.53 works)"},
+			&cli.StringFlag{Name: "local-storage-path", EnvVars: env("LOCAL_STORAGE_PATH"), Usage: "Directory of this server's node's local-path volumes (default: <data-dir>/storage)"},
 		},
 		Before: func(c *cli.Context) error {
 			return applyConfigFile(c, c.String("config"), c.IsSet("config"))
@@ -122,6 +123,7 @@ func fromFlags(c *cli.Context) config.Config {
 		KubeletArgs:               c.StringSlice("kubelet-arg"),
 		KubeProxyArgs:             c.StringSlice("kube-proxy-arg"),
 		ResolvConf:                c.String("resolv-conf"),
+		LocalStoragePath:          c.String("local-storage-path"),
 	}
 }
 
