@@ -57,9 +57,6 @@ func TestBenchAgent(t *testing.T) {
 		_, err := admin.CoreV1().ServiceAccounts("default").Get(t.Context(), "default", metav1.GetOptions{})
 		return err == nil
 	})
-	// The cluster DNS Service (until the server deploys manifests/ itself):
-	// the agent runs its DNS while it exists.
-	applyDNSManifest(t, admin, "10.43.0.10", "cluster.local")
 	tok, err := os.ReadFile(filepath.Join(srvHost.Root, "var/lib/kedge/server/token"))
 	if err != nil {
 		t.Fatal(err)

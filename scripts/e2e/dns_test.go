@@ -16,8 +16,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
-	"k8s.io/client-go/kubernetes"
-	"sigs.k8s.io/yaml"
 
 	"github.com/kedge/kedge/agent/clusterdns"
 	"github.com/kedge/kedge/scripts/e2e/hosts"
@@ -68,35 +66,13 @@ func (r *hostResolver) wasAsked(name string) bool {
 	return slices.Contains(r.asked, name)
 }
 
-// applyDNSManifest creates the Service of manifests/coredns.yaml with its
-// template variables filled in, as the server's manifest deployer does.
-func applyDNSManifest(t *testing.T, c kubernetes.Interface, clusterDNS, domain string) *corev1.Service {
-	t.Helper()
-	b, err := os.ReadFile("../../manifests/coredns.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	text := strings.NewReplacer("%{CLUSTER_DNS}%", clusterDNS, "%{CLUSTER_DOMAIN}%", domain).Replace(string(b))
-	var svc corev1.Service
-	if err := yaml.UnmarshalStrict([]byte(text), &svc); err != nil {
-		t.Fatalf("manifests/coredns.yaml: %v", err)
-	}
-	created, err := c.CoreV1().Services(svc.Namespace).Create(t.Context(), &svc, metav1.CreateOptions{})
-	if apierrors.IsAlreadyExists(err) {
-		created, err = c.CoreV1().Services(svc.Namespace).Get(t.Context(), svc.Name, metav1.GetOptions{})
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	return created
-}
-
 // TestClusterDNS: pods on an agent resolve the cluster's names through the
 // kube-dns Service (served by the DNS in their own node's agent), reach a
 // Service by name, and get other names from the host's resolver named by
 // --resolv-conf. With the agent's link cut, and after the agent restarts
 // while cut, the node's Services still resolve. When the kube-dns Service
-// stops being kedge's, the agents stop serving and the slices go.
+// is disabled (`--disable coredns`), the agents stop serving and the
+// slices go.
 func TestClusterDNS(t *testing.T) {
 	kedge := harness.Binary(t)
 	network := hosts.NewNetwork(t)
@@ -111,10 +87,11 @@ func TestClusterDNS(t *testing.T) {
 	agentArgs = append(agentArgs, "--resolv-conf", "/etc/kedge/resolv.conf")
 	admin := adminClient(t, srvHost)
 	ctx := t.Context()
-	kubeDNS := applyDNSManifest(t, admin, "10.43.0.10", "cluster.local")
-	if kubeDNS.Spec.ClusterIP != "10.43.0.10" {
-		t.Fatalf("kube-dns has cluster IP %s", kubeDNS.Spec.ClusterIP)
-	}
+	// The server deploys manifests/coredns.yaml.
+	waitFor(t, 60*time.Second, "the kube-dns Service", []*hosts.Proc{srv}, func() bool {
+		s, err := admin.CoreV1().Services(clusterdns.Namespace).Get(ctx, clusterdns.ServiceName, metav1.GetOptions{})
+		return err == nil && s.Spec.ClusterIP == "10.43.0.10" && clusterdns.Managed(s)
+	})
 	agent := edge.Start(t, agentArgs...)
 	procs := []*hosts.Proc{srv, agent}
 	waitNodeReady(t, admin, "edge", procs)
@@ -218,27 +195,33 @@ func TestClusterDNS(t *testing.T) {
 		t.Fatalf("the shop Service by name after an offline agent restart: %q", out)
 	}
 
-	// The link returns; then kube-dns stops being kedge's (as when it is
-	// replaced): the agents stop serving and the slices go.
+	// The link returns; then the server restarts with --disable coredns:
+	// it removes the Service, its slices go with it and the agents stop
+	// serving.
 	cut(t, edge, true)
 	procs = []*hosts.Proc{srv, agent}
 	waitNodeReady(t, admin, "edge", procs)
-	cur, err := admin.CoreV1().Services(clusterdns.Namespace).Get(ctx, clusterdns.ServiceName, metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
+	if err := srv.Stop(20 * time.Second); err != nil {
+		t.Fatalf("server stop: %v\n%s", err, srv.Output())
 	}
-	delete(cur.Labels, clusterdns.ManagedLabel)
-	if _, err := admin.CoreV1().Services(clusterdns.Namespace).Update(ctx, cur, metav1.UpdateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	srv = srvHost.Start(t, kedge, "server", "--disable", "coredns")
+	procs = []*hosts.Proc{srv, agent}
+	waitForServer(t, srvHost, srv)
+	waitFor(t, 60*time.Second, "the kube-dns Service to go", procs, func() bool {
+		_, err := admin.CoreV1().Services(clusterdns.Namespace).Get(ctx, clusterdns.ServiceName, metav1.GetOptions{})
+		return apierrors.IsNotFound(err)
+	})
 	waitFor(t, 60*time.Second, "the edge's DNS to stop", procs, func() bool {
 		return strings.Contains(agent.Output(), "cluster DNS stopped")
 	})
-	waitFor(t, 30*time.Second, "the kube-dns slices to go", procs, func() bool {
+	waitFor(t, 60*time.Second, "the kube-dns slices to go", procs, func() bool {
 		l, err := admin.DiscoveryV1().EndpointSlices(clusterdns.Namespace).List(ctx, metav1.ListOptions{
 			LabelSelector: discoveryv1.LabelServiceName + "=" + clusterdns.ServiceName})
 		return err == nil && len(l.Items) == 0
 	})
+	if out, ok := inTill("resolve", "shop.default.svc.cluster.local"); ok {
+		t.Fatalf("resolved with DNS disabled: %q", out)
+	}
 	for _, p := range []*hosts.Proc{agent, srv} {
 		if err := p.Stop(20 * time.Second); err != nil {
 			t.Fatalf("stop: %v\n%s", err, p.Output())
