@@ -9,6 +9,7 @@ package coredns
 
 import (
 	"fmt"
+	"log/slog"
 	"sync"
 
 	"github.com/coredns/caddy"
@@ -25,10 +26,25 @@ import (
 	_ "github.com/coredns/coredns/plugin/loadbalance"
 )
 
+// startMu makes Start one at a time; klogBefore is klog's logger when the
+// current Start began, which the parsing callback after the kubernetes
+// directive puts back.
+var (
+	startMu    sync.Mutex
+	klogBefore logr.Logger
+)
+
 func init() {
 	// No banner or zone list on stdout; kedge logs what it starts.
 	caddy.Quiet = true
 	dnsserver.Quiet = true
+	// The kubernetes plugin's set-up points klog at CoreDNS's logger; put
+	// kedge's back at once, before the plugin waits (up to 5 s) for its
+	// first lists, so the kubelet's and kube-proxy's logs are not relabelled.
+	caddy.RegisterParsingCallback("dns", "kubernetes", func(caddy.Context) error {
+		restoreKlog(klogBefore)
+		return nil
+	})
 }
 
 // Instance is a running CoreDNS.
@@ -43,11 +59,14 @@ type Instance struct {
 // listen address in use is an error.
 //
 // CoreDNS's kubernetes plugin points klog at CoreDNS's own logger when it
-// is set up; Start puts back the slog logger klog had, so the kubelet's and
-// kube-proxy's logs keep going to kedge's log.
+// is set up; Start puts back the slog logger klog had right after that, so
+// the kubelet's and kube-proxy's logs keep going to kedge's log. Starts are
+// serialised.
 func Start(corefile string) (*Instance, error) {
-	prev := klog.Background()
-	defer restoreKlog(prev)
+	startMu.Lock()
+	defer startMu.Unlock()
+	klogBefore = klog.Background()
+	defer restoreKlog(klogBefore)
 	inst, err := caddy.Start(caddy.CaddyfileInput{Contents: []byte(corefile), Filepath: "Corefile", ServerTypeName: "dns"})
 	if err != nil {
 		if inst != nil {
@@ -67,11 +86,12 @@ func (i *Instance) Stop() {
 	})
 }
 
-// restoreKlog sets klog's logger back to prev if prev was a slog logger
-// (what embedded/logging installs), and otherwise to klog's own output.
+// restoreKlog sets klog's logger back to prev if prev writes to a
+// slog.Handler (what embedded/logging installs), and otherwise to klog's
+// own output.
 func restoreKlog(prev logr.Logger) {
-	if _, ok := prev.GetSink().(logr.SlogSink); ok {
-		klog.SetLoggerWithOptions(prev, klog.ContextualLogger(true))
+	if u, ok := prev.GetSink().(interface{ GetUnderlying() slog.Handler }); ok {
+		klog.SetSlogLogger(slog.New(u.GetUnderlying()))
 		return
 	}
 	klog.ClearLogger()

@@ -1,0 +1,150 @@
+package coredns
+
+import (
+	"bytes"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+	"k8s.io/klog/v2"
+)
+
+// syncBuffer is a log sink safe for concurrent writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func freeUDPPort(t *testing.T) int {
+	t.Helper()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	return pc.LocalAddr().(*net.UDPAddr).Port
+}
+
+// upstream answers A queries for name with addr.
+func upstream(t *testing.T, name, addr string) string {
+	t.Helper()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, q *dns.Msg) {
+		m := new(dns.Msg)
+		m.SetReply(q)
+		if q.Question[0].Name == name {
+			m.Answer = []dns.RR{&dns.A{Hdr: dns.RR_Header{Name: name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 5}, A: net.ParseIP(addr)}}
+		} else {
+			m.Rcode = dns.RcodeNameError
+		}
+		_ = w.WriteMsg(m)
+	})}
+	go func() { _ = srv.ActivateAndServe() }()
+	t.Cleanup(func() { _ = srv.Shutdown() })
+	return pc.LocalAddr().String()
+}
+
+func query(addr, name string) ([]string, error) {
+	m := new(dns.Msg)
+	m.SetQuestion(name, dns.TypeA)
+	c := &dns.Client{Timeout: 2 * time.Second}
+	r, _, err := c.Exchange(m, addr)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, rr := range r.Answer {
+		if a, ok := rr.(*dns.A); ok {
+			out = append(out, a.A.String())
+		}
+	}
+	if r.Rcode != dns.RcodeSuccess {
+		return out, fmt.Errorf("rcode %s", dns.RcodeToString[r.Rcode])
+	}
+	return out, nil
+}
+
+// TestStartForwardsAndKeepsKlog runs a real CoreDNS with the kubernetes
+// plugin (its API unreachable, so it starts after its start-up wait) and forward:
+// an outside name is answered by the upstream, klog keeps writing to the
+// slog logger it had (also during the wait), and after Stop the port is
+// free for the next Start.
+func TestStartForwardsAndKeepsKlog(t *testing.T) {
+	var logs syncBuffer
+	klog.SetSlogLogger(slog.New(slog.NewTextHandler(&logs, nil)).With("component", "k8s"))
+	t.Cleanup(klog.ClearLogger)
+
+	dir := t.TempDir()
+	kubeconfig := filepath.Join(dir, "kubeconfig")
+	if err := os.WriteFile(kubeconfig, []byte(`apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: "https://127.0.0.1:1", insecure-skip-tls-verify: true}}]
+users: [{name: u, user: {token: t}}]
+contexts: [{name: c, context: {cluster: c, user: u}}]
+current-context: c
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	port := freeUDPPort(t)
+	up := upstream(t, "shop.example.test.", "192.0.2.80")
+	corefile := fmt.Sprintf(".:%d {\n bind 127.0.0.1\n errors\n kubernetes cluster.local in-addr.arpa ip6.arpa {\n  kubeconfig %s\n  startup_timeout 2s\n  fallthrough in-addr.arpa ip6.arpa\n }\n forward . %s\n cache 30\n loadbalance\n}\n", port, kubeconfig, up)
+
+	// klog lines written while the plugin waits for the API.
+	during := make(chan struct{})
+	go func() {
+		defer close(during)
+		time.Sleep(500 * time.Millisecond) // inside the plugin's 2 s wait
+		klog.Info("probe during start")
+	}()
+	inst, err := Start(corefile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-during
+	klog.Info("probe after start")
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	if got, err := query(addr, "shop.example.test."); err != nil || len(got) != 1 || got[0] != "192.0.2.80" {
+		t.Errorf("shop.example.test: %v %v, want the upstream's 192.0.2.80", got, err)
+	}
+	if _, err := query(addr, "nothing.default.svc.cluster.local."); err == nil || !strings.Contains(err.Error(), "NXDOMAIN") && !strings.Contains(err.Error(), "SERVFAIL") {
+		t.Errorf("a cluster name with no API: err %v, want NXDOMAIN or SERVFAIL", err)
+	}
+	out := logs.String()
+	for _, probe := range []string{"probe during start", "probe after start"} {
+		if !strings.Contains(out, `msg="`+probe+`" component=k8s`) {
+			t.Errorf("klog's %q did not reach kedge's logger:\n%s", probe, out)
+		}
+	}
+	inst.Stop()
+	inst.Stop() // twice is fine
+	inst, err = Start(corefile)
+	if err != nil {
+		t.Fatalf("start again on the same port: %v", err)
+	}
+	inst.Stop()
+	if _, err := Start("not a corefile {"); err == nil {
+		t.Error("a bad Corefile started")
+	}
+}
