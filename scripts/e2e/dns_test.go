@@ -66,8 +66,9 @@ func (r *hostResolver) wasAsked(name string) bool {
 	return slices.Contains(r.asked, name)
 }
 
-// TestClusterDNS: pods on an agent resolve the cluster's names through the
-// kube-dns Service (served by the DNS in their own node's agent), reach a
+// TestClusterDNS: pods on an agent resolve the cluster's names (Services,
+// a pod's A-B-C-D name) through the kube-dns Service (served by the DNS in
+// their own node's agent), reach a
 // Service by name, and get other names from the host's resolver named by
 // --resolv-conf. With the agent's link cut, and after the agent restarts
 // while cut, the node's Services still resolve. When the kube-dns Service
@@ -119,7 +120,7 @@ func TestClusterDNS(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitPodRunning(t, admin, "shop", procs)
+	shop := waitPodRunning(t, admin, "shop", procs)
 	waitPodRunning(t, admin, "till", procs)
 	svc, err := admin.CoreV1().Services("default").Create(ctx, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "shop"},
 		Spec: corev1.ServiceSpec{Selector: map[string]string{"app": "shop"}, Ports: []corev1.ServicePort{{Port: 80, TargetPort: intstr.FromInt32(8080)}}}},
@@ -151,6 +152,8 @@ func TestClusterDNS(t *testing.T) {
 		out, ok := inTill("get", "http://shop/")
 		return ok && out == "hello from shop"
 	})
+	podName := strings.ReplaceAll(shop.Status.PodIP, ".", "-") + ".default.pod.cluster.local"
+	waitFor(t, 30*time.Second, "a pod's name", procs, resolves(podName, shop.Status.PodIP))
 	waitFor(t, 30*time.Second, "an outside name from the host's resolver", procs, resolves("shop.example.test", "192.0.2.80"))
 	if !resolver.wasAsked("shop.example.test.") {
 		t.Fatal("shop.example.test resolved without asking the host's resolver")
