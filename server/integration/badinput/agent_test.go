@@ -28,6 +28,7 @@ func TestAgentBadInput(t *testing.T) {
 		{"bad taint", []string{"--server", "https://192.0.2.1:6443", "--token", tok, "--node-taint", "a=b:Sometimes"}, 1, "--node-taint"},
 		{"bad kubelet arg", []string{"--server", "https://192.0.2.1:6443", "--token", tok, "--kubelet-arg", "v"}, 1, "--kubelet-arg"},
 		{"bad lb port", []string{"--server", "https://192.0.2.1:6443", "--token", tok, "--lb-port", "70000"}, 1, "--lb-port 70000 is not a port"},
+		{"missing resolv-conf", []string{"--server", "https://192.0.2.1:6443", "--token", tok, "--resolv-conf", filepath.Join(dataDir, "nope")}, 1, "--resolv-conf: open "},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -121,6 +121,7 @@ func TestBadInput(t *testing.T) {
 		{"not an etcd", []string{"--datastore-endpoint", notEtcd.URL}, 1, "external etcd did not accept a write", false, ""},
 		{"unreachable postgres", []string{"--datastore-endpoint", "postgres://kedge:secretpw@127.0.0.1:" + closedPort + "/kedge?sslmode=disable"}, 1, "kine: ", false, "secretpw"},
 		{"corrupt config file", []string{"--config", badYAML}, 1, "is not valid YAML", true, ""},
+		{"missing resolv-conf", []string{"--resolv-conf", "/nonexistent/resolv.conf"}, 1, "--resolv-conf: stat /nonexistent/resolv.conf", true, ""},
 		{"unknown config key", []string{"--config", unknownKey}, 1, "unknown key \"no-such-option\"", true, ""},
 		{"malformed token", []string{"--token", "K10abc::server:short"}, 1, "--token: token CA hash", true, "short"},
 		{"different token", []string{"--token", "0123456789abcdef-other"}, 1, "--token differs from the token stored", true, ""},
