@@ -122,15 +122,12 @@ func APIServerArgs(in Inputs) []string {
 		"authorization-mode":    "Node,RBAC",
 		// The apiserver itself listens on loopback only; the supervisor
 		// serves its handler on the public port.
-		"bind-address":                "127.0.0.1",
-		"cert-dir":                    filepath.Join(cc.Paths.TLSDir, "temporary-certs"),
-		"client-ca-file":              tls.ClientCA,
-		"egress-selector-config-file": EgressSelectorConfigFile(cc),
-		"enable-admission-plugins":    "NodeRestriction",
-		// Aggregated APIs (metrics.k8s.io) and webhooks are dialled at
-		// their Services' endpoints through the egress proxy, not at cluster
-		// IPs, which need kube-proxy on this host.
-		"enable-aggregator-routing":          "true",
+		"bind-address":                       "127.0.0.1",
+		"cert-dir":                           filepath.Join(cc.Paths.TLSDir, "temporary-certs"),
+		"client-ca-file":                     tls.ClientCA,
+		"egress-selector-config-file":        EgressSelectorConfigFile(cc),
+		"enable-admission-plugins":           "NodeRestriction",
+		"enable-aggregator-routing":          "true", // dial aggregated APIs and webhooks at their endpoints (egress proxy), not at cluster IPs, which need kube-proxy here
 		"etcd-servers":                       strings.Join(in.Storage.Servers, ","),
 		"kubelet-certificate-authority":      tls.ServerCA,
 		"kubelet-client-certificate":         tls.KubeletClientCert,
