@@ -3,6 +3,7 @@ package metricsapi
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"sync"
 	"time"
@@ -23,6 +24,9 @@ type Collector struct {
 	// one node's scrape (default 10 s).
 	Interval, Timeout time.Duration
 	Log               *slog.Logger
+
+	mu      sync.Mutex
+	failing map[string]bool // nodes whose last scrape failed
 }
 
 var _ component.Component = (*Collector)(nil)
@@ -30,12 +34,18 @@ var _ component.Component = (*Collector)(nil)
 // Name implements component.Component.
 func (c *Collector) Name() string { return "metrics-collector" }
 
-// parallel is how many nodes are scraped at once.
-const parallel = 8
+const (
+	// parallel is how many nodes are scraped at once.
+	parallel = 8
+	// maxScrapeBytes bounds one /metrics/resource response (a few hundred
+	// bytes per container).
+	maxScrapeBytes = 16 << 20
+)
 
 // Run is ready at once (metrics appear after two scrapes) and scrapes until
-// ctx ends. A node that cannot be scraped is logged at debug level and
-// keeps its older readings until they are Store.MaxAge old.
+// ctx ends. A node that cannot be scraped keeps its older readings until
+// they are Store.MaxAge old; its first failure is logged as a warning (the
+// following ones at debug level) and its recovery at info level.
 func (c *Collector) Run(ctx context.Context, ready func()) error {
 	ready()
 	interval := c.Interval
@@ -73,17 +83,48 @@ func (c *Collector) collect(ctx context.Context) error {
 			sem <- struct{}{}
 			defer func() { <-sem }()
 			sc, err := c.scrape(ctx, name)
-			if err != nil {
-				if ctx.Err() == nil {
-					c.Log.Debug("scrape kubelet resource metrics", "node", name, "error", err)
-				}
+			if err != nil && ctx.Err() != nil {
 				return
 			}
-			c.Store.Add(name, sc)
+			c.report(name, err)
+			if err == nil {
+				c.Store.Add(name, sc)
+			}
 		})
 	}
 	wg.Wait()
+	c.mu.Lock()
+	for n := range c.failing {
+		if !names[n] {
+			delete(c.failing, n)
+		}
+	}
+	c.mu.Unlock()
 	return nil
+}
+
+// report logs a node's scrape result when it changes (failures after the
+// first at debug level).
+func (c *Collector) report(node string, err error) {
+	c.mu.Lock()
+	was := c.failing[node]
+	if err != nil {
+		if c.failing == nil {
+			c.failing = map[string]bool{}
+		}
+		c.failing[node] = true
+	} else {
+		delete(c.failing, node)
+	}
+	c.mu.Unlock()
+	switch {
+	case err != nil && !was:
+		c.Log.Warn("cannot scrape kubelet resource metrics", "node", node, "error", err)
+	case err != nil:
+		c.Log.Debug("cannot scrape kubelet resource metrics", "node", node, "error", err)
+	case was:
+		c.Log.Info("scraping kubelet resource metrics again", "node", node)
+	}
 }
 
 func (c *Collector) scrape(ctx context.Context, node string) (*Scrape, error) {
@@ -101,5 +142,5 @@ func (c *Collector) scrape(ctx context.Context, node string) (*Scrape, error) {
 		return nil, err
 	}
 	defer body.Close()
-	return ParseResource(body)
+	return ParseResource(io.LimitReader(body, maxScrapeBytes))
 }

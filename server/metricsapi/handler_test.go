@@ -58,15 +58,15 @@ func newTestAPI(t *testing.T) *testAPI {
 	store := &Store{}
 	started := now.Add(-time.Hour)
 	store.Add("n1", &Scrape{Node: &Sample{CPU: 10, Memory: 1 << 30, Time: now.Add(-20 * time.Second)}, Containers: map[ContainerKey]Sample{
-		{"default", "web", "web"}:          {CPU: 1, Memory: 1 << 20, Time: now.Add(-20 * time.Second), Start: started},
-		{"default", "db", "db"}:            {CPU: 1, Memory: 1 << 20, Time: now.Add(-20 * time.Second), Start: started},
-		{"default", "gone", "gone"}:        {CPU: 1, Memory: 1 << 20, Time: now.Add(-20 * time.Second), Start: started},
+		{"default", "web", "web"}:         {CPU: 1, Memory: 1 << 20, Time: now.Add(-20 * time.Second), Start: started},
+		{"default", "db", "db"}:           {CPU: 1, Memory: 1 << 20, Time: now.Add(-20 * time.Second), Start: started},
+		{"default", "gone", "gone"}:       {CPU: 1, Memory: 1 << 20, Time: now.Add(-20 * time.Second), Start: started},
 		{"kube-system", "dns", "coredns"}: {CPU: 1, Memory: 1 << 20, Time: now.Add(-20 * time.Second), Start: started},
 	}})
 	store.Add("n1", &Scrape{Node: &Sample{CPU: 12, Memory: 1 << 30, Time: now.Add(-10 * time.Second)}, Containers: map[ContainerKey]Sample{
-		{"default", "web", "web"}:          {CPU: 1.5, Memory: 2 << 20, Time: now.Add(-10 * time.Second), Start: started},
-		{"default", "db", "db"}:            {CPU: 1.1, Memory: 3 << 20, Time: now.Add(-10 * time.Second), Start: started},
-		{"default", "gone", "gone"}:        {CPU: 1.1, Memory: 3 << 20, Time: now.Add(-10 * time.Second), Start: started},
+		{"default", "web", "web"}:         {CPU: 1.5, Memory: 2 << 20, Time: now.Add(-10 * time.Second), Start: started},
+		{"default", "db", "db"}:           {CPU: 1.1, Memory: 3 << 20, Time: now.Add(-10 * time.Second), Start: started},
+		{"default", "gone", "gone"}:       {CPU: 1.1, Memory: 3 << 20, Time: now.Add(-10 * time.Second), Start: started},
 		{"kube-system", "dns", "coredns"}: {CPU: 1.2, Memory: 4 << 20, Time: now.Add(-10 * time.Second), Start: started},
 	}})
 
