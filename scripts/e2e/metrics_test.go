@@ -132,6 +132,9 @@ func TestMetricsAPI(t *testing.T) {
 		t.Errorf("kubectl top nodes --as nobody: want forbidden, got %v\n%s%s", err, out, stderrOf(err))
 	}
 	t.Logf("server RSS 2 min after start-up, with the metrics API: %d MB", c.serverRSS())
+	if err := c.srv.Stop(20 * time.Second); err != nil || !strings.Contains(c.srv.Output(), "kedge server stopped") {
+		t.Fatalf("server stop: %v\n%s", err, c.srv.Output())
+	}
 }
 
 // TestMetricsAPIDisabled: with --disable metrics-server the server serves no

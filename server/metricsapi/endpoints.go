@@ -34,7 +34,9 @@ const ServerName = ServiceName + "." + ServiceNamespace + ".svc"
 
 // Endpoints keeps the EndpointSlice of the metrics-server Service pointing
 // at Port of every live server (the servers' leases, see server/endpoints),
-// always including this one, every Interval.
+// always including this one, every Interval. The slice is owned by the
+// Service, so it goes when the Service does (--disable metrics-server);
+// while there is no Service there is nothing to write.
 type Endpoints struct {
 	Client kubernetes.Interface
 	// Server is this server's name; IP and Port where it serves the API.
@@ -101,7 +103,16 @@ func (e *Endpoints) reconcile(ctx context.Context, self bool) error {
 	if len(ips) == 0 {
 		return nil
 	}
-	return writeSlice(ctx, e.Client, desiredSlice(ips, e.IP, e.Port))
+	svc, err := e.Client.CoreV1().Services(ServiceNamespace).Get(ctx, ServiceName, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("get service %s/%s: %w", ServiceNamespace, ServiceName, err)
+	}
+	want := desiredSlice(ips, e.IP, e.Port)
+	want.OwnerReferences = []metav1.OwnerReference{{APIVersion: "v1", Kind: "Service", Name: svc.Name, UID: svc.UID}}
+	return writeSlice(ctx, e.Client, want)
 }
 
 func desiredSlice(ips []string, family net.IP, port int32) *discoveryv1.EndpointSlice {
@@ -130,10 +141,12 @@ func writeSlice(ctx context.Context, client kubernetes.Interface, want *discover
 		_, err = slices.Create(ctx, want, metav1.CreateOptions{})
 	case err == nil:
 		if equality.Semantic.DeepEqual(cur.Labels, want.Labels) && cur.AddressType == want.AddressType &&
-			equality.Semantic.DeepEqual(cur.Endpoints, want.Endpoints) && equality.Semantic.DeepEqual(cur.Ports, want.Ports) {
+			equality.Semantic.DeepEqual(cur.Endpoints, want.Endpoints) && equality.Semantic.DeepEqual(cur.Ports, want.Ports) &&
+			equality.Semantic.DeepEqual(cur.OwnerReferences, want.OwnerReferences) {
 			return nil
 		}
 		cur.Labels, cur.AddressType, cur.Endpoints, cur.Ports = want.Labels, want.AddressType, want.Endpoints, want.Ports
+		cur.OwnerReferences = want.OwnerReferences
 		_, err = slices.Update(ctx, cur, metav1.UpdateOptions{})
 	}
 	if err != nil {

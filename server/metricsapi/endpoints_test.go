@@ -8,7 +8,9 @@ import (
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/utils/ptr"
@@ -39,6 +41,18 @@ func TestEndpointsKeepsLiveServers(t *testing.T) {
 		serverLease("c", "10.0.0.3", time.Now().Add(-time.Hour)), // expired
 	)
 	e := &Endpoints{Client: client, Server: "a", IP: net.ParseIP("10.0.0.1"), Port: 6443, Log: slog.Default()}
+	// No Service (not deployed yet, or disabled): nothing to write.
+	if err := e.reconcile(t.Context(), true); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.DiscoveryV1().EndpointSlices("kube-system").Get(t.Context(), "metrics-server", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Fatalf("endpointslice without a Service: %v", err)
+	}
+	if _, err := client.CoreV1().Services("kube-system").Create(t.Context(), &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "metrics-server", Namespace: "kube-system", UID: "svc-uid"},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
 	// This server's lease may not be written yet: it is included anyway.
 	if err := e.reconcile(t.Context(), true); err != nil {
 		t.Fatal(err)
@@ -46,6 +60,9 @@ func TestEndpointsKeepsLiveServers(t *testing.T) {
 	s, err := client.DiscoveryV1().EndpointSlices("kube-system").Get(t.Context(), "metrics-server", metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if o := s.OwnerReferences; len(o) != 1 || o[0].Kind != "Service" || o[0].UID != "svc-uid" {
+		t.Errorf("owner references = %+v, want the Service", o)
 	}
 	if got := sliceAddresses(t, s); !slices.Equal(got, []string{"10.0.0.1", "10.0.0.2"}) {
 		t.Errorf("addresses = %v, want 10.0.0.1, 10.0.0.2", got)
