@@ -42,6 +42,7 @@ import (
 	"github.com/kedge/kedge/server/pki"
 	"github.com/kedge/kedge/server/rbac"
 	"github.com/kedge/kedge/server/sdnotify"
+	"github.com/kedge/kedge/server/servicelb"
 	"github.com/kedge/kedge/server/supervisor"
 	"github.com/kedge/kedge/server/token"
 	"github.com/kedge/kedge/server/tunnel"
@@ -133,6 +134,10 @@ func Run(ctx context.Context, cc *config.Completed, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	addons, err := manifestDeployer(cc, restCfg, client, caBundle, log)
+	if err != nil {
+		return err
+	}
 
 	metrics, metricsRoute, err := metricsAPI(cc, tls, restCfg, log)
 	if err != nil {
@@ -194,6 +199,8 @@ func Run(ctx context.Context, cc *config.Completed, log *slog.Logger) error {
 		// Every kubelet runs with --cloud-provider=external; this sets the
 		// Nodes' addresses and removes their uninitialized taint.
 		&cloudnode.Controller{Client: client, Cloud: kedgecloud.Provider{}},
+		// LoadBalancer Services answer on the nodes' IPs (kube-proxy).
+		&servicelb.Controller{Client: client, Disabled: cc.AddonDisabled("servicelb"), Log: log.With("component", "servicelb")},
 	}
 	if cc.Datastore != config.DatastoreSQLite {
 		controllers = []component.Component{&leader.Elected{
@@ -224,6 +231,7 @@ func Run(ctx context.Context, cc *config.Completed, log *slog.Logger) error {
 		tunnels,
 		&endpoints.Reconciler{Client: client, Server: cc.NodeName, IP: cc.AdvertiseIP, Port: int32(cc.HTTPSListenPort), Log: log},
 		&rbac.Reconciler{Client: client, Log: log.With("component", "rbac")},
+		addons,
 	)
 	components = append(components, metrics...)
 	components = append(components, controllers...)

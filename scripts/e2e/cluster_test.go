@@ -26,7 +26,8 @@ import (
 // three hosts. Nodes carry their labels and taints; a Deployment spreads
 // over them; pods reach pods on other nodes over vxlan; a ClusterIP Service
 // answers from another node (one agent runs kube-proxy in iptables mode);
-// a NodePort answers from outside on every node's IP; `kedge kubectl logs`
+// a NodePort and a LoadBalancer Service answer from outside on every node's
+// IP; `kedge kubectl logs`
 // and `exec` reach pods on agents; a node's credentials cannot read
 // another node's pods' secrets; restarting an agent keeps its pods.
 func TestClusterAcrossHosts(t *testing.T) {
@@ -185,6 +186,38 @@ func TestClusterAcrossHosts(t *testing.T) {
 	for _, h := range []*hosts.Host{srvHost, h1, h2} {
 		waitFor(t, 60*time.Second, "NodePort on "+h.Name, procs, func() bool {
 			out, err := exec.Command("curl", "-s", "--max-time", "3", fmt.Sprintf("http://%s:%d/", h.IP, nodePort)).Output()
+			return err == nil && answers(string(out))
+		})
+	}
+
+	// A LoadBalancer Service gets every node's addresses (agent1's external
+	// one too) and answers on its port at each node's IP, through
+	// kube-proxy in both modes.
+	lbSvc, err := admin.CoreV1().Services("default").Create(ctx, &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "web-lb"},
+		Spec: corev1.ServiceSpec{Selector: labels, Type: corev1.ServiceTypeLoadBalancer,
+			Ports: []corev1.ServicePort{{Port: 8081, TargetPort: intstr.FromInt32(8080)}}},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantIngress := []string{srvHost.IP, h1.IP, "203.0.113.7", h2.IP}
+	waitFor(t, 60*time.Second, "web-lb ingress "+strings.Join(wantIngress, ","), procs, func() bool {
+		s, err := admin.CoreV1().Services("default").Get(ctx, lbSvc.Name, metav1.GetOptions{})
+		if err != nil {
+			return false
+		}
+		var got []string
+		for _, in := range s.Status.LoadBalancer.Ingress {
+			got = append(got, in.IP)
+		}
+		slices.Sort(got)
+		want := slices.Sorted(slices.Values(wantIngress))
+		return slices.Equal(got, want)
+	})
+	for _, h := range []*hosts.Host{srvHost, h1, h2} {
+		waitFor(t, 60*time.Second, "LoadBalancer port on "+h.Name, procs, func() bool {
+			out, err := exec.Command("curl", "-s", "--max-time", "3", fmt.Sprintf("http://%s:8081/", h.IP)).Output()
 			return err == nil && answers(string(out))
 		})
 	}

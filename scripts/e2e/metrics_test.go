@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"encoding/base64"
 	"errors"
 	"os"
 	"os/exec"
@@ -66,36 +65,12 @@ func stderrOf(err error) string {
 	return ""
 }
 
-// applyMetricsManifest applies manifests/metrics-server.yaml with the
-// deployer's %{SERVER_CA_BASE64}% filled in.
-// TODO: drop once the server's manifest deployer (branch deploy) applies it.
-func (c *metricsCluster) applyMetricsManifest(t *testing.T) {
-	t.Helper()
-	ca, err := os.ReadFile(filepath.Join(c.srvHost.Root, "var/lib/kedge/server/tls/server-ca.crt"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl, err := os.ReadFile("../../manifests/metrics-server.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	file := filepath.Join(t.TempDir(), "metrics-server.yaml")
-	manifest := strings.ReplaceAll(string(tmpl), "%{SERVER_CA_BASE64}%", base64.StdEncoding.EncodeToString(ca))
-	if err := os.WriteFile(file, []byte(manifest), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := c.kubectl("apply", "-f", file); err != nil {
-		t.Fatalf("apply metrics-server.yaml: %v\n%s", err, out)
-	}
-}
-
 // TestMetricsAPI: `kedge kubectl top nodes` lists every node with numbers
 // (the server's own node, reached directly, and an agent's, reached through
 // its tunnel), `top pods -A` lists a running pod, also for a user with the
 // view role, and a user without rights is refused.
 func TestMetricsAPI(t *testing.T) {
 	c := startMetricsCluster(t)
-	c.applyMetricsManifest(t)
 
 	nodeLine := func(name string) *regexp.Regexp {
 		return regexp.MustCompile(`(?m)^` + name + `\s+\d+m\s+\d+%\s+\d+Mi\s+\d+%\s*$`)
@@ -138,11 +113,14 @@ func TestMetricsAPI(t *testing.T) {
 }
 
 // TestMetricsAPIDisabled: with --disable metrics-server the server serves no
-// metrics API: no serving certificate and no EndpointSlice.
+// metrics API: no APIService, no serving certificate and no EndpointSlice.
 func TestMetricsAPIDisabled(t *testing.T) {
 	c := startMetricsCluster(t, "--disable", "metrics-server")
 	if _, err := os.Stat(filepath.Join(c.srvHost.Root, "var/lib/kedge/server/tls/serving-metrics-server.crt")); !os.IsNotExist(err) {
 		t.Errorf("metrics serving certificate issued although disabled: %v", err)
+	}
+	if out, err := c.kubectl("get", "apiservice", "v1beta1.metrics.k8s.io"); err == nil || !strings.Contains(stderrOf(err), "NotFound") {
+		t.Errorf("kubectl get apiservice v1beta1.metrics.k8s.io: want NotFound, got %v\n%s%s", err, out, stderrOf(err))
 	}
 	admin := adminClient(t, c.srvHost)
 	_, err := admin.DiscoveryV1().EndpointSlices("kube-system").Get(t.Context(), "metrics-server", metav1.GetOptions{})

@@ -19,7 +19,7 @@ import (
 	"testing"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -143,19 +143,17 @@ func TestMetricsAPIOnRealControlPlane(t *testing.T) {
 		t.Errorf("apiserver through the same port: %s", resp.Status)
 	}
 
-	// Once the Service exists, its EndpointSlice points at this server's
-	// public port, owned by the Service, so that deleting the Service (what
-	// --disable metrics-server does) removes it.
-	svc, err := srv.Client.CoreV1().Services("kube-system").Create(ctx, &corev1.Service{
-		ObjectMeta: metav1.ObjectMeta{Name: "metrics-server", Namespace: "kube-system"},
-		Spec:       corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "https", Port: 443}}},
-	}, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	// The packaged manifest (applied by the server) makes the Service; its
+	// EndpointSlice points at this server's public port, owned by the
+	// Service, so that deleting the Service (what --disable metrics-server
+	// does) removes it.
 	deadline = time.Now().Add(60 * time.Second)
 	for {
-		s, err := srv.Client.DiscoveryV1().EndpointSlices("kube-system").Get(ctx, "metrics-server", metav1.GetOptions{})
+		svc, err := srv.Client.CoreV1().Services("kube-system").Get(ctx, "metrics-server", metav1.GetOptions{})
+		var s *discoveryv1.EndpointSlice
+		if err == nil {
+			s, err = srv.Client.DiscoveryV1().EndpointSlices("kube-system").Get(ctx, "metrics-server", metav1.GetOptions{})
+		}
 		if err == nil {
 			if len(s.Ports) != 1 || *s.Ports[0].Port != int32(c.HTTPSListenPort) || len(s.Endpoints) != 1 ||
 				len(s.OwnerReferences) != 1 || s.OwnerReferences[0].UID != svc.UID {
@@ -164,7 +162,7 @@ func TestMetricsAPIOnRealControlPlane(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no EndpointSlice kube-system/metrics-server: %v", err)
+			t.Fatalf("no Service and EndpointSlice kube-system/metrics-server: %v", err)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}

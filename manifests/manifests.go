@@ -1,0 +1,41 @@
+// Package manifests carries the add-on YAML of this directory in the binary.
+// server/deploy stages it into <data-dir>/server/manifests at server start.
+//
+// Every *.yaml file here is packaged; the name before .yaml is the add-on's
+// name, which --disable takes (see server/config.Addons). Files may use the
+// template variables documented in server/deploy (Variables).
+package manifests
+
+import (
+	"embed"
+	"io/fs"
+	"path"
+	"strings"
+)
+
+// The pattern embeds the whole directory, so the package compiles while no
+// YAML exists yet; Files keeps only the *.yaml files.
+//
+//go:embed *
+var dir embed.FS
+
+// Files returns the packaged manifests by file name (for example
+// "coredns.yaml"). The caller must not change the returned slices.
+func Files() (map[string][]byte, error) {
+	entries, err := fs.ReadDir(dir, ".")
+	if err != nil {
+		return nil, err
+	}
+	files := map[string][]byte{}
+	for _, e := range entries {
+		if e.IsDir() || path.Ext(e.Name()) != ".yaml" || strings.HasPrefix(e.Name(), ".") {
+			continue
+		}
+		data, err := dir.ReadFile(e.Name())
+		if err != nil {
+			return nil, err
+		}
+		files[e.Name()] = data
+	}
+	return files, nil
+}

@@ -1,0 +1,40 @@
+package server
+
+import (
+	"fmt"
+	"log/slog"
+
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+
+	"github.com/kedge/kedge/manifests"
+	"github.com/kedge/kedge/server/config"
+	"github.com/kedge/kedge/server/deploy"
+)
+
+// manifestDeployer stages the packaged manifests into cc.Paths.ManifestsDir
+// and returns the component that applies that directory. serverCA is the
+// server CA certificate (PEM).
+func manifestDeployer(cc *config.Completed, restCfg *rest.Config, client kubernetes.Interface, serverCA []byte, log *slog.Logger) (*deploy.Deployer, error) {
+	packaged, err := manifests.Files()
+	if err != nil {
+		return nil, fmt.Errorf("packaged manifests: %w", err)
+	}
+	if err := deploy.Stage(cc.Paths.ManifestsDir, packaged, cc.AddonDisabled); err != nil {
+		return nil, err
+	}
+	dyn, err := dynamic.NewForConfig(restCfg)
+	if err != nil {
+		return nil, err
+	}
+	return &deploy.Deployer{
+		Dir:     cc.Paths.ManifestsDir,
+		Server:  cc.NodeName,
+		Vars:    deploy.Variables{ClusterDNS: cc.ClusterDNS, ClusterDomain: cc.ClusterDomain, ServerCA: serverCA},
+		Ignore:  func(file string) bool { return cc.AddonDisabled(deploy.AddonName(file)) },
+		Client:  client,
+		Dynamic: dyn,
+		Log:     log.With("component", "deploy"),
+	}, nil
+}
