@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,7 +19,8 @@ import (
 )
 
 // metricsCluster is a server (with its own node) and an agent on another
-// host, both Ready, with a test pod running on the agent.
+// host whose kubelet the server reaches only through the agent's tunnel,
+// both Ready, with a test pod running on the agent.
 type metricsCluster struct {
 	kedge      string
 	srvHost    *hosts.Host
@@ -35,12 +37,22 @@ func startMetricsCluster(t *testing.T, serverArgs ...string) *metricsCluster {
 	srvHost := net.AddHost(t, "server")
 	agentHost := net.AddHost(t, "agent")
 	stageTestImage(t, agentHost)
+	// As behind NAT: only the agent's tunnel reaches its kubelet.
+	table := "kedge-e2e-metrics"
+	nft(t, agentHost, fmt.Sprintf(`table inet %s { chain input { type filter hook input priority -10; policy accept; ip saddr %s tcp dport 10250 drop; }; }`,
+		table, srvHost.IP))
+	t.Cleanup(func() {
+		_ = exec.Command("ip", "netns", "exec", agentHost.NS, "nft", "delete", "table", "inet", table).Run()
+	})
 	srv, join := startServer(t, kedge, srvHost, serverArgs...)
 	agent := agentHost.Start(t, join...)
 	procs := []*hosts.Proc{srv, agent}
 	admin := adminClient(t, srvHost)
 	waitNodeReady(t, admin, "server", procs)
 	waitNodeReady(t, admin, "agent", procs)
+	if code := httpCodeFrom(srvHost, "https://"+agentHost.IP+":10250/healthz"); code != "000" {
+		t.Fatalf("the server reached the agent's kubelet directly (HTTP %s); the nft rule does not hold", code)
+	}
 	if _, err := admin.CoreV1().Pods("default").Create(t.Context(), testPod("web", "agent"), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -66,8 +78,8 @@ func stderrOf(err error) string {
 }
 
 // TestMetricsAPI: `kedge kubectl top nodes` lists every node with numbers
-// (the server's own node, reached directly, and an agent's, reached through
-// its tunnel), `top pods -A` lists a running pod, also for a user with the
+// (the server's own node, reached directly, and an agent's, reached only
+// through its tunnel), `top pods -A` lists a running pod, also for a user with the
 // view role, and a user without rights is refused.
 func TestMetricsAPI(t *testing.T) {
 	c := startMetricsCluster(t)
