@@ -5,8 +5,8 @@
 // embedded bundle), imports the pod sandbox image and any image tarballs
 // dropped into <data-dir>/agent/images, and runs the kubelet, flannel
 // (vxlan between nodes; it writes the CNI config from its lease),
-// kube-proxy and the reverse tunnel through which the server reaches the
-// kubelet and pods.
+// kube-proxy and the reverse tunnels (one to each server the balancer
+// knows) through which the servers reach the kubelet and pods.
 package agent
 
 import (
@@ -37,6 +37,7 @@ import (
 	"github.com/kedge/kedge/agent/join"
 	agentkubelet "github.com/kedge/kedge/agent/kubelet"
 	"github.com/kedge/kedge/agent/lb"
+	"github.com/kedge/kedge/agent/localstorage"
 	"github.com/kedge/kedge/agent/nodeaddresses"
 	agentproxy "github.com/kedge/kedge/agent/proxy"
 	"github.com/kedge/kedge/agent/registries"
@@ -49,6 +50,7 @@ import (
 	"github.com/kedge/kedge/embedded/proxy"
 	"github.com/kedge/kedge/server/atomicfile"
 	"github.com/kedge/kedge/server/kubeconfig"
+	"github.com/kedge/kedge/server/localpath"
 )
 
 // Kubeconfig file names in the credentials directory.
@@ -190,6 +192,13 @@ func run(ctx context.Context, cc *config.Completed, log *slog.Logger, withTunnel
 		log.Info("kedge agent is ready", "node", cc.NodeName, "server", cc.Server)
 		ready()
 	}}
+	// One tunnel to each server the balancer knows (to --server alone without it).
+	var tunnels *agenttunnel.Set
+	if withTunnel {
+		tunnels = &agenttunnel.Set{Server: cc.Server,
+			CertFile: filepath.Join(p.CredDir, join.KubeletClientCert), KeyFile: filepath.Join(p.CredDir, join.KubeletClientKey),
+			CAFile: filepath.Join(p.CredDir, join.ServerCA), Allow: tunnelAllow, Log: log.With("component", "tunnel")}
+	}
 	var components []component.Component
 	if cc.LBPort != 0 {
 		// kube-proxy's identity may list the EndpointSlices that name the servers.
@@ -197,11 +206,15 @@ func run(ctx context.Context, cc *config.Completed, log *slog.Logger, withTunnel
 		if err != nil {
 			return err
 		}
-		components = append(components, &lb.Balancer{
+		balancer := &lb.Balancer{
 			Listen: net.JoinHostPort("127.0.0.1", strconv.Itoa(cc.LBPort)), Server: cc.Server,
 			CAFile: filepath.Join(p.CredDir, join.ServerCA), StateFile: p.LBServers, Client: discovery,
 			Log: log.With("component", "lb"),
-		})
+		}
+		if tunnels != nil {
+			balancer.OnServers = tunnels.SetServers // a tunnel to every server
+		}
+		components = append(components, balancer)
 	}
 	cred := func(name string) string { return filepath.Join(p.CredDir, name) }
 	// The node's own client goes through the local caching endpoint.
@@ -224,7 +237,9 @@ func run(ctx context.Context, cc *config.Completed, log *slog.Logger, withTunnel
 		// annotations, set as soon as the kubelet registered the Node, and
 		// then removes the uninitialized taint.
 		&nodeaddresses.Publisher{Client: nodeClient, Node: cc.NodeName, InternalIP: cc.NodeIP, ExternalIPs: cc.NodeExternalIPs,
-			Log: log.With("component", "node-addresses")},
+			Extra: map[string]string{localpath.StoragePathAnnotation: p.Storage}, Log: log.With("component", "node-addresses")},
+		// Makes and removes the directories of the node's local-path volumes.
+		&localstorage.Keeper{Client: nodeClient, Node: cc.NodeName, Dir: p.Storage, Log: log.With("component", "local-storage")},
 		&containerd.Containerd{ConfigFile: configFile, Socket: p.Socket},
 		&images.Importer{Socket: p.Socket, Dir: p.ImagesDir, Embedded: bundle.PauseImage, Log: log.With("component", "images")},
 		&kubelet.Kubelet{ConfigFile: kubeletConfigFile, Args: agentkubelet.Args(kin),
@@ -258,11 +273,9 @@ func run(ctx context.Context, cc *config.Completed, log *slog.Logger, withTunnel
 		components = append(components, &evictpolicy.Annotator{Client: nodeClient, Node: cc.NodeName,
 			Evict: *cc.EvictWhenUnreachable, Log: log.With("component", "evict-policy")})
 	}
-	if withTunnel {
+	if tunnels != nil {
 		// Ready at once; it connects in the background.
-		components = append(components, &agenttunnel.Client{Server: cc.Server,
-			CertFile: filepath.Join(p.CredDir, join.KubeletClientCert), KeyFile: filepath.Join(p.CredDir, join.KubeletClientKey),
-			CAFile: filepath.Join(p.CredDir, join.ServerCA), Allow: tunnelAllow, Log: log.With("component", "tunnel")})
+		components = append(components, tunnels)
 	}
 	err = runner.Run(ctx, components...)
 	if err == nil {

@@ -38,6 +38,7 @@ import (
 	"github.com/kedge/kedge/server/kedgecloud"
 	"github.com/kedge/kedge/server/kubeconfig"
 	"github.com/kedge/kedge/server/leader"
+	"github.com/kedge/kedge/server/localpath"
 	"github.com/kedge/kedge/server/nodepassword"
 	"github.com/kedge/kedge/server/pki"
 	"github.com/kedge/kedge/server/rbac"
@@ -202,6 +203,9 @@ func Run(ctx context.Context, cc *config.Completed, log *slog.Logger) error {
 		// LoadBalancer Services answer on the nodes' IPs (kube-proxy).
 		&servicelb.Controller{Client: client, Disabled: cc.AddonDisabled("servicelb"), Log: log.With("component", "servicelb")},
 	}
+	if !cc.AddonDisabled("local-storage") {
+		controllers = append(controllers, &localpath.Provisioner{Client: client, Log: log.With("component", "local-path-provisioner")})
+	}
 	if cc.Datastore != config.DatastoreSQLite {
 		controllers = []component.Component{&leader.Elected{
 			Client: client, Namespace: metav1.NamespaceSystem, Lease: ControllersLease, Identity: cc.NodeName,
@@ -352,6 +356,7 @@ func embeddedAgent(cc *config.Completed, serverToken token.Token) (*agentconfig.
 		// apiserver listens on 127.0.0.1:6444 (--apiserver-port) already.
 		LBPort: 0,
 	}
+	c.LocalStoragePath = cc.LocalStoragePath
 	node, err := c.Complete(func() (net.IP, error) { return cc.NodeIP, nil })
 	if err != nil {
 		return nil, fmt.Errorf("embedded agent: %w", err)

@@ -35,6 +35,7 @@ func New(logger func(debug bool) *slog.Logger) *cli.Command {
 			&cli.IntFlag{Name: "api-cache-port", EnvVars: []string{"KEDGE_API_CACHE_PORT"}, Value: config.DefaultAPICachePort, Usage: "Loopback port of the local caching API endpoint the node's components use"},
 			&cli.BoolFlag{Name: "evict-when-unreachable", EnvVars: []string{"KEDGE_EVICT_WHEN_UNREACHABLE"}, Usage: "Let this node's pods be evicted and rescheduled when the node is unreachable (default: they stay; unset leaves the node's kedge.io/evict-when-unreachable annotation as it is)"},
 			&cli.IntFlag{Name: "lb-port", EnvVars: []string{"KEDGE_LB_PORT"}, Value: config.DefaultLBPort, Usage: "Port on 127.0.0.1 of the load balancer in front of all servers, which the node's clients use (0: talk to --server directly)"},
+			&cli.StringFlag{Name: "local-storage-path", EnvVars: []string{"KEDGE_LOCAL_STORAGE_PATH"}, Usage: "Directory of this node's local-path volumes (default: <data-dir>/storage)"},
 			&cli.BoolFlag{Name: "debug", EnvVars: []string{"KEDGE_DEBUG"}, Usage: "Log at debug level"},
 		},
 		Action: func(c *cli.Context) error {
@@ -57,6 +58,7 @@ func New(logger func(debug bool) *slog.Logger) *cli.Command {
 				LBPort:          c.Int("lb-port"),
 				Debug:           c.Bool("debug"),
 			}
+			cfg.LocalStoragePath = c.String("local-storage-path")
 			if c.IsSet("evict-when-unreachable") {
 				evict := c.Bool("evict-when-unreachable")
 				cfg.EvictWhenUnreachable = &evict

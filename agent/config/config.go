@@ -59,7 +59,10 @@ type Config struct {
 	// of all servers; 0 runs without it (the node talks to Server directly,
 	// as the server's own node does).
 	LBPort int
-	Debug  bool
+	// LocalStoragePath is the directory of the node's local-path volumes
+	// (empty: <data-dir>/storage).
+	LocalStoragePath string
+	Debug            bool
 }
 
 // Validate checks the values without touching the system (except reading
@@ -87,6 +90,9 @@ func (c Config) Validate() error {
 	}
 	if c.DataDir == "" {
 		bad("--data-dir must not be empty")
+	}
+	if err := ValidateLocalStoragePath(c.LocalStoragePath); err != nil {
+		errs = append(errs, err)
 	}
 	if c.APICachePort < 0 || c.APICachePort > 65535 {
 		bad("--api-cache-port %d is not a port (1-65535)", c.APICachePort)
@@ -134,6 +140,15 @@ func ValidateNodeOptions(labels, taints, kubeletArgs, kubeProxyArgs []string) er
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// ValidateLocalStoragePath checks --local-storage-path (empty is the
+// default); the server checks its embedded agent's with it.
+func ValidateLocalStoragePath(path string) error {
+	if path != "" && filepath.Clean(path) == "/" {
+		return errors.New("--local-storage-path must be a directory below /, not / itself")
+	}
+	return nil
 }
 
 // ParseNodeExternalIPs parses --node-external-ip values, each one IP or a
@@ -187,6 +202,7 @@ type Paths struct {
 	NodePassword string // <data-dir>/agent/node-password
 	NodeID       string // <data-dir>/agent/node-id (--with-node-id)
 	LBServers    string // <data-dir>/agent/lb-servers.json: servers the load balancer learned
+	Storage      string // <data-dir>/storage, or --local-storage-path: local-path volumes
 	RunDir       string // /run/kedge
 	Socket       string // containerd socket
 }
@@ -204,6 +220,7 @@ func NewPaths(dataDir, runDir string) Paths {
 		NodePassword: filepath.Join(agent, "node-password"),
 		NodeID:       filepath.Join(agent, "node-id"),
 		LBServers:    filepath.Join(agent, "lb-servers.json"),
+		Storage:      filepath.Join(dataDir, "storage"),
 		RunDir:       runDir,
 		Socket:       filepath.Join(runDir, "containerd", "containerd.sock"),
 	}
@@ -251,6 +268,11 @@ func (c Config) Complete(detectIP func() (net.IP, error)) (*Completed, error) {
 		runDir = DefaultRunDir
 	}
 	cc := &Completed{Config: c, Paths: NewPaths(dataDir, runDir), Token: tok, APIServer: c.Server}
+	if c.LocalStoragePath != "" {
+		if cc.Paths.Storage, err = filepath.Abs(c.LocalStoragePath); err != nil {
+			return nil, fmt.Errorf("--local-storage-path: %w", err)
+		}
+	}
 	if c.LBPort != 0 {
 		cc.APIServer = "https://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(c.LBPort))
 	}

@@ -46,6 +46,8 @@ func TestValidate(t *testing.T) {
 		{"api cache port", func(c *Config) { c.APICachePort = 16445 }, ""},
 		{"api cache port too big", func(c *Config) { c.APICachePort = 70000 }, "--api-cache-port 70000 is not a port"},
 		{"bad external ip", func(c *Config) { c.NodeExternalIPs = []string{"203.0.113"} }, "--node-external-ip"},
+		{"local storage path", func(c *Config) { c.LocalStoragePath = "/srv/volumes" }, ""},
+		{"local storage path is the root", func(c *Config) { c.LocalStoragePath = "//" }, "--local-storage-path must be a directory below /"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -124,5 +126,19 @@ func TestCompleteParsesExternalIPs(t *testing.T) {
 	}
 	if strings.Join(got, " ") != "203.0.113.7 2001:db8::7 198.51.100.1" {
 		t.Fatalf("external IPs = %v", got)
+	}
+}
+
+func TestCompleteLocalStoragePath(t *testing.T) {
+	c := valid()
+	c.DataDir, c.NodeName = "/data", "edge-1"
+	detect := func() (net.IP, error) { return net.ParseIP("192.0.2.9"), nil }
+	cc, err := c.Complete(detect)
+	if err != nil || cc.Paths.Storage != "/data/storage" {
+		t.Fatalf("default storage = %q (%v), want /data/storage", cc.Paths.Storage, err)
+	}
+	c.LocalStoragePath = "/srv/volumes/"
+	if cc, err = c.Complete(detect); err != nil || cc.Paths.Storage != "/srv/volumes" {
+		t.Fatalf("--local-storage-path /srv/volumes/: storage = %q (%v)", cc.Paths.Storage, err)
 	}
 }

@@ -52,8 +52,9 @@ func TestAddresses(t *testing.T) {
 
 // TestLearnsServersFromEndpointSlices: the balancer adds the servers the
 // EndpointSlices list, drops those they no longer list (never --server),
-// and stores the list, so that after a restart while --server is down it
-// uses a learned server.
+// and stores the listed ones, so that after a restart while --server is down it
+// uses a learned server. OnServers hears --server alone first, then the
+// listed servers (without --server once no slice lists it).
 func TestLearnsServersFromEndpointSlices(t *testing.T) {
 	a, b, c := newBackend(t, "a"), newBackend(t, "b"), newBackend(t, "c")
 	e := newEnv(t, a)
@@ -70,9 +71,15 @@ func TestLearnsServersFromEndpointSlices(t *testing.T) {
 	})
 	lb := e.balancer(a.url())
 	lb.Client = client
+	heard := &serverLists{}
+	lb.OnServers = heard.add
 	r := e.start(lb)
 	e.waitReady(r, 5*time.Second)
 	waitFile(t, lb.StateFile, a.addr(), b.addr())
+	heard.waitLast(t, a.addr(), b.addr())
+	if first := heard.first(); !slices.Equal(first, []string{a.addr()}) {
+		t.Errorf("OnServers first heard %v, want --server alone", first)
+	}
 
 	select {
 	case <-watching:
@@ -91,8 +98,9 @@ func TestLearnsServersFromEndpointSlices(t *testing.T) {
 	if _, err := eps.Update(ctx, slice("kubernetes", "192.0.2.1:6443", ptr.To(false)), metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	// a (--server) stays although no slice lists it any more.
-	waitFile(t, lb.StateFile, a.addr(), c.addr())
+	// a (--server) is still used but no longer stored: no slice lists it.
+	waitFile(t, lb.StateFile, c.addr())
+	heard.waitLast(t, c.addr())
 
 	// The agent restarts while --server is down: the stored list leads
 	// it to c.
@@ -101,4 +109,48 @@ func TestLearnsServersFromEndpointSlices(t *testing.T) {
 	again := e.balancer(a.url())
 	e.waitReady(e.start(again), 2*time.Second)
 	e.waitServedBy(again, "c", 3*time.Second)
+}
+
+// serverLists records the lists given to OnServers.
+type serverLists struct {
+	mu    sync.Mutex
+	lists [][]string
+}
+
+func (s *serverLists) add(l []string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.lists = append(s.lists, l)
+}
+
+func (s *serverLists) first() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.lists) == 0 {
+		return nil
+	}
+	return s.lists[0]
+}
+
+// waitLast waits until the last list heard is want.
+func (s *serverLists) waitLast(t *testing.T, want ...string) {
+	t.Helper()
+	slices.Sort(want)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		s.mu.Lock()
+		var last []string
+		if n := len(s.lists); n > 0 {
+			last = s.lists[n-1]
+		}
+		all := slices.Clone(s.lists)
+		s.mu.Unlock()
+		if slices.Equal(last, want) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("OnServers heard %v, want last %v", all, want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }

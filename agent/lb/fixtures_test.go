@@ -103,6 +103,7 @@ type env struct {
 	dir    string
 	caFile string
 	ca     *x509.CertPool
+	logs   *logs // what the balancers logged
 }
 
 func newEnv(t *testing.T, any *backend) *env {
@@ -115,14 +116,50 @@ func newEnv(t *testing.T, any *backend) *env {
 	}
 	pool := x509.NewCertPool()
 	pool.AddCert(cert)
-	return &env{t: t, dir: dir, caFile: caFile, ca: pool}
+	return &env{t: t, dir: dir, caFile: caFile, ca: pool, logs: &logs{}}
 }
 
 func (e *env) balancer(server string) *Balancer {
 	return &Balancer{
 		Listen: fmt.Sprintf("127.0.0.1:%d", freePort(e.t)), Server: server, CAFile: e.caFile,
-		StateFile: filepath.Join(e.dir, "lb-servers.json"), Log: testLogger(e.t),
+		StateFile: filepath.Join(e.dir, "lb-servers.json"),
+		Log:       slog.New(slog.NewTextHandler(io.MultiWriter(tWriter{e.t}, e.logs), &slog.HandlerOptions{Level: slog.LevelDebug})),
 	}
+}
+
+// waitLogged polls until the balancers logged a line holding every one of subs.
+func (e *env) waitLogged(within time.Duration, subs ...string) {
+	e.t.Helper()
+	deadline := time.Now().Add(within)
+	for !e.logs.has(subs...) {
+		if time.Now().After(deadline) {
+			e.t.Fatalf("no log line with %q", subs)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// logs collects log output; safe for concurrent use.
+type logs struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *logs) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logs) has(subs ...string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, line := range strings.Split(l.b.String(), "\n") {
+		if !slices.ContainsFunc(subs, func(s string) bool { return !strings.Contains(line, s) }) {
+			return true
+		}
+	}
+	return false
 }
 
 // running is a started balancer.
@@ -198,13 +235,14 @@ func (e *env) waitServedBy(b *Balancer, name string, within time.Duration) time.
 	}
 }
 
-// waitFile polls until the stored list is exactly want.
+// waitFile polls until the stored list holds exactly want, in any order.
 func waitFile(t *testing.T, path string, want ...string) {
 	t.Helper()
+	want = slices.Sorted(slices.Values(want))
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		got, _, err := loadServers(path)
-		if err == nil && slices.Equal(got, want) {
+		if err == nil && slices.Equal(slices.Sorted(slices.Values(got)), want) {
 			return
 		}
 		if time.Now().After(deadline) {

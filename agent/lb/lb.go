@@ -21,6 +21,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"slices"
 	"sync"
 	"time"
 
@@ -54,7 +55,13 @@ type Balancer struct {
 	// of one check (default 1 s) and DialTimeout of one proxied connection
 	// to one server (default 3 s).
 	Interval, Timeout, DialTimeout time.Duration
-	Log                            *slog.Logger
+	// OnServers, if set, is called with the servers the cluster lists
+	// (host:port, sorted; from the EndpointSlices, or stored by an earlier
+	// run), or with Server's alone while none are known: at the start and
+	// whenever that list changes, one call at a time, from Run's
+	// goroutines. The agent keeps a tunnel to each of them.
+	OnServers func(servers []string)
+	Log       *slog.Logger
 }
 
 var _ component.Component = (*Balancer)(nil)
@@ -136,7 +143,8 @@ func (b *Balancer) Run(ctx context.Context, ready func()) error {
 		return func() { stop(); <-done }
 	}
 	defer p.stop()
-	p.setServers(known)
+	setServers := b.notifier(fallback, p.setServers)
+	setServers(known)
 	log.Info("load balancer listening", "address", l.Addr().String(), "servers", p.servers())
 	if haveStored {
 		ready()
@@ -152,7 +160,7 @@ func (b *Balancer) Run(ctx context.Context, ready func()) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			discover(ctx, b.Client, p.setServers, log)
+			discover(ctx, b.Client, setServers, log)
 		}()
 	}
 	wg.Add(1)
@@ -186,8 +194,36 @@ func (b *Balancer) Run(ctx context.Context, ready func()) error {
 	}
 }
 
-// store writes the server list once a server was healthy (before that
-// the list is not known to lead anywhere) and whenever it changes.
+// notifier wraps set so that OnServers hears of every change of the
+// learned servers (fallback alone while there are none).
+func (b *Balancer) notifier(fallback string, set func([]string)) func([]string) {
+	if b.OnServers == nil {
+		return set
+	}
+	var mu sync.Mutex
+	var last []string
+	return func(learned []string) {
+		mu.Lock()
+		defer mu.Unlock()
+		set(learned)
+		listed := slices.Clone(learned)
+		if len(listed) == 0 {
+			listed = []string{fallback}
+		}
+		slices.Sort(listed)
+		listed = slices.Compact(listed)
+		if slices.Equal(listed, last) {
+			return
+		}
+		last = listed
+		b.OnServers(slices.Clone(listed))
+	}
+}
+
+// store writes the learned servers once a server was healthy (before that
+// the list is not known to lead anywhere) and whenever the list changes.
+// --server is not stored unless it was learned: the next run adds it
+// anyway, and OnServers must not hear it as a listed server.
 func (b *Balancer) store(ctx context.Context, p *pool, healthy, due <-chan struct{}, log *slog.Logger) {
 	select {
 	case <-ctx.Done():
@@ -195,7 +231,7 @@ func (b *Balancer) store(ctx context.Context, p *pool, healthy, due <-chan struc
 	case <-healthy:
 	}
 	for {
-		if err := saveServers(b.StateFile, p.servers()); err != nil {
+		if err := saveServers(b.StateFile, p.stored()); err != nil {
 			log.Warn("store servers", "file", b.StateFile, "error", err)
 		}
 		select {

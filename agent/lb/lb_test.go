@@ -68,7 +68,10 @@ func twoServers(t *testing.T, linked bool) (*env, *Balancer, *backend, *backend)
 	}
 	lb := e.balancer(a.url())
 	e.waitReady(e.start(lb), 5*time.Second)
-	waitFile(t, lb.StateFile, a.addr(), b.addr())
+	for _, s := range []*backend{a, b} {
+		e.waitLogged(5*time.Second, `msg="server healthy"`, "server="+s.addr())
+	}
+	waitFile(t, lb.StateFile, b.addr()) // --server is not stored: it was not learned
 	active, other := a, b
 	if e.get(lb, "/name") == "b" {
 		active, other = b, a

@@ -13,7 +13,7 @@ import (
 type pool struct {
 	log *slog.Logger
 	// onChange is called (without the lock held) after the server list
-	// changed.
+	// or the learned servers changed.
 	onChange func()
 	// onHealthy is called (without the lock held) each time a server is
 	// seen healthy.
@@ -26,6 +26,7 @@ type pool struct {
 	mu       sync.Mutex
 	fallback string // the --server address, always first and never removed
 	order    []string
+	learned  []string // as last given to setServers, sorted
 	health   map[string]*state
 	active   string
 	gen      uint64 // incremented on every switch of the active server
@@ -69,8 +70,17 @@ func (p *pool) setServers(learned []string) {
 		}
 	}
 	p.mu.Lock()
-	if p.stopping || slices.Equal(want, p.order) {
+	if p.stopping {
 		p.mu.Unlock()
+		return
+	}
+	learnedChanged := !slices.Equal(p.learned, slices.Compact(sorted))
+	p.learned = slices.Compact(sorted)
+	if slices.Equal(want, p.order) {
+		p.mu.Unlock()
+		if learnedChanged && p.onChange != nil {
+			p.onChange()
+		}
 		return
 	}
 	var stops []func()
@@ -128,6 +138,18 @@ func (p *pool) servers() []string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return slices.Clone(p.order)
+}
+
+// stored returns the servers to store: those last learned (which need
+// not include the fallback, say a DNS name in front of the servers), or
+// the fallback while none were.
+func (p *pool) stored() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.learned) == 0 {
+		return slices.Clone(p.order)
+	}
+	return slices.Clone(p.learned)
 }
 
 // report records the result of one health check of addr.

@@ -34,7 +34,10 @@ type Publisher struct {
 	Node        string
 	InternalIP  net.IP
 	ExternalIPs []net.IP
-	Log         *slog.Logger
+	// Extra are further annotations the agent keeps on its Node (such as
+	// its local storage directory, localpath.StoragePathAnnotation).
+	Extra map[string]string
+	Log   *slog.Logger
 }
 
 var _ component.Component = (*Publisher)(nil)
@@ -50,6 +53,9 @@ func (p *Publisher) Annotations() map[string]*string {
 	if len(p.ExternalIPs) > 0 {
 		external := kedgecloud.JoinIPs(p.ExternalIPs)
 		want[kedgecloud.ExternalIPAnnotation] = &external
+	}
+	for k, v := range p.Extra {
+		want[k] = &v
 	}
 	return want
 }

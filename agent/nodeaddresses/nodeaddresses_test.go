@@ -17,6 +17,7 @@ func TestPublished(t *testing.T) {
 	if got := *public[kedgecloud.ExternalIPAnnotation]; got != "203.0.113.7,2001:db8::7" {
 		t.Fatalf("external annotation = %q", got)
 	}
+	storage := (&Publisher{InternalIP: net.ParseIP("192.0.2.5"), Extra: map[string]string{"kedge.io/local-storage-path": "/srv"}}).Annotations()
 	cases := []struct {
 		name        string
 		annotations map[string]string
@@ -29,6 +30,9 @@ func TestPublished(t *testing.T) {
 		{"other internal", map[string]string{kedgecloud.InternalIPAnnotation: "192.0.2.6"}, plain, false},
 		{"public", map[string]string{kedgecloud.InternalIPAnnotation: "192.0.2.5", kedgecloud.ExternalIPAnnotation: "203.0.113.7,2001:db8::7"}, public, true},
 		{"public missing", map[string]string{kedgecloud.InternalIPAnnotation: "192.0.2.5"}, public, false},
+		{"extra", map[string]string{kedgecloud.InternalIPAnnotation: "192.0.2.5", "kedge.io/local-storage-path": "/srv"}, storage, true},
+		{"extra missing", map[string]string{kedgecloud.InternalIPAnnotation: "192.0.2.5"}, storage, false},
+		{"extra differs", map[string]string{kedgecloud.InternalIPAnnotation: "192.0.2.5", "kedge.io/local-storage-path": "/data"}, storage, false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

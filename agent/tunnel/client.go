@@ -1,7 +1,8 @@
-// Package tunnel is the agent end of the reverse tunnel: it keeps a
-// websocket (remotedialer) session open to the server, authenticated with
-// the node's kubelet client certificate, through which the server's
-// apiserver reaches this node's kubelet and pods without any inbound port.
+// Package tunnel is the agent end of the reverse tunnels: it keeps a
+// websocket (remotedialer) session open to every server (Set, one Client
+// loop each), authenticated with the node's kubelet client certificate,
+// through which each server's apiserver reaches this node's kubelet and
+// pods without any inbound port.
 package tunnel
 
 import (
@@ -40,9 +41,9 @@ const (
 	dialTimeout = 5 * time.Second
 )
 
-// Client is the tunnel as an agent component. It is ready at once (the
-// server may be unreachable) and connects in the background, reconnecting
-// until ctx is done.
+// Client keeps the session to one server. As a component it is ready at
+// once (the server may be unreachable) and connects in the background,
+// reconnecting until ctx is done.
 type Client struct {
 	// Server is the server's https:// URL.
 	Server string
@@ -82,7 +83,7 @@ func (c *Client) Run(ctx context.Context, ready func()) error {
 			c.Log.Warn("cannot open the tunnel; retrying", "server", c.Server, "error", err, "retry_in", wait.Round(time.Millisecond))
 			failing = true
 		default:
-			c.Log.Debug("cannot open the tunnel; retrying", "error", err, "retry_in", wait.Round(time.Millisecond))
+			c.Log.Debug("cannot open the tunnel; retrying", "server", c.Server, "error", err, "retry_in", wait.Round(time.Millisecond))
 		}
 		t := time.NewTimer(wait)
 		select {
@@ -142,7 +143,7 @@ func (c *Client) connect(ctx context.Context) (connected bool, err error) {
 	defer session.Close()
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	go keepAlive(sctx, ws, raw.Load(), c.Log)
+	go keepAlive(sctx, ws, raw.Load(), c.Log.With("server", c.Server))
 	_, err = session.Serve(sctx)
 	if ctx.Err() == nil && err == nil {
 		err = fmt.Errorf("session ended")

@@ -57,6 +57,18 @@ func newCluster(t *testing.T, nodes ...*corev1.Node) *cluster {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return startCluster(t, dir, files, ca, nodes)
+}
+
+// sibling is another server of the same cluster (same PKI and nodes), as
+// an HA cluster's servers are, with its own tunnel server and endpoint.
+func (c *cluster) sibling(t *testing.T, nodes ...*corev1.Node) *cluster {
+	t.Helper()
+	return startCluster(t, c.dir, c.files, c.ca, nodes)
+}
+
+func startCluster(t *testing.T, dir string, files *pki.Files, ca *pki.CA, nodes []*corev1.Node) *cluster {
+	t.Helper()
 	pool := x509.NewCertPool()
 	pool.AddCert(ca.Cert)
 	l, err := net.Listen("tcp", "127.0.0.1:0")

@@ -356,3 +356,56 @@ func (r *relay) freeze() {
 		f.Store(true)
 	}
 }
+
+// TestSetKeepsATunnelToEachServer: the Set opens a session to --server,
+// then to every server it is given, closes the session of a server no
+// longer listed while the others stay up (no new session), and closes all
+// of them when stopped.
+func TestSetKeepsATunnelToEachServer(t *testing.T) {
+	a := newCluster(t, edgeNode())
+	b := a.sibling(t, edgeNode())
+	certFile, keyFile := a.clientCert(t, "system:node:edge", "system:nodes")
+	logs := &logBuffer{}
+	set := &Set{Server: a.public.URL, CertFile: certFile, KeyFile: keyFile, CAFile: a.files.ServerCA,
+		Allow: &Allow{}, Log: slog.New(slog.NewTextHandler(logs, nil))}
+	ctx, cancel := context.WithCancel(t.Context())
+	ready, done := make(chan struct{}), make(chan error, 1)
+	go func() { done <- set.Run(ctx, func() { close(ready) }) }()
+	defer cancel()
+	select {
+	case <-ready:
+	case <-time.After(time.Second):
+		t.Fatal("the set is not ready at once")
+	}
+	a.waitSessions(t, "edge")
+	b.waitSessions(t, "")
+
+	addr := func(c *cluster) string { return c.public.Listener.Addr().String() }
+	set.SetServers([]string{addr(b), addr(a), addr(b)})
+	a.waitSessions(t, "edge")
+	b.waitSessions(t, "edge")
+	set.SetServers(nil) // ignored: the list stays
+	set.SetServers([]string{addr(b)})
+	a.waitSessions(t, "")
+	b.waitSessions(t, "edge")
+	if n := a.logs.count("tunnel session started"); n != 1 {
+		t.Errorf("server a saw %d sessions, want 1; logs:\n%s", n, a.logs)
+	}
+	if n := b.logs.count("tunnel session started"); n != 1 {
+		t.Errorf("server b saw %d sessions, want 1 (its session must outlive the change); logs:\n%s", n, b.logs)
+	}
+	if n := logs.count("closing the tunnel to a server no longer listed"); n != 1 {
+		t.Errorf("closings logged: %d, want 1; logs:\n%s", n, logs)
+	}
+
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run did not return after cancel")
+	}
+	b.waitSessions(t, "")
+}

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -15,6 +17,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/kedge/kedge/scripts/e2e/hosts"
+	"github.com/kedge/kedge/scripts/e2e/netdelay"
 	"github.com/kedge/kedge/server/integration/harness"
 )
 
@@ -186,15 +189,23 @@ func TestLongCut(t *testing.T) {
 	c.stop(t)
 }
 
-// TestFlakyLink: edge1 loses 30% of its packets each way for the whole
-// duration (nftables; this kernel has no netem, so no added delay).
-// `kedge kubectl logs` through the tunnel works at least once a minute and
-// no pod is recreated.
+// TestFlakyLink: edge1 loses 30% of its packets each way (nftables) and
+// every packet it sends is held 300 ms (an NFQUEUE, see delayLink: this
+// kernel has no netem) for the whole duration. `kedge kubectl logs`
+// through the tunnel works at least once a minute and no pod is recreated.
 func TestFlakyLink(t *testing.T) {
 	d := chaosDuration(t)
 	c := startChaosCluster(t)
 	edge := c.agents[0]
 	pod := c.podsByNode["edge1"]
+	const delay = 300 * time.Millisecond
+	undelay := delayLink(t, edge, delay)
+	// The delay holds: a TCP connect from edge1 to the server waits for it.
+	if got := connectTime(t, edge, "https://"+c.srvHost.IP+":6443/readyz"); got < delay {
+		t.Fatalf("a connect from edge1 took %v, want at least the %v delay", got, delay)
+	} else {
+		t.Logf("TCP connect from edge1 to the server with the delay: %v", got.Round(time.Millisecond))
+	}
 	table := "kedge_e2e_flaky"
 	nft(t, edge, fmt.Sprintf(`table inet %s {
   chain flaky_in { type filter hook input priority 0; policy accept; iif eth0 numgen random mod 100 < 30 drop; }
@@ -217,8 +228,65 @@ func TestFlakyLink(t *testing.T) {
 		}
 		time.Sleep(5 * time.Second) // one call every 5 s
 	}
-	t.Logf("30%% loss each way for %s: %d of %d logs calls worked; longest gap between working calls %.0fs", d, ok, calls, longest.Seconds())
+	t.Logf("30%% loss each way and %v delay out for %s: %d of %d logs calls worked; longest gap between working calls %.0fs",
+		delay, d, ok, calls, longest.Seconds())
 	_ = exec.Command("ip", "netns", "exec", edge.NS, "nft", "delete", "table", "inet", table).Run()
+	undelay()
 	c.checkNothingRecreated(t)
 	c.stop(t)
+}
+
+// delayLink holds every packet h sends through eth0 for delay, as
+// `tc qdisc add dev eth0 root netem delay D` would (this kernel has no
+// netem): an iptables rule queues them to an NFQUEUE that a netdelay.Queue
+// in this process releases. The returned stop (also run at cleanup) ends it.
+func delayLink(t *testing.T, h *hosts.Host, delay time.Duration) (stop func()) {
+	t.Helper()
+	const queue = "7"
+	q, err := netdelay.Start("/run/netns/"+h.NS, 7, delay)
+	if err != nil {
+		t.Fatalf("delay %s's link: %v", h.Name, err)
+	}
+	rule := []string{"POSTROUTING", "-o", "eth0", "-j", "NFQUEUE", "--queue-num", queue, "--queue-bypass"}
+	iptables := func(op string) error {
+		args := append([]string{"netns", "exec", h.NS, "iptables", "-t", "mangle", op}, rule...)
+		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+			return fmt.Errorf("iptables %s: %w\n%s", op, err, out)
+		}
+		return nil
+	}
+	if err := iptables("-A"); err != nil {
+		q.Close()
+		t.Fatal(err)
+	}
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			if err := iptables("-D"); err != nil {
+				t.Error(err)
+			}
+			if err := q.Close(); err != nil {
+				t.Errorf("close the delay queue: %v", err)
+			}
+			if err := q.Err(); err != nil {
+				t.Errorf("the delay queue failed: %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
+// connectTime is curl's TCP connect time to url from inside h.
+func connectTime(t *testing.T, h *hosts.Host, url string) time.Duration {
+	t.Helper()
+	out, err := exec.Command("ip", "netns", "exec", h.NS, "curl", "-sk", "-o", "/dev/null", "-w", "%{time_connect}", "--max-time", "10", url).Output()
+	if err != nil {
+		t.Fatalf("curl %s from %s: %v", url, h.Name, err)
+	}
+	s, err := strconv.ParseFloat(strings.TrimSpace(string(out)), 64)
+	if err != nil {
+		t.Fatalf("curl time_connect %q: %v", out, err)
+	}
+	return time.Duration(s * float64(time.Second))
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -30,7 +31,10 @@ import (
 // its data, it catches up with what was written meanwhile. A joined server
 // restarts from its local data without joining again. When the controllers
 // leader crashes, another server takes over after the lease expires and the
-// crashed one drops out of the endpoints.
+// crashed one drops out of the endpoints. The agent keeps a reverse tunnel
+// to each server, so logs and exec of its pod work through every server
+// with no inbound connection to its kubelet, also through server 1 once it
+// is back.
 func TestServersJoinEmbeddedEtcd(t *testing.T) {
 	kedge := harness.Binary(t)
 	net := hosts.NewNetwork(t)
@@ -144,6 +148,7 @@ func TestServersJoinEmbeddedEtcd(t *testing.T) {
 
 	// An agent joins through server 1; its load balancer learns all three.
 	edge := net.AddHost(t, "edge")
+	stageTestImage(t, edge)
 	agent := edge.Start(t, kedge, "agent", "--server", url, "--token", agentToken.String())
 	started, names = append(started, agent), append(names, edge.Name)
 	waitNodeReady(t, c2, "edge", append(all, agent))
@@ -151,6 +156,39 @@ func TestServersJoinEmbeddedEtcd(t *testing.T) {
 		b, _ := os.ReadFile(filepath.Join(edge.Root, "var/lib/kedge/agent/lb-servers.json"))
 		return strings.Contains(string(b), h2.IP+":6443") && strings.Contains(string(b), h3.IP+":6443")
 	})
+
+	// The agent keeps a tunnel to each server: with the servers' direct
+	// connections to its kubelet dropped (as behind NAT), logs and exec of
+	// its pod work through each server's API.
+	table := "kedge-e2e-no-inbound"
+	nft(t, edge, fmt.Sprintf(`table inet %s { chain input { type filter hook input priority -10; policy accept; ip saddr { %s, %s, %s } tcp dport 10250 drop; }; }`,
+		table, h1.IP, h2.IP, h3.IP))
+	t.Cleanup(func() {
+		_ = exec.Command("ip", "netns", "exec", edge.NS, "nft", "delete", "table", "inet", table).Run()
+	})
+	tunnels := func(p *hosts.Proc) int { return countLines(p.Output(), `msg="tunnel session started"`, "node=edge") }
+	waitFor(t, 30*time.Second, "a tunnel session from the agent on every server", append(all, agent), func() bool {
+		return !slices.ContainsFunc(all, func(p *hosts.Proc) bool { return tunnels(p) == 0 })
+	})
+	if _, err := c2.CoreV1().Pods("default").Create(ctx, testPod("web", "edge"), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitPodRunning(t, c2, "web", append(all, agent))
+	throughTunnel := func(h *hosts.Host, procs []*hosts.Proc) {
+		t.Helper()
+		k := kubectlOn(kedge, h)
+		waitFor(t, 30*time.Second, "kubectl logs through "+h.Name+"'s tunnel", procs, func() bool {
+			out, err := k("logs", "web")
+			return err == nil && strings.Contains(out, "testimage listening on :8080")
+		})
+		if out, err := k("exec", "web", "--", "/testimage", "get", "http://127.0.0.1:8080/"); err != nil || out != "hello from web\n" {
+			t.Fatalf("kubectl exec through %s's tunnel: %v\n%s", h.Name, err, out)
+		}
+	}
+	for _, h := range []*hosts.Host{h1, h2, h3} {
+		throughTunnel(h, append(all, agent))
+	}
+	t.Logf("kubectl logs and exec through each server's tunnel")
 	probe := lbProbe(t, edge)
 
 	// Stop the first server, which leads the controllers and serves the agent.
@@ -212,6 +250,13 @@ func TestServersJoinEmbeddedEtcd(t *testing.T) {
 	waitFor(t, 60*time.Second, "the kubernetes endpoints to list server 1 again", all, func() bool {
 		return slices.Equal(kubernetesEndpoints(ctx, c1), sortedIPs(h1, h2, h3))
 	})
+	// The agent closed its tunnel to server 1 when the endpoints dropped
+	// it, and opens one again now that they list it.
+	if n := countLines(agent.Output(), "closing the tunnel to a server no longer listed", h1.IP+":6443"); n == 0 {
+		t.Errorf("the agent did not close its tunnel to the stopped server 1:\n%s", agent.Output())
+	}
+	throughTunnel(h1, append(all, agent))
+	t.Logf("logs through server 1's tunnel %.1fs after it was started again", time.Since(restarted).Seconds())
 	for _, h := range []*hosts.Host{h1, h2, h3} {
 		if m := etcdMembers(t, h); len(m) != 3 {
 			t.Fatalf("etcd members seen by %s after the restart: %v", h.Name, m)

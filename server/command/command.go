@@ -60,6 +60,7 @@ func New(logger func(debug bool) *slog.Logger) *cli.Command {
 			&cli.StringSliceFlag{Name: "node-taint", EnvVars: env("NODE_TAINT"), Usage: "key=value:Effect taint registered with this server's node (repeatable)"},
 			&cli.StringSliceFlag{Name: "kubelet-arg", EnvVars: env("KUBELET_ARG"), Usage: "key=value flag passed to this server's kubelet (repeatable)"},
 			&cli.StringSliceFlag{Name: "kube-proxy-arg", EnvVars: env("KUBE_PROXY_ARG"), Usage: "key=value flag passed to this server's kube-proxy (repeatable)"},
+			&cli.StringFlag{Name: "local-storage-path", EnvVars: env("LOCAL_STORAGE_PATH"), Usage: "Directory of this server's node's local-path volumes (default: <data-dir>/storage)"},
 		},
 		Before: func(c *cli.Context) error {
 			return applyConfigFile(c, c.String("config"), c.IsSet("config"))
@@ -120,6 +121,7 @@ func fromFlags(c *cli.Context) config.Config {
 		NodeExternalIPs:           c.StringSlice("node-external-ip"),
 		KubeletArgs:               c.StringSlice("kubelet-arg"),
 		KubeProxyArgs:             c.StringSlice("kube-proxy-arg"),
+		LocalStoragePath:          c.String("local-storage-path"),
 	}
 }
 

@@ -84,6 +84,9 @@ type Config struct {
 	NodeExternalIPs []string
 	KubeletArgs     []string
 	KubeProxyArgs   []string
+	// LocalStoragePath is the directory of the node's local-path volumes
+	// (empty: <data-dir>/storage).
+	LocalStoragePath string
 }
 
 // Default returns a Config with every default filled in.
@@ -150,7 +153,8 @@ func (c Config) Validate() error {
 			bad("--token: %w", err)
 		}
 	}
-	errs = append(errs, agentconfig.ValidateNodeOptions(c.NodeLabels, c.NodeTaints, c.KubeletArgs, c.KubeProxyArgs))
+	errs = append(errs, agentconfig.ValidateNodeOptions(c.NodeLabels, c.NodeTaints, c.KubeletArgs, c.KubeProxyArgs),
+		agentconfig.ValidateLocalStoragePath(c.LocalStoragePath))
 	if _, err := agentconfig.ParseNodeExternalIPs(c.NodeExternalIPs); err != nil {
 		errs = append(errs, err)
 	}

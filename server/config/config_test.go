@@ -59,6 +59,7 @@ func TestValidate(t *testing.T) {
 		{"node external ips", func(c *Config) { c.NodeExternalIPs = []string{"203.0.113.7,2001:db8::7"} }, ""},
 		{"bad node external ip", func(c *Config) { c.NodeExternalIPs = []string{"example.com"} }, `--node-external-ip "example.com" is not an IP address`},
 		{"disable addons", func(c *Config) { c.Disable = []string{"coredns", "servicelb"} }, ""},
+		{"local storage path is the root", func(c *Config) { c.LocalStoragePath = "/" }, "--local-storage-path must be a directory below /"},
 		{"disable unknown addon", func(c *Config) { c.Disable = []string{"traefik"} }, `--disable "traefik" is not an add-on (one of coredns, local-storage, metrics-server, servicelb)`},
 		{"bad kubelet arg", func(c *Config) { c.KubeletArgs = []string{"v"} }, "--kubelet-arg"},
 		{"join", func(c *Config) { c.Server, c.Token = "https://192.0.2.1:6443", fullToken }, ""},

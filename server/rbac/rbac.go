@@ -7,6 +7,13 @@
 // NodeNetwork role grants exactly that read access to group system:nodes;
 // writes to Node objects stay limited by the NodeRestriction admission
 // plugin (a node may change only its own Node).
+//
+// The LocalStorage role lets nodes list, watch and delete
+// PersistentVolumes: a node's agent removes the directory of a released
+// local-path volume on its disk and then the volume (agent/localstorage).
+// The Node authorizer alone lets a node only get the volumes of its pods;
+// the LocalStorage admission policy (volumepolicy.go) lets a node delete
+// only its own released local-path volumes.
 package rbac
 
 import (
@@ -25,6 +32,10 @@ import (
 
 // NodeNetwork names the ClusterRole and its ClusterRoleBinding.
 const NodeNetwork = "kedge:node-network"
+
+// LocalStorage names the ClusterRole and ClusterRoleBinding for nodes'
+// local-path volumes.
+const LocalStorage = "kedge:local-storage"
 
 // NodesGroup is the group of every node identity.
 const NodesGroup = "system:nodes"
@@ -81,10 +92,27 @@ func NodeNetworkRole() *rbacv1.ClusterRole {
 }
 
 // NodeNetworkBinding binds NodeNetworkRole to every node.
-func NodeNetworkBinding() *rbacv1.ClusterRoleBinding {
+func NodeNetworkBinding() *rbacv1.ClusterRoleBinding { return nodesBinding(NodeNetwork) }
+
+// LocalStorageRole lets nodes read and delete PersistentVolumes.
+func LocalStorageRole() *rbacv1.ClusterRole {
+	return &rbacv1.ClusterRole{
+		ObjectMeta: metav1.ObjectMeta{Name: LocalStorage, Labels: labels()},
+		Rules: []rbacv1.PolicyRule{{
+			APIGroups: []string{""}, Resources: []string{"persistentvolumes"}, Verbs: []string{"get", "list", "watch", "delete"},
+		}},
+	}
+}
+
+// LocalStorageBinding binds LocalStorageRole to every node.
+func LocalStorageBinding() *rbacv1.ClusterRoleBinding { return nodesBinding(LocalStorage) }
+
+// nodesBinding binds the ClusterRole role to group system:nodes, under
+// the role's name.
+func nodesBinding(role string) *rbacv1.ClusterRoleBinding {
 	return &rbacv1.ClusterRoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: NodeNetwork, Labels: labels()},
-		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: NodeNetwork},
+		ObjectMeta: metav1.ObjectMeta{Name: role, Labels: labels()},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role},
 		Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.GroupKind, Name: NodesGroup}},
 	}
 }
@@ -93,11 +121,21 @@ func labels() map[string]string {
 	return map[string]string{"app.kubernetes.io/managed-by": "kedge"}
 }
 
-// Ensure creates the role and binding, or updates them to the wanted rules
-// and subjects. A binding whose roleRef differs (immutable) is recreated.
+// Ensure creates the roles, bindings and the admission policy, or updates them to the wanted
+// rules and subjects. A binding whose roleRef differs (immutable) is
+// recreated.
 func Ensure(ctx context.Context, c kubernetes.Interface) error {
+	if err := ensure(ctx, c, NodeNetworkRole(), NodeNetworkBinding()); err != nil {
+		return err
+	}
+	if err := ensure(ctx, c, LocalStorageRole(), LocalStorageBinding()); err != nil {
+		return err
+	}
+	return ensurePolicy(ctx, c)
+}
+
+func ensure(ctx context.Context, c kubernetes.Interface, want *rbacv1.ClusterRole, wantB *rbacv1.ClusterRoleBinding) error {
 	roles := c.RbacV1().ClusterRoles()
-	want := NodeNetworkRole()
 	cur, err := roles.Get(ctx, want.Name, metav1.GetOptions{})
 	switch {
 	case apierrors.IsNotFound(err):
@@ -114,7 +152,6 @@ func Ensure(ctx context.Context, c kubernetes.Interface) error {
 	}
 
 	bindings := c.RbacV1().ClusterRoleBindings()
-	wantB := NodeNetworkBinding()
 	curB, err := bindings.Get(ctx, wantB.Name, metav1.GetOptions{})
 	switch {
 	case err == nil && curB.RoleRef != wantB.RoleRef:

@@ -6,6 +6,7 @@
 //	GET /peer      the client's IP address as the server sees it
 //	GET /env?k=K   the value of environment variable K
 //	GET /file?p=P  the contents of file P (for volume tests)
+//	PUT /file?p=P  writes the request body to file P
 //	POST /exit     exits with status 1 (for restart tests)
 //
 // It listens on $PORT (default 8080). `testimage get URL` instead prints the
@@ -49,6 +50,17 @@ func main() {
 			return
 		}
 		w.Write(b)
+	})
+	mux.HandleFunc("PUT /file", func(w http.ResponseWriter, r *http.Request) {
+		b, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+		if err == nil {
+			err = os.WriteFile(r.URL.Query().Get("p"), b, 0o644)
+		}
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		fmt.Fprint(w, "ok")
 	})
 	mux.HandleFunc("POST /exit", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprint(w, "bye")

@@ -237,6 +237,29 @@ func TestManifests(t *testing.T) {
 			t.Fatalf("the user's edited file kept by .skip: %v", err)
 		}
 	})
+
+	t.Run("restart with --disable removes the add-on", func(t *testing.T) {
+		ctx := t.Context()
+		// A file named like a packaged add-on (the packaged one, if there
+		// is one, is overwritten here and would be removed by staging).
+		write(t, dir, "coredns.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: flag-dns, namespace: deploy-test}\ndata: {k: v}\n")
+		waitConfigMap(t, cs, "deploy-test", "flag-dns", "k", "v")
+		srv.Stop(t)
+		c.Disable = []string{"coredns"}
+		srv = harness.StartBinary(t, c)
+		cs = srv.Client
+		waitGone(t, "the objects of the disabled add-on", func() error {
+			_, err := cs.CoreV1().ConfigMaps("deploy-test").Get(ctx, "flag-dns", metav1.GetOptions{})
+			return err
+		})
+		waitGone(t, "the record of the disabled add-on", func() error {
+			_, err := cs.CoreV1().ConfigMaps(deploy.RecordNamespace).Get(ctx, deploy.RecordName(c.NodeName, "coredns.yaml"), metav1.GetOptions{})
+			return err
+		})
+		// The other files are applied again at the start.
+		waitConfigMap(t, cs, "deploy-test", "settings", "domain", "changed-again")
+		waitConfigMap(t, cs, "default", "half", "fixed", "yes")
+	})
 }
 
 const appV1 = `apiVersion: v1

@@ -79,6 +79,9 @@ func Args(c config.Config) []string {
 	if c.DatastoreEndpoint != "" {
 		args = append(args, "--datastore-endpoint", c.DatastoreEndpoint)
 	}
+	for _, addon := range c.Disable {
+		args = append(args, "--disable", addon)
+	}
 	return args
 }
 

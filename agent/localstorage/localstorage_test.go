@@ -1,0 +1,74 @@
+package localstorage
+
+import (
+	"errors"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes/fake"
+
+	"github.com/kedge/kedge/server/localpath"
+)
+
+// volume is a local-path volume of node edge-1 at path, in phase.
+func volume(name, path string, phase corev1.PersistentVolumePhase, reclaim corev1.PersistentVolumeReclaimPolicy) *corev1.PersistentVolume {
+	return &corev1.PersistentVolume{
+		ObjectMeta: metav1.ObjectMeta{Name: name, UID: types.UID("uid-" + name),
+			Labels:      map[string]string{localpath.NodeLabel: "edge-1"},
+			Annotations: map[string]string{localpath.ProvisionedByAnnotation: localpath.ProvisionerName}},
+		Spec: corev1.PersistentVolumeSpec{PersistentVolumeReclaimPolicy: reclaim,
+			PersistentVolumeSource: corev1.PersistentVolumeSource{Local: &corev1.LocalVolumeSource{Path: path}}},
+		Status: corev1.PersistentVolumeStatus{Phase: phase},
+	}
+}
+
+func TestSync(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "storage")
+	outside := filepath.Join(t.TempDir(), "precious")
+	if err := os.Mkdir(outside, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	bound := volume("pvc-bound", filepath.Join(root, "pvc-bound"), corev1.VolumeBound, corev1.PersistentVolumeReclaimDelete)
+	released := volume("pvc-gone", filepath.Join(root, "pvc-gone"), corev1.VolumeReleased, corev1.PersistentVolumeReclaimDelete)
+	kept := volume("pvc-kept", filepath.Join(root, "pvc-kept"), corev1.VolumeReleased, corev1.PersistentVolumeReclaimRetain)
+	trap := volume("pvc-trap", outside, corev1.VolumeReleased, corev1.PersistentVolumeReclaimDelete)
+	other := volume("pvc-other", filepath.Join(root, "pvc-other"), corev1.VolumeReleased, corev1.PersistentVolumeReclaimDelete)
+	other.Labels[localpath.NodeLabel] = "edge-2"
+	client := fake.NewClientset(bound, released, kept, trap, other)
+	k := &Keeper{Client: client, Node: "edge-1", Dir: root, Log: slog.New(slog.DiscardHandler)}
+	for _, d := range []string{"pvc-gone", "pvc-kept", "pvc-other"} {
+		if err := os.MkdirAll(filepath.Join(root, d, "sub"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, pv := range []*corev1.PersistentVolume{bound, released, kept, trap, other} {
+		if err := k.sync(t.Context(), pv); err != nil {
+			t.Fatalf("%s: %v", pv.Name, err)
+		}
+	}
+	if fi, err := os.Stat(filepath.Join(root, "pvc-bound")); err != nil || fi.Mode().Perm() != 0o777 {
+		t.Errorf("bound volume's directory: %v, %v; want mode 0777", fi, err)
+	}
+	if _, err := os.Stat(filepath.Join(root, "pvc-gone")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("released volume's directory not removed: %v", err)
+	}
+	if _, err := client.CoreV1().PersistentVolumes().Get(t.Context(), "pvc-gone", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("released volume not deleted: %v", err)
+	}
+	for _, d := range []string{filepath.Join(root, "pvc-kept", "sub"), filepath.Join(root, "pvc-other", "sub"), outside} {
+		if _, err := os.Stat(d); err != nil {
+			t.Errorf("%s was touched: %v", d, err)
+		}
+	}
+	for _, name := range []string{"pvc-bound", "pvc-kept", "pvc-trap", "pvc-other"} {
+		if _, err := client.CoreV1().PersistentVolumes().Get(t.Context(), name, metav1.GetOptions{}); err != nil {
+			t.Errorf("volume %s was deleted: %v", name, err)
+		}
+	}
+}
