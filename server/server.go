@@ -80,6 +80,8 @@ func Run(ctx context.Context, cc *config.Completed, log *slog.Logger) error {
 		Etcd:         cc.Datastore == config.DatastoreEmbeddedEtcd,
 		EtcdDNS:      []string{"localhost", cc.NodeName},
 		EtcdIPs:      []net.IP{net.ParseIP("127.0.0.1"), cc.NodeIP},
+		// The metrics API's serving certificate (server/metrics.go).
+		MetricsServerDNS: metricsDNS(cc),
 	}, log)
 	if err != nil {
 		return fmt.Errorf("certificates: %w", err)
@@ -137,6 +139,11 @@ func Run(ctx context.Context, cc *config.Completed, log *slog.Logger) error {
 	addons, err := manifestDeployer(cc, restCfg, client, caBundle, log)
 	if err != nil {
 		return err
+	}
+
+	metrics, metricsRoute, err := metricsAPI(cc, tls, restCfg, log)
+	if err != nil {
+		return fmt.Errorf("metrics API: %w", err)
 	}
 
 	clientCAs := x509.NewCertPool()
@@ -217,6 +224,7 @@ func Run(ctx context.Context, cc *config.Completed, log *slog.Logger) error {
 			CertFile: tls.ServingCert, KeyFile: tls.ServingKey, CAFile: tls.ServerCA,
 			API:    api.Handler,
 			Tunnel: tunnels,
+			Named:  metricsRoute,
 			Join: &join.Handler{
 				CABundle: caBundle, ServerCA: serverCA, ClientCA: clientCA,
 				ServerToken: serverToken, AgentToken: agentToken,
@@ -234,6 +242,7 @@ func Run(ctx context.Context, cc *config.Completed, log *slog.Logger) error {
 		&rbac.Reconciler{Client: client, Log: log.With("component", "rbac")},
 		addons,
 	)
+	components = append(components, metrics...)
 	components = append(components, controllers...)
 	if !cc.DisableAgent {
 		node, err := embeddedAgent(cc, serverToken)

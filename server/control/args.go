@@ -127,6 +127,7 @@ func APIServerArgs(in Inputs) []string {
 		"client-ca-file":                     tls.ClientCA,
 		"egress-selector-config-file":        EgressSelectorConfigFile(cc),
 		"enable-admission-plugins":           "NodeRestriction",
+		"enable-aggregator-routing":          "true", // dial aggregated APIs and webhooks at their endpoints (egress proxy), not at cluster IPs, which need kube-proxy here
 		"etcd-servers":                       strings.Join(in.Storage.Servers, ","),
 		"kubelet-certificate-authority":      tls.ServerCA,
 		"kubelet-client-certificate":         tls.KubeletClientCert,

@@ -139,7 +139,14 @@ func (r *Reconciler) renew(ctx context.Context) error {
 // liveAddresses lists the addresses, of this server's IP family, of the
 // servers whose leases have not expired, except the server named skip.
 func (r *Reconciler) liveAddresses(ctx context.Context, skip string) ([]string, error) {
-	list, err := r.Client.CoordinationV1().Leases(LeaseNamespace).List(ctx, metav1.ListOptions{LabelSelector: LeaseLabel + "=true"})
+	return LiveAddresses(ctx, r.Client, r.IP, skip)
+}
+
+// LiveAddresses lists, sorted, the addresses of family's IP family (IPv4 or
+// IPv6) of the servers whose leases have not expired, except the server
+// named skip. Other per-server Services (the metrics API) use it too.
+func LiveAddresses(ctx context.Context, client kubernetes.Interface, family net.IP, skip string) ([]string, error) {
+	list, err := client.CoordinationV1().Leases(LeaseNamespace).List(ctx, metav1.ListOptions{LabelSelector: LeaseLabel + "=true"})
 	if err != nil {
 		return nil, fmt.Errorf("list server leases: %w", err)
 	}
@@ -153,7 +160,7 @@ func (r *Reconciler) liveAddresses(ctx context.Context, skip string) ([]string, 
 			continue
 		}
 		ip := net.ParseIP(l.Annotations[AddressAnnotation])
-		if ip == nil || (ip.To4() == nil) != (r.IP.To4() == nil) {
+		if ip == nil || (ip.To4() == nil) != (family.To4() == nil) {
 			continue
 		}
 		if s := ip.String(); !slices.Contains(out, s) {

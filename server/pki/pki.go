@@ -29,6 +29,9 @@ type Request struct {
 	Etcd    bool
 	EtcdDNS []string
 	EtcdIPs []net.IP
+	// MetricsServerDNS, if set, adds a serving certificate for the metrics
+	// API with these names (metrics-server.kube-system.svc).
+	MetricsServerDNS []string
 	// Now is the issue time; zero means time.Now().
 	Now time.Time
 }
@@ -49,6 +52,9 @@ type Files struct {
 	EtcdServingCert, EtcdServingKey string
 	EtcdPeerCert, EtcdPeerKey       string
 	EtcdClientCert, EtcdClientKey   string
+	// MetricsServingCert and MetricsServingKey are set if
+	// Request.MetricsServerDNS is.
+	MetricsServingCert, MetricsServingKey string
 }
 
 // Key usages for Leaf.Usages.
@@ -103,6 +109,10 @@ func Ensure(req Request, log *slog.Logger) (*Files, error) {
 		{clientCA, req.Dir, "client-scheduler", Leaf{CommonName: "system:kube-scheduler", Usages: ClientAuth}, &f.SchedulerCert, &f.SchedulerKey},
 		{clientCA, req.Dir, "client-controller", Leaf{CommonName: "system:kube-controller-manager", Usages: ClientAuth}, &f.ControllerCert, &f.ControllerKey},
 		{rhCA, req.Dir, "client-auth-proxy", Leaf{CommonName: "system:auth-proxy", Usages: ClientAuth}, &f.AuthProxyCert, &f.AuthProxyKey},
+	}
+	if len(req.MetricsServerDNS) > 0 {
+		issues = append(issues, issue{serverCA, req.Dir, "serving-metrics-server",
+			Leaf{CommonName: "metrics-server", DNSNames: req.MetricsServerDNS, Usages: ServerAuth}, &f.MetricsServingCert, &f.MetricsServingKey})
 	}
 	if req.Etcd {
 		etcdDir := filepath.Join(req.Dir, "etcd")

@@ -175,3 +175,26 @@ func snapshot(t *testing.T, dir string) map[string]string {
 	})
 	return out
 }
+
+func TestEnsureMetricsServingCertOnlyWhenAsked(t *testing.T) {
+	dir := t.TempDir()
+	f, err := Ensure(request(dir), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.MetricsServingCert != "" {
+		t.Errorf("metrics serving certificate %s issued without MetricsServerDNS", f.MetricsServingCert)
+	}
+	req := request(dir)
+	req.MetricsServerDNS = []string{"metrics-server.kube-system.svc"}
+	if f, err = Ensure(req, nil); err != nil {
+		t.Fatal(err)
+	}
+	cert, ca := readCert(t, f.MetricsServingCert), readCert(t, f.ServerCA)
+	pool := x509.NewCertPool()
+	pool.AddCert(ca)
+	if _, err := cert.Verify(x509.VerifyOptions{Roots: pool, DNSName: "metrics-server.kube-system.svc",
+		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}); err != nil {
+		t.Errorf("metrics serving certificate: %v", err)
+	}
+}

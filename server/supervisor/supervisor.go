@@ -35,7 +35,20 @@ type Supervisor struct {
 	Join http.Handler
 	// Tunnel, if set, serves joinapi.TunnelPath: the agents' reverse tunnels.
 	Tunnel http.Handler
-	Log    *slog.Logger
+	// Named, if set, serves the connections made with its TLS server name
+	// (SNI): an aggregated API that the apiserver dials as
+	// <service>.<namespace>.svc on this port (the metrics API).
+	Named *Named
+	Log   *slog.Logger
+}
+
+// Named is a handler for the connections made with TLS server name
+// ServerName, which are presented CertFile/KeyFile instead of the
+// apiserver's certificate. Its handler authenticates its clients itself.
+type Named struct {
+	ServerName        string
+	CertFile, KeyFile string
+	Handler           http.Handler
 }
 
 var _ component.Component = (*Supervisor)(nil)
@@ -46,6 +59,10 @@ func (s *Supervisor) Name() string { return "supervisor" }
 // Handler routes a request to the join API or the apiserver.
 func (s *Supervisor) Handler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.Named != nil && r.TLS != nil && r.TLS.ServerName == s.Named.ServerName {
+			s.Named.Handler.ServeHTTP(w, r)
+			return
+		}
 		if r.URL.Path == joinapi.TunnelPath && s.Tunnel != nil {
 			s.Tunnel.ServeHTTP(w, r)
 			return
@@ -70,6 +87,14 @@ func (s *Supervisor) Run(ctx context.Context, ready func()) error {
 	if err != nil {
 		return fmt.Errorf("load serving certificate: %w", err)
 	}
+	var named *tls.Certificate
+	if s.Named != nil {
+		c, err := tls.LoadX509KeyPair(s.Named.CertFile, s.Named.KeyFile)
+		if err != nil {
+			return fmt.Errorf("load %s serving certificate: %w", s.Named.ServerName, err)
+		}
+		named = &c
+	}
 	l, err := net.Listen("tcp", s.Addr)
 	if err != nil {
 		return err
@@ -77,8 +102,13 @@ func (s *Supervisor) Run(ctx context.Context, ready func()) error {
 	srv := &http.Server{
 		Handler: s.Handler(),
 		TLSConfig: &tls.Config{
-			Certificates: []tls.Certificate{cert},
-			MinVersion:   tls.VersionTLS12,
+			GetCertificate: func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+				if named != nil && hello.ServerName == s.Named.ServerName {
+					return named, nil
+				}
+				return &cert, nil
+			},
+			MinVersion: tls.VersionTLS12,
 			// Client certificates are verified by the apiserver's
 			// authenticators, which also accept front-proxy certificates.
 			ClientAuth: tls.RequestClientCert,
