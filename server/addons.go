@@ -4,13 +4,18 @@ import (
 	"fmt"
 	"log/slog"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
+	"github.com/kedge/kedge/agent/clusterdns"
+	agenttunnel "github.com/kedge/kedge/agent/tunnel"
+	"github.com/kedge/kedge/embedded/flannel"
 	"github.com/kedge/kedge/manifests"
 	"github.com/kedge/kedge/server/config"
 	"github.com/kedge/kedge/server/deploy"
+	"github.com/kedge/kedge/server/servicelb"
 )
 
 // manifestDeployer stages the packaged manifests into cc.Paths.ManifestsDir
@@ -37,4 +42,18 @@ func manifestDeployer(cc *config.Completed, restCfg *rest.Config, client kuberne
 		Dynamic: dyn,
 		Log:     log.With("component", "deploy"),
 	}, nil
+}
+
+// reservedPorts are the ports kedge serves on the nodes' addresses, which
+// no LoadBalancer Service may take (see servicelb.Desired).
+func reservedPorts(cc *config.Completed) map[string]string {
+	tcp, udp := corev1.ProtocolTCP, corev1.ProtocolUDP
+	return map[string]string{
+		servicelb.PortKey(tcp, int32(cc.HTTPSListenPort)):      "the Kubernetes API",
+		servicelb.PortKey(tcp, agenttunnel.DefaultKubeletPort): "the kubelet",
+		servicelb.PortKey(udp, flannel.VXLANPort):              "flannel vxlan",
+		servicelb.PortKey(tcp, clusterdns.Port):                "cluster DNS",
+		servicelb.PortKey(udp, clusterdns.Port):                "cluster DNS",
+		servicelb.PortKey(tcp, int32(cc.EtcdPeerPort)):         "etcd peers",
+	}
 }

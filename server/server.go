@@ -202,7 +202,8 @@ func Run(ctx context.Context, cc *config.Completed, log *slog.Logger) error {
 		// Nodes' addresses and removes their uninitialized taint.
 		&cloudnode.Controller{Client: client, Cloud: kedgecloud.Provider{}},
 		// LoadBalancer Services answer on the nodes' IPs (kube-proxy).
-		&servicelb.Controller{Client: client, Disabled: cc.AddonDisabled("servicelb"), Log: log.With("component", "servicelb")},
+		&servicelb.Controller{Client: client, Disabled: cc.AddonDisabled("servicelb"), Reserved: reservedPorts(cc),
+			Log: log.With("component", "servicelb")},
 	}
 	if !cc.AddonDisabled("coredns") {
 		// One kube-dns EndpointSlice per node, naming the DNS in its agent.

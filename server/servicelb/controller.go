@@ -35,6 +35,9 @@ const retryAfter = 5 * time.Second
 type Controller struct {
 	Client   kubernetes.Interface
 	Disabled bool
+	// Reserved are the ports kedge serves on the nodes' addresses (see
+	// Desired); Services asking for them get no ingress.
+	Reserved map[string]string
 	Log      *slog.Logger
 }
 
@@ -43,14 +46,13 @@ var _ component.Component = (*Controller)(nil)
 // Name implements component.Component.
 func (c *Controller) Name() string { return "servicelb" }
 
-// Run implements component.Component: ready once its caches synced (or,
-// disabled, once the ingress it set before is released); it returns when
-// ctx ends.
+// Run implements component.Component: ready once its caches synced (when
+// disabled, after its first attempt to release); it returns when ctx ends.
 func (c *Controller) Run(ctx context.Context, ready func()) error {
 	broadcaster := record.NewBroadcaster(record.WithContext(ctx))
 	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: c.Client.CoreV1().Events("")})
 	defer broadcaster.Shutdown()
-	r := &reconciler{client: c.Client, disabled: c.Disabled, log: c.Log,
+	r := &reconciler{client: c.Client, disabled: c.Disabled, reserved: c.Reserved, log: c.Log,
 		recorder: broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: FieldManager}),
 		blocked:  map[string]string{}}
 	if c.Disabled {
@@ -78,7 +80,9 @@ func (c *Controller) Run(ctx context.Context, ready func()) error {
 	if !cache.WaitForCacheSync(ctx.Done(), synced...) {
 		return nil
 	}
-	readyOnce := false
+	// Ready once the caches synced; a Service whose status cannot be
+	// written is retried without holding up the server.
+	ready()
 	for {
 		svcs, _ := services.Lister().List(labels.Everything())
 		ns, _ := nodes.Lister().List(labels.Everything())
@@ -87,9 +91,6 @@ func (c *Controller) Run(ctx context.Context, ready func()) error {
 		if err := r.reconcile(ctx, svcs, ns, eps); err != nil {
 			c.Log.Warn("cannot update LoadBalancer Services; retrying", "error", err, "retry_in", retryAfter)
 			retry = time.After(retryAfter)
-		} else if !readyOnce {
-			readyOnce = true
-			ready()
 		}
 		select {
 		case <-ctx.Done():
@@ -100,22 +101,17 @@ func (c *Controller) Run(ctx context.Context, ready func()) error {
 	}
 }
 
-// releaseAll gives back, once, every Service status kedge set, retrying
-// until it succeeds, then idles until ctx ends.
+// releaseAll gives back every Service status kedge set: it is ready after
+// the first attempt, retries in the background until one succeeds, and
+// then idles until ctx ends.
 func (c *Controller) releaseAll(ctx context.Context, r *reconciler, ready func()) error {
-	for {
-		list, err := c.Client.CoreV1().Services(metav1.NamespaceAll).List(ctx, metav1.ListOptions{})
-		if err == nil {
-			svcs := make([]*corev1.Service, len(list.Items))
-			for i := range list.Items {
-				svcs[i] = &list.Items[i]
-			}
-			if err = r.reconcile(ctx, svcs, nil, nil); err == nil {
-				break
-			}
+	for attempt := 0; ; attempt++ {
+		err := c.releaseOnce(ctx, r)
+		if attempt == 0 {
+			ready()
 		}
-		if ctx.Err() != nil {
-			return nil
+		if err == nil || ctx.Err() != nil {
+			break
 		}
 		c.Log.Warn("cannot release LoadBalancer Services; retrying", "error", err, "retry_in", retryAfter)
 		select {
@@ -124,9 +120,20 @@ func (c *Controller) releaseAll(ctx context.Context, r *reconciler, ready func()
 		case <-time.After(retryAfter):
 		}
 	}
-	ready()
 	<-ctx.Done()
 	return nil
+}
+
+func (c *Controller) releaseOnce(ctx context.Context, r *reconciler) error {
+	list, err := c.Client.CoreV1().Services(metav1.NamespaceAll).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return err
+	}
+	svcs := make([]*corev1.Service, len(list.Items))
+	for i := range list.Items {
+		svcs[i] = &list.Items[i]
+	}
+	return r.reconcile(ctx, svcs, nil, nil)
 }
 
 func poke(kick chan struct{}) {
@@ -139,6 +146,7 @@ func poke(kick chan struct{}) {
 type reconciler struct {
 	client   kubernetes.Interface
 	disabled bool
+	reserved map[string]string
 	log      *slog.Logger
 	recorder record.EventRecorder
 	blocked  map[string]string // reason last reported per Service
@@ -149,20 +157,15 @@ type reconciler struct {
 func (r *reconciler) reconcile(ctx context.Context, svcs []*corev1.Service, nodes []*corev1.Node, eps []*discoveryv1.EndpointSlice) error {
 	want := Result{Ingress: map[string][]string{}, Blocked: map[string]string{}}
 	if !r.disabled {
-		want = Desired(svcs, nodes, eps)
+		want = Desired(svcs, nodes, eps, r.reserved)
 	}
 	var firstErr error
 	for _, s := range svcs {
 		k := key(s)
 		ips, handled := want.Ingress[k]
-		if reason, blocked := want.Blocked[k]; blocked {
-			if r.blocked[k] != reason {
-				r.recorder.Event(s, corev1.EventTypeWarning, "PortInUse", reason)
-				r.log.Warn("LoadBalancer Service gets no address", "service", k, "reason", reason)
-			}
-			r.blocked[k] = reason
-		} else {
-			delete(r.blocked, k)
+		if reason, blocked := want.Blocked[k]; blocked && r.blocked[k] != reason {
+			r.recorder.Event(s, corev1.EventTypeWarning, "PortInUse", reason)
+			r.log.Warn("LoadBalancer Service gets no address", "service", k, "reason", reason)
 		}
 		var err error
 		switch {
@@ -189,6 +192,8 @@ func (r *reconciler) reconcile(ctx context.Context, svcs []*corev1.Service, node
 			firstErr = fmt.Errorf("service %s: %w", k, err)
 		}
 	}
+	// Forget Services that are gone or no longer blocked.
+	r.blocked = want.Blocked
 	return firstErr
 }
 

@@ -41,7 +41,11 @@ type Result struct {
 // Desired computes the ingress of every handled Service in svcs from the
 // nodes and the EndpointSlices. It is pure; the order of the inputs does
 // not matter.
-func Desired(svcs []*corev1.Service, nodes []*corev1.Node, slices_ []*discoveryv1.EndpointSlice) Result {
+//
+// reserved maps ports kedge itself serves on the nodes' addresses ("TCP/6443")
+// to what serves them: a Service asking for one gets no ingress, so that it
+// cannot take over the API, the kubelet or the node network.
+func Desired(svcs []*corev1.Service, nodes []*corev1.Node, slices_ []*discoveryv1.EndpointSlice, reserved map[string]string) Result {
 	res := Result{Ingress: map[string][]string{}, Blocked: map[string]string{}}
 	handled := make([]*corev1.Service, 0, len(svcs))
 	for _, s := range svcs {
@@ -49,10 +53,18 @@ func Desired(svcs []*corev1.Service, nodes []*corev1.Node, slices_ []*discoveryv
 			handled = append(handled, s)
 		}
 	}
-	// Older Services win a port.
+	// Older Services win a port. Creation times have 1 s resolution: among
+	// Services of the same second, one that already has ingress keeps it,
+	// so a port never moves to a Service made just after.
 	slices.SortFunc(handled, func(a, b *corev1.Service) int {
 		if c := a.CreationTimestamp.Compare(b.CreationTimestamp.Time); c != 0 {
 			return c
+		}
+		if ha, hb := len(a.Status.LoadBalancer.Ingress) > 0, len(b.Status.LoadBalancer.Ingress) > 0; ha != hb {
+			if ha {
+				return -1
+			}
+			return 1
 		}
 		return cmp.Compare(key(a), key(b))
 	})
@@ -61,6 +73,10 @@ func Desired(svcs []*corev1.Service, nodes []*corev1.Node, slices_ []*discoveryv
 	taken := map[string]string{} // "TCP/80" -> Service holding it
 	for _, s := range handled {
 		k := key(s)
+		if what, port := conflict(s, reserved); what != "" {
+			res.Blocked[k] = fmt.Sprintf("port %s is kedge's own (%s) on the nodes' addresses", port, what)
+			continue
+		}
 		if holder, port := conflict(s, taken); holder != "" {
 			res.Blocked[k] = fmt.Sprintf("port %s is already used by LoadBalancer Service %s", port, holder)
 			continue
@@ -91,8 +107,11 @@ func portKey(p corev1.ServicePort) string {
 	if proto == "" {
 		proto = corev1.ProtocolTCP
 	}
-	return fmt.Sprintf("%s/%d", proto, p.Port)
+	return PortKey(proto, p.Port)
 }
+
+// PortKey names a port as the reserved map of Desired does: "TCP/6443".
+func PortKey(proto corev1.Protocol, port int32) string { return fmt.Sprintf("%s/%d", proto, port) }
 
 func conflict(s *corev1.Service, taken map[string]string) (holder, port string) {
 	for _, p := range s.Spec.Ports {

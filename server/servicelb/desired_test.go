@@ -66,7 +66,9 @@ func TestDesired(t *testing.T) {
 			{NodeName: ptr.To("a"), Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(false)}},
 		},
 	}}
-	got := Desired([]*corev1.Service{clash, web, udp, local, v4only, other, clusterIP}, nodes, eps)
+	api := lbService("api", 2*time.Hour, 6443)
+	got := Desired([]*corev1.Service{clash, web, udp, local, v4only, other, clusterIP, api}, nodes, eps,
+		map[string]string{PortKey(corev1.ProtocolTCP, 6443): "the Kubernetes API"})
 
 	all := []string{"10.0.0.1", "203.0.113.1", "10.0.0.2", "fd00::4"}
 	want := map[string][]string{
@@ -86,13 +88,29 @@ func TestDesired(t *testing.T) {
 	if reason := got.Blocked["default/clash"]; reason != "port TCP/80 is already used by LoadBalancer Service default/web" {
 		t.Errorf("clash blocked = %q", reason)
 	}
+	if reason := got.Blocked["default/api"]; reason != "port TCP/6443 is kedge's own (the Kubernetes API) on the nodes' addresses" {
+		t.Errorf("api blocked = %q", reason)
+	}
 	if _, ok := got.Ingress["default/metallb"]; ok {
 		t.Error("a Service with another loadBalancerClass got kedge's ingress")
 	}
 
 	// Once the older Service is gone, the newer one gets the port.
-	got = Desired([]*corev1.Service{clash}, nodes, nil)
+	got = Desired([]*corev1.Service{clash}, nodes, nil, nil)
 	if !slices.Equal(got.Ingress["default/clash"], all) || len(got.Blocked) != 0 {
 		t.Errorf("after web is gone: %v blocked %v", got.Ingress, got.Blocked)
+	}
+}
+
+// Among Services created in the same second, the one that already serves
+// the port keeps it, whatever the names.
+func TestDesiredSameSecondKeepsHolder(t *testing.T) {
+	nodes := []*corev1.Node{node("a", true, internal("10.0.0.1"))}
+	holder := lbService("zz-first", 0, 80)
+	holder.Status.LoadBalancer.Ingress = []corev1.LoadBalancerIngress{{IP: "10.0.0.1"}}
+	newer := lbService("aa-second", 0, 80)
+	got := Desired([]*corev1.Service{newer, holder}, nodes, nil, nil)
+	if !slices.Equal(got.Ingress["default/zz-first"], []string{"10.0.0.1"}) || got.Blocked["default/aa-second"] == "" {
+		t.Errorf("ingress %v blocked %v: the holder lost its port", got.Ingress, got.Blocked)
 	}
 }

@@ -89,7 +89,10 @@ func Args(c config.Config) []string {
 type Server struct {
 	Config config.Config
 	Client *kubernetes.Clientset
-	stop   func(t testing.TB)
+	// AllReady is closed once every component of an in-process server is
+	// ready ("kedge server is ready"), which may come after /readyz.
+	AllReady <-chan struct{}
+	stop     func(t testing.TB)
 }
 
 // Stop stops the server and fails the test if it does not stop cleanly
@@ -110,9 +113,11 @@ func StartInProcess(t testing.TB, c config.Config) *Server {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	allReady := make(chan struct{})
+	log := slog.New(&readySignal{Handler: slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}),
+		ready: allReady, once: &sync.Once{}})
 	go func() { done <- server.Run(ctx, cc, log) }()
-	s := &Server{Config: c}
+	s := &Server{Config: c, AllReady: allReady}
 	s.stop = func(t testing.TB) {
 		cancel()
 		select {
@@ -250,6 +255,34 @@ func Binary(t testing.TB) string {
 		t.Fatalf("build kedge: %v", buildErr)
 	}
 	return binPath
+}
+
+// readySignal passes records of its level on to Handler and closes ready
+// at the server's "kedge server is ready" record, whatever the level.
+type readySignal struct {
+	slog.Handler
+	ready chan struct{}
+	once  *sync.Once
+}
+
+func (h *readySignal) Enabled(context.Context, slog.Level) bool { return true }
+
+func (h *readySignal) Handle(ctx context.Context, r slog.Record) error {
+	if r.Message == "kedge server is ready" {
+		h.once.Do(func() { close(h.ready) })
+	}
+	if !h.Handler.Enabled(ctx, r.Level) {
+		return nil
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h *readySignal) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return &readySignal{Handler: h.Handler.WithAttrs(attrs), ready: h.ready, once: h.once}
+}
+
+func (h *readySignal) WithGroup(name string) slog.Handler {
+	return &readySignal{Handler: h.Handler.WithGroup(name), ready: h.ready, once: h.once}
 }
 
 type testWriter struct{ t testing.TB }

@@ -29,6 +29,12 @@ func TestServiceLoadBalancer(t *testing.T) {
 	srv := harness.StartInProcess(t, c)
 	client := srv.Client
 	ctx := t.Context()
+	// The server's own (disabled) controller has made its release pass.
+	select {
+	case <-srv.AllReady:
+	case <-time.After(2 * time.Minute):
+		t.Fatal("the server's components were not all ready within 2 minutes")
+	}
 	for _, n := range []struct {
 		name  string
 		ip    string
@@ -73,6 +79,19 @@ func TestServiceLoadBalancer(t *testing.T) {
 	createLB(t, client, "mine", 82)
 	waitIngress(t, client, "mine", []string{"192.0.2.11", "192.0.2.12"})
 
+	// A port kedge serves on the nodes is not given to a Service.
+	createLB(t, client, "steals-kubelet", 10250)
+	harness.WaitFor(t, 30*time.Second, "a PortInUse event for steals-kubelet", func() error {
+		evs, err := client.CoreV1().Events("default").List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=steals-kubelet,reason=PortInUse"})
+		if err != nil || len(evs.Items) == 0 {
+			return fmt.Errorf("no event yet (%v)", err)
+		}
+		return nil
+	})
+	if ips := ingress(t, client, "steals-kubelet"); len(ips) != 0 {
+		t.Fatalf("a Service on the kubelet's port got ingress %v", ips)
+	}
+
 	// Changing the type releases the ingress.
 	setType(t, client, "clash", corev1.ServiceTypeNodePort)
 	waitIngress(t, client, "clash", nil)
@@ -92,7 +111,8 @@ func runController(t *testing.T, client kubernetes.Interface, disabled bool) (st
 	ready := make(chan struct{})
 	go func() {
 		defer close(done)
-		c := &servicelb.Controller{Client: client, Disabled: disabled, Log: slog.New(slog.DiscardHandler)}
+		c := &servicelb.Controller{Client: client, Disabled: disabled, Log: slog.New(slog.DiscardHandler),
+			Reserved: map[string]string{servicelb.PortKey(corev1.ProtocolTCP, 10250): "the kubelet"}}
 		if err := c.Run(ctx, func() { close(ready) }); err != nil {
 			t.Errorf("servicelb: %v", err)
 		}
