@@ -20,6 +20,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -270,7 +271,7 @@ func run(ctx context.Context, cc *config.Completed, log *slog.Logger, withTunnel
 			ExtraArgs: cc.KubeProxyArgs,
 		})},
 	)
-	dns, err := clusterDNS(cc, cluster.ClusterDomain, log)
+	dns, err := clusterDNS(cc, cluster.ClusterDomain, cluster.ClusterCIDR, log)
 	if err != nil {
 		return err
 	}
@@ -295,7 +296,10 @@ func run(ctx context.Context, cc *config.Completed, log *slog.Logger, withTunnel
 // endpoint as kube-proxy (whose identity kedge's cluster-dns role lets
 // read Namespaces too), so it answers for the cluster's Services while the
 // node is cut off, also after an agent restart.
-func clusterDNS(cc *config.Completed, domain string, log *slog.Logger) (*clusterdns.Server, error) {
+//
+// It answers only the pods (clusterCIDR) and the host itself (its
+// addresses at start and loopback), not the node's LAN.
+func clusterDNS(cc *config.Completed, domain, clusterCIDR string, log *slog.Logger) (*clusterdns.Server, error) {
 	kubeconfig := filepath.Join(cc.Paths.CredDir, KubeProxyKubeconfig)
 	client, err := clientFromKubeconfig(kubeconfig)
 	if err != nil {
@@ -308,7 +312,33 @@ func clusterDNS(cc *config.Completed, domain string, log *slog.Logger) (*cluster
 	}
 	return &clusterdns.Server{Client: client, Log: log, Corefile: clusterdns.Corefile(clusterdns.Inputs{
 		NodeIP: cc.NodeIP, Port: clusterdns.Port, ClusterDomain: domain, Kubeconfig: kubeconfig, Upstreams: upstreams,
+		AllowFrom: dnsClients(clusterCIDR, cc.NodeIP),
 	})}, nil
+}
+
+// dnsClients are the source networks the node's DNS answers: the pod
+// network, loopback and every address of the host (a host process or
+// hostNetwork pod asking the cluster DNS address uses one of them).
+func dnsClients(clusterCIDR string, nodeIP net.IP) []string {
+	out := []string{clusterCIDR, "127.0.0.0/8", "::1/128"}
+	ips := []net.IP{nodeIP}
+	if addrs, err := net.InterfaceAddrs(); err == nil {
+		for _, a := range addrs {
+			if n, ok := a.(*net.IPNet); ok {
+				ips = append(ips, n.IP)
+			}
+		}
+	}
+	for _, ip := range ips {
+		bits := 128
+		if ip.To4() != nil {
+			bits = 32
+		}
+		if c := (&net.IPNet{IP: ip, Mask: net.CIDRMask(bits, bits)}).String(); !slices.Contains(out, c) && !ip.IsLoopback() {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 // nodePassword returns the node's join password, creating it (0600) once.

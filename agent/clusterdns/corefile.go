@@ -54,18 +54,28 @@ type Inputs struct {
 	// Upstreams are host:port resolvers other names go to; none answers
 	// them SERVFAIL.
 	Upstreams []string
+	// AllowFrom are the source networks (CIDRs) answered; queries from
+	// anywhere else are REFUSED, so the node's address is no open resolver
+	// for its LAN. Empty answers everyone.
+	AllowFrom []string
 }
 
 // Corefile renders the CoreDNS configuration: the cluster domain and the
 // reverse zones from the kubernetes plugin (pod names by IP, "pods
 // insecure", as kube-dns did), everything else forwarded to Upstreams, a
-// 30 s cache, A/AAAA answers shuffled. It leaves out CoreDNS's loop plugin,
+// 30 s cache, A/AAAA answers shuffled, queries only from AllowFrom. It leaves out CoreDNS's loop plugin,
 // which exits the process when it detects a loop.
 func Corefile(in Inputs) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, ".:%d {\n", in.Port)
 	fmt.Fprintf(&b, "    bind %s\n", in.NodeIP)
 	b.WriteString("    errors\n")
+	if len(in.AllowFrom) > 0 {
+		b.WriteString("    acl {\n")
+		fmt.Fprintf(&b, "        allow net %s\n", strings.Join(in.AllowFrom, " "))
+		b.WriteString("        block\n")
+		b.WriteString("    }\n")
+	}
 	fmt.Fprintf(&b, "    kubernetes %s in-addr.arpa ip6.arpa {\n", strings.TrimSuffix(in.ClusterDomain, "."))
 	fmt.Fprintf(&b, "        kubeconfig %s\n", quote(in.Kubeconfig))
 	b.WriteString("        pods insecure\n")

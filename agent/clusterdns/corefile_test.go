@@ -17,7 +17,8 @@ func TestCorefileGolden(t *testing.T) {
 		in   Inputs
 	}{
 		{"default", Inputs{NodeIP: net.ParseIP("192.168.1.20"), Port: Port, ClusterDomain: "cluster.local",
-			Kubeconfig: "/var/lib/kedge/agent/cred/kube-proxy.kubeconfig", Upstreams: []string{"127.0.0.53:53", "[2001:db8::1]:53"}}},
+			Kubeconfig: "/var/lib/kedge/agent/cred/kube-proxy.kubeconfig", Upstreams: []string{"127.0.0.53:53", "[2001:db8::1]:53"},
+			AllowFrom: []string{"10.42.0.0/16", "192.168.1.20/32", "127.0.0.0/8"}}},
 		// No upstreams: no forward block (a forward without servers does
 		// not load); a trailing dot on the domain and a path with a space.
 		{"no-upstreams", Inputs{NodeIP: net.ParseIP("10.0.0.7"), Port: 5353, ClusterDomain: "edge.example.",

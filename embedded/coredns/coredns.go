@@ -18,6 +18,7 @@ import (
 	"k8s.io/klog/v2"
 
 	// The plugins a Corefile may name.
+	_ "github.com/coredns/coredns/plugin/acl"
 	_ "github.com/coredns/coredns/plugin/bind"
 	_ "github.com/coredns/coredns/plugin/cache"
 	_ "github.com/coredns/coredns/plugin/errors"

@@ -1,10 +1,13 @@
 package e2e
 
 import (
+	"context"
+	"errors"
 	"net"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -157,6 +160,20 @@ func TestClusterDNS(t *testing.T) {
 	waitFor(t, 30*time.Second, "an outside name from the host's resolver", procs, resolves("shop.example.test", "192.0.2.80"))
 	if !resolver.wasAsked("shop.example.test.") {
 		t.Fatal("shop.example.test resolved without asking the host's resolver")
+	}
+	// The node's DNS is no open resolver for its LAN: asked from outside
+	// the node (the test's side of the bridge) it refuses, also cluster names.
+	outside := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "udp", net.JoinHostPort(edge.IP, strconv.Itoa(clusterdns.Port)))
+	}}
+	for _, name := range []string{"shop.default.svc.cluster.local", "shop.example.test"} {
+		lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		addrs, err := outside.LookupHost(lctx, name)
+		cancel()
+		var dnsErr *net.DNSError
+		if !errors.As(err, &dnsErr) || dnsErr.IsTimeout || !strings.Contains(dnsErr.Err, "misbehaving") {
+			t.Fatalf("%s asked from outside the node: %v %v, want REFUSED (server misbehaving)", name, addrs, err)
+		}
 	}
 	// What the DNS read is in the agent's cache on disk before the cut.
 	waitFor(t, 30*time.Second, "the DNS's lists in the agent's API cache on disk", []*hosts.Proc{agent}, func() bool {
