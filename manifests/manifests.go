@@ -9,14 +9,9 @@ package manifests
 import (
 	"embed"
 	"io/fs"
-	"path"
-	"strings"
 )
 
-// The pattern embeds the whole directory, so the package compiles while no
-// YAML exists yet; Files keeps only the *.yaml files.
-//
-//go:embed *
+//go:embed *.yaml
 var dir embed.FS
 
 // Files returns the packaged manifests by file name (for example
@@ -28,9 +23,6 @@ func Files() (map[string][]byte, error) {
 	}
 	files := map[string][]byte{}
 	for _, e := range entries {
-		if e.IsDir() || path.Ext(e.Name()) != ".yaml" || strings.HasPrefix(e.Name(), ".") {
-			continue
-		}
 		data, err := dir.ReadFile(e.Name())
 		if err != nil {
 			return nil, err

@@ -64,7 +64,8 @@ func (p *pool) setServers(learned []string) {
 	want := []string{p.fallback}
 	sorted := slices.Clone(learned)
 	slices.Sort(sorted)
-	for _, a := range slices.Compact(sorted) {
+	sorted = slices.Compact(sorted)
+	for _, a := range sorted {
 		if a != p.fallback {
 			want = append(want, a)
 		}
@@ -74,8 +75,8 @@ func (p *pool) setServers(learned []string) {
 		p.mu.Unlock()
 		return
 	}
-	learnedChanged := !slices.Equal(p.learned, slices.Compact(sorted))
-	p.learned = slices.Compact(sorted)
+	learnedChanged := !slices.Equal(p.learned, sorted)
+	p.learned = sorted
 	if slices.Equal(want, p.order) {
 		p.mu.Unlock()
 		if learnedChanged && p.onChange != nil {

@@ -34,15 +34,15 @@ func TestSync(t *testing.T) {
 	if err := os.Mkdir(outside, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	bound := volume("pvc-bound", filepath.Join(root, "pvc-bound"), corev1.VolumeBound, corev1.PersistentVolumeReclaimDelete)
-	released := volume("pvc-gone", filepath.Join(root, "pvc-gone"), corev1.VolumeReleased, corev1.PersistentVolumeReclaimDelete)
-	kept := volume("pvc-kept", filepath.Join(root, "pvc-kept"), corev1.VolumeReleased, corev1.PersistentVolumeReclaimRetain)
-	trap := volume("pvc-trap", outside, corev1.VolumeReleased, corev1.PersistentVolumeReclaimDelete)
-	other := volume("pvc-other", filepath.Join(root, "pvc-other"), corev1.VolumeReleased, corev1.PersistentVolumeReclaimDelete)
+	bound := volume("pvc-00000000-0000-4000-8000-000000000001", filepath.Join(root, "pvc-00000000-0000-4000-8000-000000000001"), corev1.VolumeBound, corev1.PersistentVolumeReclaimDelete)
+	released := volume("pvc-00000000-0000-4000-8000-000000000002", filepath.Join(root, "pvc-00000000-0000-4000-8000-000000000002"), corev1.VolumeReleased, corev1.PersistentVolumeReclaimDelete)
+	kept := volume("pvc-00000000-0000-4000-8000-000000000003", filepath.Join(root, "pvc-00000000-0000-4000-8000-000000000003"), corev1.VolumeReleased, corev1.PersistentVolumeReclaimRetain)
+	trap := volume("pvc-00000000-0000-4000-8000-000000000004", outside, corev1.VolumeReleased, corev1.PersistentVolumeReclaimDelete)
+	other := volume("pvc-00000000-0000-4000-8000-000000000005", filepath.Join(root, "pvc-00000000-0000-4000-8000-000000000005"), corev1.VolumeReleased, corev1.PersistentVolumeReclaimDelete)
 	other.Labels[localpath.NodeLabel] = "edge-2"
 	client := fake.NewClientset(bound, released, kept, trap, other)
 	k := &Keeper{Client: client, Node: "edge-1", Dir: root, Log: slog.New(slog.DiscardHandler)}
-	for _, d := range []string{"pvc-gone", "pvc-kept", "pvc-other"} {
+	for _, d := range []string{"pvc-00000000-0000-4000-8000-000000000002", "pvc-00000000-0000-4000-8000-000000000003", "pvc-00000000-0000-4000-8000-000000000005"} {
 		if err := os.MkdirAll(filepath.Join(root, d, "sub"), 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -52,21 +52,21 @@ func TestSync(t *testing.T) {
 			t.Fatalf("%s: %v", pv.Name, err)
 		}
 	}
-	if fi, err := os.Stat(filepath.Join(root, "pvc-bound")); err != nil || fi.Mode().Perm() != 0o777 {
+	if fi, err := os.Stat(filepath.Join(root, "pvc-00000000-0000-4000-8000-000000000001")); err != nil || fi.Mode().Perm() != 0o777 {
 		t.Errorf("bound volume's directory: %v, %v; want mode 0777", fi, err)
 	}
-	if _, err := os.Stat(filepath.Join(root, "pvc-gone")); !errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(filepath.Join(root, "pvc-00000000-0000-4000-8000-000000000002")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("released volume's directory not removed: %v", err)
 	}
-	if _, err := client.CoreV1().PersistentVolumes().Get(t.Context(), "pvc-gone", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+	if _, err := client.CoreV1().PersistentVolumes().Get(t.Context(), "pvc-00000000-0000-4000-8000-000000000002", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 		t.Errorf("released volume not deleted: %v", err)
 	}
-	for _, d := range []string{filepath.Join(root, "pvc-kept", "sub"), filepath.Join(root, "pvc-other", "sub"), outside} {
+	for _, d := range []string{filepath.Join(root, "pvc-00000000-0000-4000-8000-000000000003", "sub"), filepath.Join(root, "pvc-00000000-0000-4000-8000-000000000005", "sub"), outside} {
 		if _, err := os.Stat(d); err != nil {
 			t.Errorf("%s was touched: %v", d, err)
 		}
 	}
-	for _, name := range []string{"pvc-bound", "pvc-kept", "pvc-trap", "pvc-other"} {
+	for _, name := range []string{"pvc-00000000-0000-4000-8000-000000000001", "pvc-00000000-0000-4000-8000-000000000003", "pvc-00000000-0000-4000-8000-000000000004", "pvc-00000000-0000-4000-8000-000000000005"} {
 		if _, err := client.CoreV1().PersistentVolumes().Get(t.Context(), name, metav1.GetOptions{}); err != nil {
 			t.Errorf("volume %s was deleted: %v", name, err)
 		}

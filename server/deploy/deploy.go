@@ -131,7 +131,12 @@ func (d *Deployer) readDir() (map[string]file, error) {
 		path := filepath.Join(d.Dir, name)
 		fi, err := os.Stat(path)
 		if errors.Is(err, fs.ErrNotExist) {
-			continue // removed since the listing, or a dangling link
+			if _, lerr := os.Lstat(path); lerr != nil {
+				continue // removed since the listing
+			}
+			// A dangling link (its target not mounted yet, or being
+			// replaced) is unreadable, not removed: what it applied stays.
+			err = fmt.Errorf("%s is a link to a missing file: %w", name, err)
 		}
 		if err == nil && !fi.Mode().IsRegular() {
 			continue

@@ -9,9 +9,9 @@ import (
 )
 
 // TestReadDir: *.yaml regular files and links to them are read; hidden,
-// other extensions, directories, dangling links and ignored names are not;
-// an unreadable file is present with its error (so it is not taken for
-// removed).
+// other extensions, directories and ignored names are not; an unreadable
+// file and a dangling link are present with their error (so they are not
+// taken for removed and their objects stay).
 func TestReadDir(t *testing.T) {
 	dir := t.TempDir()
 	elsewhere := filepath.Join(t.TempDir(), "linked.yaml")
@@ -42,12 +42,15 @@ func TestReadDir(t *testing.T) {
 		names = append(names, n)
 	}
 	slices.Sort(names)
-	want := []string{"a.yaml", "link.yaml", "locked.yaml"}
+	want := []string{"a.yaml", "dangling.yaml", "link.yaml", "locked.yaml"}
 	if !slices.Equal(names, want) {
 		t.Fatalf("files = %v, want %v", names, want)
 	}
 	if string(files["link.yaml"].data) != "linked" || string(files["a.yaml"].data) != "a" {
 		t.Fatalf("contents: %q %q", files["link.yaml"].data, files["a.yaml"].data)
+	}
+	if files["dangling.yaml"].err == nil {
+		t.Fatal("a dangling link has no error")
 	}
 	if os.Geteuid() != 0 && files["locked.yaml"].err == nil {
 		t.Fatal("an unreadable file has no error")

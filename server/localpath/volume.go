@@ -21,7 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
-	"strings"
+	"regexp"
 
 	corev1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
@@ -49,6 +49,10 @@ const (
 // VolumeName is the PersistentVolume name for a claim: pvc-<claim UID>,
 // also the name of its directory on the node.
 func VolumeName(claim *corev1.PersistentVolumeClaim) string { return "pvc-" + string(claim.UID) }
+
+// provisionedName matches VolumeName's names (claim UIDs are UUIDs), so
+// that a volume can only ever name a directory the provisioner made.
+var provisionedName = regexp.MustCompile(`^pvc-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
 
 // Volume is the PersistentVolume for claim of class on node, whose storage
 // directory is storageDir: a `local` volume at storageDir/VolumeName,
@@ -124,8 +128,8 @@ func Dir(storageDir string, pv *corev1.PersistentVolume) (string, error) {
 	if !filepath.IsAbs(storageDir) || filepath.Clean(storageDir) != storageDir || storageDir == "/" {
 		return "", fmt.Errorf("storage directory %q is not a clean absolute path below /", storageDir)
 	}
-	if pv.Name == "" || pv.Name == "." || pv.Name == ".." || strings.ContainsAny(pv.Name, `/\`) {
-		return "", fmt.Errorf("volume name %q is not a single path element", pv.Name)
+	if !provisionedName.MatchString(pv.Name) {
+		return "", fmt.Errorf("volume name %q is not one the provisioner gives (pvc-<claim UID>)", pv.Name)
 	}
 	want := filepath.Join(storageDir, pv.Name)
 	if pv.Spec.Local.Path != want {

@@ -12,7 +12,7 @@ import (
 
 func claim(mutate func(*corev1.PersistentVolumeClaim)) *corev1.PersistentVolumeClaim {
 	c := &corev1.PersistentVolumeClaim{
-		ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "data", UID: "1234-abcd", ResourceVersion: "7"},
+		ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "data", UID: "1234abcd-0000-4000-8000-00000000abcd", ResourceVersion: "7"},
 		Spec: corev1.PersistentVolumeClaimSpec{
 			AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
 			Resources: corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{
@@ -31,7 +31,7 @@ func TestVolume(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if pv.Name != "pvc-1234-abcd" || pv.Spec.Local == nil || pv.Spec.Local.Path != "/var/lib/kedge/storage/pvc-1234-abcd" {
+	if pv.Name != "pvc-1234abcd-0000-4000-8000-00000000abcd" || pv.Spec.Local == nil || pv.Spec.Local.Path != "/var/lib/kedge/storage/pvc-1234abcd-0000-4000-8000-00000000abcd" {
 		t.Fatalf("name %q, source %+v", pv.Name, pv.Spec.PersistentVolumeSource)
 	}
 	if got := pv.Spec.Capacity[corev1.ResourceStorage]; got.String() != "2Gi" {
@@ -40,7 +40,7 @@ func TestVolume(t *testing.T) {
 	if pv.Spec.PersistentVolumeReclaimPolicy != corev1.PersistentVolumeReclaimDelete {
 		t.Errorf("reclaim policy %s, want Delete when the class sets none", pv.Spec.PersistentVolumeReclaimPolicy)
 	}
-	if r := pv.Spec.ClaimRef; r == nil || r.Namespace != "shop" || r.Name != "data" || r.UID != "1234-abcd" {
+	if r := pv.Spec.ClaimRef; r == nil || r.Namespace != "shop" || r.Name != "data" || r.UID != "1234abcd-0000-4000-8000-00000000abcd" {
 		t.Errorf("claimRef %+v", r)
 	}
 	if pv.Spec.StorageClassName != "local-path" || pv.Labels[NodeLabel] != "edge-1" || pv.Annotations[ProvisionedByAnnotation] != ProvisionerName {
@@ -100,29 +100,30 @@ func TestDirRefusesAnythingButAChildOfTheStorageDir(t *testing.T) {
 		root string
 		pv   *corev1.PersistentVolume
 	}{
-		{"other provisioner", "/srv", pv("pvc-1", "/srv/pvc-1", func(v *corev1.PersistentVolume) {
+		{"other provisioner", "/srv", pv("pvc-00000000-0000-4000-8000-000000000001", "/srv/pvc-00000000-0000-4000-8000-000000000001", func(v *corev1.PersistentVolume) {
 			v.Annotations[ProvisionedByAnnotation] = "rancher.io/local-path"
 		})},
-		{"hostPath", "/srv", pv("pvc-1", "/srv/pvc-1", func(v *corev1.PersistentVolume) {
-			v.Spec.PersistentVolumeSource = corev1.PersistentVolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: "/srv/pvc-1"}}
+		{"hostPath", "/srv", pv("pvc-00000000-0000-4000-8000-000000000001", "/srv/pvc-00000000-0000-4000-8000-000000000001", func(v *corev1.PersistentVolume) {
+			v.Spec.PersistentVolumeSource = corev1.PersistentVolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: "/srv/pvc-00000000-0000-4000-8000-000000000001"}}
 		})},
-		{"the storage dir itself", "/srv", pv("pvc-1", "/srv", nil)},
-		{"the root", "/srv", pv("pvc-1", "/", nil)},
-		{"outside", "/srv", pv("pvc-1", "/etc/pvc-1", nil)},
-		{"dot dot", "/srv", pv("pvc-1", "/srv/../pvc-1", nil)},
-		{"another volume's dir", "/srv", pv("pvc-1", "/srv/pvc-2", nil)},
-		{"nested", "/srv", pv("pvc-1", "/srv/pvc-1/x", nil)},
+		{"the storage dir itself", "/srv", pv("pvc-00000000-0000-4000-8000-000000000001", "/srv", nil)},
+		{"the root", "/srv", pv("pvc-00000000-0000-4000-8000-000000000001", "/", nil)},
+		{"outside", "/srv", pv("pvc-00000000-0000-4000-8000-000000000001", "/etc/pvc-00000000-0000-4000-8000-000000000001", nil)},
+		{"dot dot", "/srv", pv("pvc-00000000-0000-4000-8000-000000000001", "/srv/../pvc-00000000-0000-4000-8000-000000000001", nil)},
+		{"another volume's dir", "/srv", pv("pvc-00000000-0000-4000-8000-000000000001", "/srv/pvc-00000000-0000-4000-8000-000000000002", nil)},
+		{"not a provisioned name", "/srv", pv("agent", "/srv/agent", nil)},
+		{"nested", "/srv", pv("pvc-00000000-0000-4000-8000-000000000001", "/srv/pvc-00000000-0000-4000-8000-000000000001/x", nil)},
 		{"name dot dot", "/srv", pv("..", "/srv/..", nil)},
 		{"name with slash", "/srv", pv("a/b", "/srv/a/b", nil)},
 		{"storage dir is /", "/", pv("etc", "/etc", nil)},
-		{"relative storage dir", "srv", pv("pvc-1", "srv/pvc-1", nil)},
-		{"unclean storage dir", "/srv/", pv("pvc-1", "/srv/pvc-1", nil)},
+		{"relative storage dir", "srv", pv("pvc-00000000-0000-4000-8000-000000000001", "srv/pvc-00000000-0000-4000-8000-000000000001", nil)},
+		{"unclean storage dir", "/srv/", pv("pvc-00000000-0000-4000-8000-000000000001", "/srv/pvc-00000000-0000-4000-8000-000000000001", nil)},
 	} {
 		if dir, err := Dir(tc.root, tc.pv); err == nil {
 			t.Errorf("%s: Dir = %q, want an error", tc.name, dir)
 		}
 	}
-	if dir, err := Dir("/srv", pv("pvc-1", "/srv/pvc-1", nil)); err != nil || dir != "/srv/pvc-1" {
-		t.Errorf("Dir = %q, %v; want /srv/pvc-1", dir, err)
+	if dir, err := Dir("/srv", pv("pvc-00000000-0000-4000-8000-000000000001", "/srv/pvc-00000000-0000-4000-8000-000000000001", nil)); err != nil || dir != "/srv/pvc-00000000-0000-4000-8000-000000000001" {
+		t.Errorf("Dir = %q, %v; want /srv/pvc-00000000-0000-4000-8000-000000000001", dir, err)
 	}
 }

@@ -1,6 +1,7 @@
 package metricsapi
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -142,5 +143,14 @@ func (c *Collector) scrape(ctx context.Context, node string) (*Scrape, error) {
 		return nil, err
 	}
 	defer body.Close()
-	return ParseResource(io.LimitReader(body, maxScrapeBytes))
+	// One byte more than the limit tells a cut-off scrape, which would
+	// otherwise parse and drop the containers it lost, from a whole one.
+	data, err := io.ReadAll(io.LimitReader(body, maxScrapeBytes+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > maxScrapeBytes {
+		return nil, fmt.Errorf("resource metrics larger than %d bytes", maxScrapeBytes)
+	}
+	return ParseResource(bytes.NewReader(data))
 }

@@ -164,10 +164,12 @@ func Ensure(ctx context.Context, c kubernetes.Interface) error {
 	if err := ensure(ctx, c, ClusterDNSRole(), ClusterDNSBinding()); err != nil {
 		return err
 	}
-	if err := ensure(ctx, c, LocalStorageRole(), LocalStorageBinding()); err != nil {
+	// The policy that narrows the nodes' PV deletes comes before the
+	// grant, so nodes never hold the grant without it.
+	if err := ensurePolicy(ctx, c); err != nil {
 		return err
 	}
-	return ensurePolicy(ctx, c)
+	return ensure(ctx, c, LocalStorageRole(), LocalStorageBinding())
 }
 
 func ensure(ctx context.Context, c kubernetes.Interface, want *rbacv1.ClusterRole, wantB *rbacv1.ClusterRoleBinding) error {
