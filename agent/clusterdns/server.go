@@ -33,7 +33,10 @@ type Server struct {
 	Corefile string
 	// Engine defaults to CoreDNS in this process.
 	Engine Engine
-	Log    *slog.Logger
+	// Decided, if set, is called after each look at the kube-dns Service
+	// (nil if there is none) with whether DNS is serving then.
+	Decided func(svc *corev1.Service, serving bool)
+	Log     *slog.Logger
 }
 
 var _ component.Component = (*Server)(nil)
@@ -96,7 +99,10 @@ func (s *Server) Run(ctx context.Context, ready func()) error {
 			retry = nil
 		}
 		svc, err := lister.Services(Namespace).Get(ServiceName)
-		want := err == nil && Managed(svc)
+		if err != nil {
+			svc = nil
+		}
+		want := Managed(svc)
 		switch {
 		case want && running == nil && retry == nil:
 			running, err = engine(s.Corefile)
@@ -113,6 +119,9 @@ func (s *Server) Run(ctx context.Context, ready func()) error {
 			running.Stop()
 			running = nil
 			s.Log.Info("cluster DNS stopped: the kube-dns Service is gone or not kedge's", "label", ManagedLabel)
+		}
+		if s.Decided != nil {
+			s.Decided(svc, running != nil)
 		}
 	}
 }

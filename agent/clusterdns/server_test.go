@@ -73,7 +73,14 @@ func TestServerFollowsTheService(t *testing.T) {
 	client := fake.NewClientset(service("other", map[string]string{ManagedLabel: "true"}))
 	engine := &fakeEngine{failStarts: 1}
 	ctx, cancel := context.WithCancel(t.Context())
-	s := &Server{Client: client, Corefile: "corefile", Engine: engine.start, Log: slog.New(slog.DiscardHandler)}
+	// Decisions taken on an unlabelled kube-dns Service.
+	unlabelled := make(chan bool, 100)
+	s := &Server{Client: client, Corefile: "corefile", Engine: engine.start, Log: slog.New(slog.DiscardHandler),
+		Decided: func(svc *corev1.Service, serving bool) {
+			if svc != nil && svc.Labels[ManagedLabel] == "" {
+				unlabelled <- serving
+			}
+		}}
 	done := make(chan error, 1)
 	readyc := make(chan struct{})
 	go func() { done <- s.Run(ctx, func() { close(readyc) }) }()
@@ -91,7 +98,14 @@ func TestServerFollowsTheService(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Another Service with the label, or kube-dns without it: no DNS.
-	time.Sleep(200 * time.Millisecond) // give a wrong start the chance to happen
+	select {
+	case serving := <-unlabelled:
+		if serving {
+			t.Fatal("serving for a kube-dns Service without kedge's label")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the unlabelled kube-dns Service was not looked at within 10 s")
+	}
 	if running, starts := engine.state(); running != 0 || starts != 0 {
 		t.Fatalf("started for a kube-dns Service that is not kedge's (running %d, starts %d)", running, starts)
 	}

@@ -87,7 +87,7 @@ func query(addr, name string) ([]string, error) {
 }
 
 // TestStartForwardsAndKeepsKlog runs a real CoreDNS with the kubernetes
-// plugin (its API unreachable, so it starts after its start-up wait) and forward:
+// plugin (its API never answers, so it starts after its start-up wait) and forward:
 // an outside name is answered by the upstream, klog keeps writing to the
 // slog logger it had (also during the wait), and after Stop the port is
 // free for the next Start.
@@ -96,11 +96,18 @@ func TestStartForwardsAndKeepsKlog(t *testing.T) {
 	klog.SetSlogLogger(slog.New(slog.NewTextHandler(&logs, nil)).With("component", "k8s"))
 	t.Cleanup(klog.ClearLogger)
 
+	// An "API server" that accepts connections and never answers: the
+	// plugin's first connection comes during its start-up wait.
+	api, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer api.Close()
 	dir := t.TempDir()
 	kubeconfig := filepath.Join(dir, "kubeconfig")
 	if err := os.WriteFile(kubeconfig, []byte(`apiVersion: v1
 kind: Config
-clusters: [{name: c, cluster: {server: "https://127.0.0.1:1", insecure-skip-tls-verify: true}}]
+clusters: [{name: c, cluster: {server: "https://`+api.Addr().String()+`", insecure-skip-tls-verify: true}}]
 users: [{name: u, user: {token: t}}]
 contexts: [{name: c, context: {cluster: c, user: u}}]
 current-context: c
@@ -115,7 +122,11 @@ current-context: c
 	during := make(chan struct{})
 	go func() {
 		defer close(during)
-		time.Sleep(500 * time.Millisecond) // inside the plugin's 2 s wait
+		conn, err := api.Accept()
+		if err != nil {
+			return
+		}
+		defer conn.Close()
 		klog.Info("probe during start")
 	}()
 	inst, err := Start(corefile)
