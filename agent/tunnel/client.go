@@ -39,6 +39,11 @@ const (
 	// start again from minBackoff.
 	stableAfter = 10 * time.Second
 	dialTimeout = 5 * time.Second
+	// handshakeTimeout bounds TCP connect, TLS and the websocket upgrade
+	// together. Once the TCP connect (at most dialTimeout) got through, the
+	// link is up, so the rest may take longer: on a lossy, slow link each
+	// lost packet of the handshake costs a retransmission of 1 s or more.
+	handshakeTimeout = 15 * time.Second
 )
 
 // Client keeps the session to one server. As a component it is ready at
@@ -109,7 +114,7 @@ func (c *Client) connect(ctx context.Context) (connected bool, err error) {
 	}
 	var raw atomic.Pointer[watchedConn]
 	dialer := &websocket.Dialer{
-		HandshakeTimeout: dialTimeout,
+		HandshakeTimeout: handshakeTimeout,
 		TLSClientConfig:  tlsConfig,
 		NetDialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
 			d := &net.Dialer{Timeout: dialTimeout}
