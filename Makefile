@@ -1,9 +1,16 @@
 # Convenience targets; the scripts are the source of truth.
-#   make build      bin/kedge
-#   make test       every test (README's test command)
-#   make e2e-chaos  the long edge tests: a 5-minute link cut and a 5-minute
-#                   flaky link (KEDGE_CHAOS_DURATION=2m for shorter runs)
-.PHONY: build test e2e-chaos
+#   make deps          install what building and testing needs (Debian, root)
+#   make build         bin/kedge (static; KEDGE_ARCH=arm64|armv7 cross-compiles)
+#   make test          every test (README's test command)
+#   make e2e-chaos     the long edge tests: a 5-minute link cut and a 5-minute
+#                      flaky link (KEDGE_CHAOS_DURATION=2m for shorter runs)
+#   make release       dist/: static kedge for amd64, arm64 and armv7, .xz,
+#                      sha256 lists, install.sh (three cold builds: ~45 min)
+#   make release-test  checks dist/ and runs the ARM binaries under qemu
+.PHONY: deps build test e2e-chaos release release-test
+
+deps:
+	scripts/deps test release
 
 build:
 	scripts/build
@@ -13,3 +20,9 @@ test:
 
 e2e-chaos:
 	scripts/e2e-chaos
+
+release:
+	scripts/release
+
+release-test:
+	scripts/release-test

@@ -1,9 +1,12 @@
 // Command packbundle packs a directory into the zstd-compressed tarball that
-// agent/bundle embeds: packbundle DIR OUT.
+// agent/bundle embeds: packbundle [-arch ARCH] DIR OUT. With -arch, every
+// file must be a static executable for ARCH (amd64, arm64 or armv7), so a
+// kedge binary never carries a runc it cannot run.
 package main
 
 import (
 	"archive/tar"
+	"flag"
 	"fmt"
 	"io/fs"
 	"os"
@@ -11,20 +14,35 @@ import (
 	"time"
 
 	"github.com/klauspost/compress/zstd"
+
+	"github.com/kedge/kedge/scripts/elfcheck"
 )
 
 func main() {
-	if len(os.Args) != 3 {
-		fmt.Fprintln(os.Stderr, "usage: packbundle DIR OUT")
+	arch := flag.String("arch", "", "check that every file is a static executable for this architecture")
+	flag.Parse()
+	if flag.NArg() != 2 {
+		fmt.Fprintln(os.Stderr, "usage: packbundle [-arch ARCH] DIR OUT")
 		os.Exit(2)
 	}
-	if err := pack(os.Args[1], os.Args[2]); err != nil {
+	if err := pack(flag.Arg(0), flag.Arg(1), *arch); err != nil {
 		fmt.Fprintln(os.Stderr, "packbundle:", err)
 		os.Exit(1)
 	}
 }
 
-func pack(dir, out string) error {
+func pack(dir, out, arch string) error {
+	if arch != "" {
+		err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() {
+				return err
+			}
+			return elfcheck.Static(path, arch)
+		})
+		if err != nil {
+			return err
+		}
+	}
 	f, err := os.Create(out)
 	if err != nil {
 		return err

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 
@@ -106,6 +107,11 @@ func (c Config) Complete() (*Completed, error) {
 	cc := &Completed{Config: c, Paths: NewPaths(abs)}
 
 	cc.Datastore, cc.KineEndpoint = datastore(c, cc.Paths)
+	if cc.Datastore == DatastoreEmbeddedEtcd {
+		if err := embeddedEtcdSupported(runtime.GOARCH); err != nil {
+			return nil, err
+		}
+	}
 
 	if cc.NodeName, err = nodeName(c.NodeName); err != nil {
 		return nil, err
@@ -162,6 +168,18 @@ func datastore(c Config, p Paths) (DatastoreKind, string) {
 	default:
 		return DatastoreSQLite, "sqlite://" + p.SQLiteFile + "?" + SQLiteParams
 	}
+}
+
+// embeddedEtcdSupported refuses embedded etcd on 32-bit architectures:
+// upstream etcd does not support them (it starts only with
+// ETCD_UNSUPPORTED_ARCH set), and bbolt's memory map of the database is
+// capped by a 32-bit address space.
+func embeddedEtcdSupported(goarch string) error {
+	switch goarch {
+	case "arm", "386", "mips", "mipsle":
+		return fmt.Errorf("embedded etcd (--cluster-init, --server, or an etcd directory in the data dir) is not supported on 32-bit %s; use the default SQLite datastore or --datastore-endpoint", goarch)
+	}
+	return nil
 }
 
 func nodeName(given string) (string, error) {

@@ -22,10 +22,15 @@ import (
 
 // Image returns an image whose only layer holds binary at /<base name>,
 // mode 0755, run as the entrypoint. Timestamps are fixed so that the same
-// binary always gives the same image digest.
+// binary always gives the same image digest. arch is a Go architecture or
+// "armv7" (arm, variant v7); empty means this machine's.
 func Image(binary []byte, name, arch string) (v1.Image, error) {
 	if arch == "" {
 		arch = runtime.GOARCH
+	}
+	variant := ""
+	if arch == "armv7" {
+		arch, variant = "arm", "v7"
 	}
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
@@ -53,7 +58,7 @@ func Image(binary []byte, name, arch string) (v1.Image, error) {
 		return nil, err
 	}
 	cfg = cfg.DeepCopy()
-	cfg.OS, cfg.Architecture = "linux", arch
+	cfg.OS, cfg.Architecture, cfg.Variant = "linux", arch, variant
 	cfg.Created = v1.Time{Time: time.Unix(0, 0)}
 	cfg.Config.Entrypoint = []string{"/" + name}
 	return mutate.ConfigFile(img, cfg)

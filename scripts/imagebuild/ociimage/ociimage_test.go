@@ -76,3 +76,25 @@ func TestWriteTarballErrors(t *testing.T) {
 		t.Fatal("bad reference accepted")
 	}
 }
+
+// 32-bit ARM images carry variant v7, which containerd matches on armv7
+// devices; other architectures carry none.
+func TestImagePlatform(t *testing.T) {
+	for _, tc := range []struct{ in, arch, variant string }{
+		{"armv7", "arm", "v7"},
+		{"arm64", "arm64", ""},
+		{"amd64", "amd64", ""},
+	} {
+		img, err := Image([]byte("x"), "pause", tc.in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := img.ConfigFile()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg.Architecture != tc.arch || cfg.Variant != tc.variant {
+			t.Errorf("%s: architecture %q variant %q, want %q %q", tc.in, cfg.Architecture, cfg.Variant, tc.arch, tc.variant)
+		}
+	}
+}
