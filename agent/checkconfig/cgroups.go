@@ -77,7 +77,7 @@ func cgroupResults(sys System) []Result {
 				r.Hint = "it may be bound to a cgroup v1 hierarchy; boot with systemd.unified_cgroup_hierarchy=1 or unmount that hierarchy"
 			default:
 				r.Detail = "not mounted"
-				r.Hint = "mount -t cgroup -o " + c.name + " cgroup /sys/fs/cgroup/" + c.name
+				r.Hint = "mkdir -p /sys/fs/cgroup/" + c.name + " && mount -t cgroup -o " + c.name + " cgroup /sys/fs/cgroup/" + c.name
 			}
 			if !c.required {
 				r.Detail += " (optional)"

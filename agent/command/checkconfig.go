@@ -33,10 +33,14 @@ func CheckConfig() *cli.Command {
 			if err := write(os.Stdout, rep); err != nil {
 				return err
 			}
-			if n := rep.Count(checkconfig.Missing); n > 0 {
-				return fmt.Errorf("check-config: %d required items missing", n)
+			switch n := rep.Count(checkconfig.Missing); n {
+			case 0:
+				return nil
+			case 1:
+				return fmt.Errorf("check-config: a required item is missing")
+			default:
+				return fmt.Errorf("check-config: %d required items are missing", n)
 			}
-			return nil
 		},
 	}
 }
