@@ -86,6 +86,8 @@ func newApp() *cli.App {
 	serverCmd.OnUsageError = onUsageError
 	agentCmd := agentcommand.New(logger)
 	agentCmd.OnUsageError = onUsageError
+	checkConfigCmd := agentcommand.CheckConfig()
+	checkConfigCmd.OnUsageError = onUsageError
 	return &cli.App{
 		Name:                      "kedge",
 		Usage:                     "Lightweight Kubernetes for edge and IoT devices",
@@ -100,6 +102,7 @@ func newApp() *cli.App {
 		Commands: []*cli.Command{
 			serverCmd,
 			agentCmd,
+			checkConfigCmd,
 			{
 				Name:            "crictl",
 				Usage:           "Run crictl against this node's containerd ($CONTAINER_RUNTIME_ENDPOINT overrides)",

@@ -30,6 +30,7 @@ import (
 
 	"github.com/kedge/kedge/agent/apicache"
 	"github.com/kedge/kedge/agent/bundle"
+	"github.com/kedge/kedge/agent/checkconfig"
 	"github.com/kedge/kedge/agent/clusterdns"
 	"github.com/kedge/kedge/agent/cni"
 	"github.com/kedge/kedge/agent/config"
@@ -287,6 +288,9 @@ func run(ctx context.Context, cc *config.Completed, log *slog.Logger, withTunnel
 	err = runner.Run(ctx, components...)
 	if err == nil {
 		log.Info("kedge agent stopped")
+	} else if checkconfig.LooksLikeMissingKernelFeature(err) {
+		// The error itself is returned; this line only points at the tool.
+		log.Error(checkconfig.Hint)
 	}
 	return err
 }
