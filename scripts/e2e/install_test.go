@@ -1,0 +1,451 @@
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/sha256"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/kedge/kedge/scripts/e2e/hosts"
+	"github.com/kedge/kedge/server/integration/harness"
+)
+
+// installDirs are made private to the install tests' hosts besides
+// hosts.HostDirs: what install.sh writes and its uninstall script removes.
+var installDirs = []string{"/usr/local/bin", "/etc/systemd/system", "/etc/init.d", "/var/log"}
+
+// pathEnv is systemd's PATH for services, used for everything run in the hosts.
+const pathEnv = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+// downloadSite packs $KEDGE_BIN as amd64 with scripts/dist-pack into
+// good/ and, with a corrupted kedge-amd64.xz, into bad/ (install.sh in
+// both), and serves them on the bridge's host side. It returns the base URL.
+func downloadSite(t *testing.T, kedge string, n *hosts.Network) string {
+	t.Helper()
+	root := t.TempDir()
+	good, bad := filepath.Join(root, "good"), filepath.Join(root, "bad")
+	for _, dir := range []string{good, bad} {
+		pack := exec.Command("../dist-pack", "amd64", kedge, dir)
+		pack.Env = append(os.Environ(), "XZ_LEVEL=-0")
+		if out, err := pack.CombinedOutput(); err != nil {
+			t.Fatalf("dist-pack: %v\n%s", err, out)
+		}
+		script, err := os.ReadFile("../../install.sh")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "install.sh"), script, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f, err := os.OpenFile(filepath.Join(bad, "kedge-amd64.xz"), os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte("corrupted"), 4096); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	ln, err := net.Listen("tcp", n.Gateway()+":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.FileServer(http.Dir(root))}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return "http://" + ln.Addr().String()
+}
+
+// install runs `curl -sfL URL/install.sh | sh -` in h with env (and PATH)
+// as the whole environment.
+func install(t *testing.T, h *hosts.Host, site string, env ...string) (string, string, error) {
+	t.Helper()
+	env = append([]string{pathEnv}, env...)
+	return h.Exec(t, 5*time.Minute, env, "sh", "-c", "curl -sfL "+site+"/good/install.sh | sh -")
+}
+
+// mustInstall is install that fails the test on an error.
+func mustInstall(t *testing.T, h *hosts.Host, site string, env ...string) string {
+	t.Helper()
+	stdout, stderr, err := install(t, h, site, env...)
+	if err != nil {
+		t.Fatalf("install on %s: %v\nstdout:\n%s\nstderr:\n%s", h.Name, err, stdout, stderr)
+	}
+	t.Logf("install on %s:\n%s%s", h.Name, stdout, stderr)
+	return stdout + stderr
+}
+
+// unit is what the test needs from a systemd unit install.sh wrote.
+type unit struct {
+	execStart []string
+	env       []string // KEY=value, from the EnvironmentFile
+	envFile   string   // in the host
+}
+
+// readUnit checks the unit file (systemd-analyze verify, in the host) and
+// its environment file (0600), and returns its command and environment.
+func readUnit(t *testing.T, h *hosts.Host, name string) unit {
+	t.Helper()
+	path := filepath.Join(h.Root, "etc/systemd/system", name)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, stderr, err := h.Exec(t, time.Minute, []string{pathEnv}, "systemd-analyze", "verify", "/etc/systemd/system/"+name); err != nil || stderr != "" {
+		t.Fatalf("systemd-analyze verify %s: %v\n%s", name, err, stderr)
+	}
+	var u unit
+	for _, line := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, "ExecStart="); ok {
+			u.execStart = strings.Fields(v)
+		}
+		if v, ok := strings.CutPrefix(line, "EnvironmentFile="); ok {
+			u.envFile = strings.TrimPrefix(v, "-")
+		}
+	}
+	for _, want := range []string{"Type=notify", "KillMode=process", "Delegate=yes", "LimitNOFILE=1048576", "TasksMax=infinity",
+		"Restart=always", "RestartSec=5s", "TimeoutStartSec=0", "ExecStartPre=-/sbin/modprobe overlay", "ExecStartPre=-/sbin/modprobe br_netfilter"} {
+		if !slices.Contains(strings.Split(string(data), "\n"), want) {
+			t.Errorf("%s lacks %s:\n%s", name, want, data)
+		}
+	}
+	if len(u.execStart) == 0 || u.envFile != "/etc/systemd/system/"+name+".env" {
+		t.Fatalf("%s: ExecStart %q, EnvironmentFile %q", name, u.execStart, u.envFile)
+	}
+	envPath := filepath.Join(h.Root, u.envFile)
+	st, err := os.Stat(envPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode().Perm() != 0o600 {
+		t.Errorf("%s has mode %v, want 0600", u.envFile, st.Mode().Perm())
+	}
+	f, err := os.Open(envPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		k, v, ok := strings.Cut(sc.Text(), "=")
+		if !ok || len(v) < 2 || v[0] != '\'' || v[len(v)-1] != '\'' {
+			t.Fatalf("%s: line %q is not KEY='value'", u.envFile, sc.Text())
+		}
+		u.env = append(u.env, k+"="+v[1:len(v)-1])
+	}
+	return u
+}
+
+// startUnit starts the unit's ExecStart in h with the unit's environment
+// only, as systemd would.
+func startUnit(t *testing.T, h *hosts.Host, u unit) *hosts.Proc {
+	t.Helper()
+	argv := append([]string{"env", "-i", pathEnv}, u.env...)
+	return h.Start(t, append(argv, u.execStart...)...)
+}
+
+// fileState is a file's content hash, mode and mtime (links: their target).
+type fileState struct {
+	sum   [32]byte
+	mode  os.FileMode
+	mtime time.Time
+}
+
+// snapshot records every file under the host's dirs.
+func snapshot(t *testing.T, h *hosts.Host, dirs ...string) map[string]fileState {
+	t.Helper()
+	out := map[string]fileState{}
+	for _, d := range dirs {
+		entries, err := os.ReadDir(filepath.Join(h.Root, d))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range entries {
+			p := filepath.Join(h.Root, d, e.Name())
+			st, err := os.Lstat(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var content []byte
+			if st.Mode()&os.ModeSymlink != 0 {
+				target, _ := os.Readlink(p)
+				content = []byte(target)
+			} else if content, err = os.ReadFile(p); err != nil {
+				t.Fatal(err)
+			}
+			out[filepath.Join(d, e.Name())] = fileState{sha256.Sum256(content), st.Mode(), st.ModTime()}
+		}
+	}
+	return out
+}
+
+// TestInstall installs a server and an agent joining it with install.sh
+// from a download site on the test bridge, starts each unit's command as
+// systemd would, re-runs the installer (nothing changes, nothing restarts;
+// a new flag restarts) and uninstalls both: nothing of kedge is left.
+func TestInstall(t *testing.T) {
+	kedge := harness.Binary(t)
+	n := hosts.NewNetwork(t)
+	site := downloadSite(t, kedge, n)
+	srvHost := n.AddHost(t, "server", installDirs...)
+	agentHost := n.AddHost(t, "agent", installDirs...)
+	skip := []string{"INSTALL_KEDGE_DOWNLOAD_URL=" + site + "/good", "INSTALL_KEDGE_SKIP_ENABLE=true", "INSTALL_KEDGE_SKIP_START=true"}
+
+	// The server.
+	mustInstall(t, srvHost, site, skip...)
+	for _, f := range []string{"kedge", "kedge-killall.sh", "kedge-uninstall.sh"} {
+		if st, err := os.Stat(filepath.Join(srvHost.Root, "usr/local/bin", f)); err != nil || st.Mode().Perm() != 0o755 {
+			t.Fatalf("server host: /usr/local/bin/%s: %v", f, err)
+		}
+	}
+	for _, l := range []string{"kubectl", "crictl", "ctr"} {
+		if target, err := os.Readlink(filepath.Join(srvHost.Root, "usr/local/bin", l)); err != nil || target != "kedge" {
+			t.Fatalf("server host: /usr/local/bin/%s -> %q (%v), want kedge", l, target, err)
+		}
+	}
+	srvUnit := readUnit(t, srvHost, "kedge.service")
+	if want := []string{"/usr/local/bin/kedge", "server"}; !slices.Equal(srvUnit.execStart, want) || len(srvUnit.env) != 0 {
+		t.Fatalf("server unit: ExecStart %q, environment %q; want %q and none", srvUnit.execStart, srvUnit.env, want)
+	}
+	srv := startUnit(t, srvHost, srvUnit)
+	waitForServer(t, srvHost, srv)
+	admin := adminClient(t, srvHost)
+	waitNodeReady(t, admin, "server", []*hosts.Proc{srv})
+	// kubectl is kedge, by its name, with the server's kubeconfig.
+	if out, stderr, err := srvHost.Exec(t, time.Minute, []string{pathEnv}, "kubectl", "get", "node", "server", "-o", "name"); err != nil || strings.TrimSpace(out) != "node/server" {
+		t.Fatalf("kubectl in the server host: %q %v\n%s", out, err, stderr)
+	}
+	tok, err := os.ReadFile(filepath.Join(srvHost.Root, "var/lib/kedge/server/token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	token := strings.TrimSpace(string(tok))
+
+	// The agent joins with KEDGE_URL and KEDGE_TOKEN.
+	join := []string{"KEDGE_TOKEN=" + token, "KEDGE_URL=https://" + srvHost.IP + ":6443"} // as sorted in the env file
+	out := mustInstall(t, agentHost, site, append(skip, join...)...)
+	if strings.Contains(out, token) {
+		t.Fatalf("the installer printed the token:\n%s", out)
+	}
+	agentUnit := readUnit(t, agentHost, "kedge-agent.service")
+	if want := []string{"/usr/local/bin/kedge", "agent"}; !slices.Equal(agentUnit.execStart, want) || !slices.Equal(agentUnit.env, join) {
+		t.Fatalf("agent unit: ExecStart %q, environment %d variables; want %q and KEDGE_TOKEN, KEDGE_URL", agentUnit.execStart, len(agentUnit.env), want)
+	}
+	if _, err := os.Stat(filepath.Join(agentHost.Root, "usr/local/bin/kedge-agent-uninstall.sh")); err != nil {
+		t.Fatal(err)
+	}
+	agent := startUnit(t, agentHost, agentUnit)
+	waitNodeReady(t, admin, "agent", []*hosts.Proc{srv, agent})
+
+	// Again with the same settings: nothing changes. A recording systemctl
+	// stands in for systemd (which cannot run as PID 1 here), found through
+	// /run/systemd/system in the host's private /run and PATH.
+	dirs := []string{"usr/local/bin", "etc/systemd/system"}
+	before := snapshot(t, agentHost, dirs...)
+	stub := t.TempDir()
+	calls := filepath.Join(stub, "calls")
+	if err := os.WriteFile(filepath.Join(stub, "systemctl"), []byte("#!/bin/sh\necho \"$*\" >>"+calls+"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	sdDir := filepath.Join(agentHost.Root, "run/systemd/system")
+	if err := os.MkdirAll(sdDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	withStub := func(env ...string) []string {
+		stubbed := []string{"PATH=" + stub + ":" + strings.TrimPrefix(pathEnv, "PATH="), "INSTALL_KEDGE_DOWNLOAD_URL=" + site + "/good"}
+		return append(append(stubbed, join...), env...)
+	}
+	rerun := func(env ...string) []string {
+		os.Remove(calls)
+		stdout, stderr, err := agentHost.Exec(t, 5*time.Minute, withStub(env...), "sh", "-c", "curl -sfL "+site+"/good/install.sh | sh -")
+		if err != nil {
+			t.Fatalf("re-run: %v\n%s%s", err, stdout, stderr)
+		}
+		t.Logf("re-run:\n%s%s", stdout, stderr)
+		b, _ := os.ReadFile(calls)
+		return strings.Split(strings.TrimSpace(string(b)), "\n")
+	}
+	got := rerun()
+	if after := snapshot(t, agentHost, dirs...); !mapsEqual(before, after) {
+		t.Fatalf("an unchanged re-run changed files:\nbefore %v\nafter  %v", before, after)
+	}
+	if slices.ContainsFunc(got, func(c string) bool {
+		return strings.HasPrefix(c, "restart") || strings.HasPrefix(c, "start") || strings.HasPrefix(c, "daemon-reload")
+	}) {
+		t.Fatalf("an unchanged re-run called systemctl %q", got)
+	}
+	// A new flag rewrites the unit: daemon-reload and restart.
+	got = rerun("INSTALL_KEDGE_EXEC=agent --node-label installed-by=install.sh")
+	if !slices.Contains(got, "daemon-reload") || !slices.Contains(got, "restart kedge-agent") {
+		t.Fatalf("a changed unit: systemctl calls %q, want daemon-reload and restart kedge-agent", got)
+	}
+	if err := os.RemoveAll(filepath.Join(agentHost.Root, "run/systemd")); err != nil {
+		t.Fatal(err)
+	}
+
+	// Uninstall, the agent first.
+	for _, u := range []struct {
+		h      *hosts.Host
+		script string
+		proc   *hosts.Proc
+	}{{agentHost, "kedge-agent-uninstall.sh", agent}, {srvHost, "kedge-uninstall.sh", srv}} {
+		stdout, stderr, err := u.h.Exec(t, 3*time.Minute, []string{pathEnv}, "/usr/local/bin/"+u.script)
+		if err != nil {
+			t.Fatalf("%s on %s: %v\n%s%s", u.script, u.h.Name, err, stdout, stderr)
+		}
+		t.Logf("%s on %s:\n%s%s", u.script, u.h.Name, stdout, stderr)
+		waitFor(t, 30*time.Second, u.h.Name+"'s kedge to exit", nil, func() bool {
+			_, done := u.proc.Exited()
+			return done
+		})
+		checkNothingLeft(t, u.h)
+	}
+}
+
+func mapsEqual(a, b map[string]fileState) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if w, ok := b[k]; !ok || w.sum != v.sum || w.mode != v.mode || !w.mtime.Equal(v.mtime) {
+			return false
+		}
+	}
+	return true
+}
+
+// checkNothingLeft checks that h has no kedge process, mount, network
+// device, nftables table or iptables chain, and no file of kedge's.
+func checkNothingLeft(t *testing.T, h *hosts.Host) {
+	t.Helper()
+	if pids := h.Pids(); len(pids) > 0 {
+		var procs []string
+		for _, pid := range pids {
+			cmdline, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+			procs = append(procs, strconv.Itoa(pid)+" "+string(bytes.ReplaceAll(cmdline, []byte{0}, []byte{' '})))
+		}
+		t.Errorf("%s: processes left: %q", h.Name, procs)
+	}
+	mountinfo, err := os.ReadFile("/proc/" + strconv.Itoa(h.InitPID(t)) + "/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(mountinfo), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 5 {
+			continue
+		}
+		for _, dir := range []string{"/run/kedge", "/var/lib/kedge/", "/var/lib/kubelet/", "/run/netns/cni-"} {
+			if strings.HasPrefix(f[4], dir) {
+				t.Errorf("%s: left mounted: %s", h.Name, f[4])
+			}
+		}
+	}
+	links, err := exec.Command("ip", "-n", h.NS, "-o", "link", "show").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(string(links)), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 2 {
+			continue
+		}
+		name, _, _ := strings.Cut(strings.TrimSuffix(f[1], ":"), "@")
+		// The kernel's fallback tunnel devices appear in every namespace.
+		if !slices.Contains([]string{"lo", "eth0", "tunl0", "gre0", "gretap0", "erspan0", "sit0", "ip6tnl0", "ip6gre0", "ip_vti0", "ip6_vti0"}, name) {
+			t.Errorf("%s: network device left: %s", h.Name, name)
+		}
+	}
+	ruleset, err := exec.Command("ip", "netns", "exec", h.NS, "nft", "list", "ruleset").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{"table ip kube-proxy", "table ip6 kube-proxy", "flannel", "KUBE-", "CNI-", "FLANNEL"} {
+		if strings.Contains(string(ruleset), s) {
+			t.Errorf("%s: nftables still holds %q:\n%s", h.Name, s, ruleset)
+		}
+	}
+	for _, d := range []string{"usr/local/bin", "etc/systemd/system", "etc/kedge", "var/lib/kedge", "var/lib/kubelet", "var/log/pods"} {
+		entries, err := os.ReadDir(filepath.Join(h.Root, d))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range entries {
+			t.Errorf("%s: /%s/%s left", h.Name, d, e.Name())
+		}
+	}
+	for _, p := range []string{"run/kedge", "var/log/containers", "var/lib/cni/networks/kedge"} {
+		if _, err := os.Lstat(filepath.Join(h.Root, p)); err == nil {
+			t.Errorf("%s: /%s left", h.Name, p)
+		}
+	}
+}
+
+// TestInstallRefusals: wrong input gets one line on stderr and a non-zero
+// exit, and nothing is written.
+func TestInstallRefusals(t *testing.T) {
+	kedge := harness.Binary(t)
+	n := hosts.NewNetwork(t)
+	site := downloadSite(t, kedge, n)
+	h := n.AddHost(t, "refused", installDirs...)
+	fake := t.TempDir()
+	if err := os.WriteFile(filepath.Join(fake, "uname"), []byte("#!/bin/sh\necho mips\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	skip := []string{"INSTALL_KEDGE_SKIP_ENABLE=true", "INSTALL_KEDGE_SKIP_START=true"}
+	closed, err := net.Listen("tcp", n.Gateway()+":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	unreachable := "http://" + closed.Addr().String()
+	closed.Close()
+	for _, c := range []struct {
+		name string
+		env  []string
+		want string
+	}{
+		{"checksum mismatch", []string{"INSTALL_KEDGE_DOWNLOAD_URL=" + site + "/bad"}, "checksum mismatch for kedge-amd64.xz"},
+		{"unreachable URL", []string{"INSTALL_KEDGE_DOWNLOAD_URL=" + unreachable}, "cannot download " + unreachable + "/sha256sum-amd64.txt"},
+		{"URL without a token", []string{"INSTALL_KEDGE_DOWNLOAD_URL=" + site + "/good", "KEDGE_URL=https://10.0.0.1:6443"}, "KEDGE_TOKEN or KEDGE_TOKEN_FILE is needed"},
+		{"URL not https", []string{"INSTALL_KEDGE_DOWNLOAD_URL=" + site + "/good", "KEDGE_URL=http://10.0.0.1:6443", "KEDGE_TOKEN=secret"}, "KEDGE_URL must be an https:// URL"},
+		{"unknown architecture", []string{"INSTALL_KEDGE_DOWNLOAD_URL=" + site + "/good", "PATH=" + fake + ":" + strings.TrimPrefix(pathEnv, "PATH=")}, "unsupported architecture mips"},
+	} {
+		stdout, stderr, err := install(t, h, site, append(skip, c.env...)...)
+		var exit *exec.ExitError
+		if !asExit(err, &exit) || exit.ExitCode() == 0 {
+			t.Errorf("%s: exit %v, want a non-zero exit", c.name, err)
+		}
+		if lines := strings.Split(strings.TrimSpace(stderr), "\n"); len(lines) != 1 || !strings.HasPrefix(lines[0], "[ERROR] ") || !strings.Contains(lines[0], c.want) {
+			t.Errorf("%s: stderr %q, want one [ERROR] line with %q", c.name, stderr, c.want)
+		}
+		if stdout != "" || strings.Contains(stderr, "secret") {
+			t.Errorf("%s: stdout %q, stderr %q", c.name, stdout, stderr)
+		}
+		for _, d := range []string{"usr/local/bin", "etc/systemd/system", "etc/kedge"} {
+			if entries, _ := os.ReadDir(filepath.Join(h.Root, d)); len(entries) > 0 {
+				t.Errorf("%s: /%s holds %v", c.name, d, entries)
+			}
+		}
+	}
+}
+
+// asExit reports whether err is a non-zero exit of the command (not a
+// failure to run it or a timeout).
+func asExit(err error, exit **exec.ExitError) bool {
+	e, ok := err.(*exec.ExitError)
+	if ok && e.Sys().(syscall.WaitStatus).Exited() {
+		*exit = e
+		return true
+	}
+	return false
+}
