@@ -16,6 +16,9 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	"github.com/kedge/kedge/scripts/e2e/hosts"
 	"github.com/kedge/kedge/server/integration/harness"
 )
@@ -217,6 +220,7 @@ func TestInstall(t *testing.T) {
 	if want := []string{"/usr/local/bin/kedge", "server"}; !slices.Equal(srvUnit.execStart, want) || len(srvUnit.env) != 0 {
 		t.Fatalf("server unit: ExecStart %q, environment %q; want %q and none", srvUnit.execStart, srvUnit.env, want)
 	}
+	stageTestImage(t, srvHost)
 	srv := startUnit(t, srvHost, srvUnit)
 	waitForServer(t, srvHost, srv)
 	admin := adminClient(t, srvHost)
@@ -244,6 +248,7 @@ func TestInstall(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(agentHost.Root, "usr/local/bin/kedge-agent-uninstall.sh")); err != nil {
 		t.Fatal(err)
 	}
+	stageTestImage(t, agentHost)
 	agent := startUnit(t, agentHost, agentUnit)
 	waitNodeReady(t, admin, "agent", []*hosts.Proc{srv, agent})
 
@@ -293,12 +298,35 @@ func TestInstall(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// A pod on each node: containers, shims, their mounts and network namespaces.
+	for _, node := range []string{"server", "agent"} {
+		_, err := admin.CoreV1().Pods("default").Create(t.Context(), &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Name: "web-" + node},
+			Spec: corev1.PodSpec{NodeName: node, Containers: []corev1.Container{{
+				Name: "web", Image: "kedge.local/testimage:1", ImagePullPolicy: corev1.PullNever,
+			}}},
+		}, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitPodRunning(t, admin, "web-"+node, []*hosts.Proc{srv, agent})
+	}
+
 	// Uninstall, the agent first.
 	for _, u := range []struct {
 		h      *hosts.Host
 		script string
 		proc   *hosts.Proc
 	}{{agentHost, "kedge-agent-uninstall.sh", agent}, {srvHost, "kedge-uninstall.sh", srv}} {
+		// kedge's state is there to be removed.
+		before := strings.Join(leftovers(t, u.h), "\n")
+		for _, want := range []string{"process /usr/local/bin/kedge", "containerd-shim-runc-v2", "mount /var/lib/kubelet/pods/", "mount /run/netns/cni-",
+			"mount /run/kedge/containerd/", "device flannel.1", "device kedge0", "nftables table ip kube-proxy", "nftables table ip flannel-ipv4", "file /var/lib/kedge/"} {
+			if !strings.Contains(before, want) {
+				t.Fatalf("%s before uninstall: no %q among:\n%s", u.h.Name, want, before)
+			}
+		}
+		t.Logf("%s before uninstall:\n%s", u.h.Name, before)
 		stdout, stderr, err := u.h.Exec(t, 3*time.Minute, []string{pathEnv}, "/usr/local/bin/"+u.script)
 		if err != nil {
 			t.Fatalf("%s on %s: %v\n%s%s", u.script, u.h.Name, err, stdout, stderr)
@@ -308,7 +336,9 @@ func TestInstall(t *testing.T) {
 			_, done := u.proc.Exited()
 			return done
 		})
-		checkNothingLeft(t, u.h)
+		if left := leftovers(t, u.h); len(left) > 0 {
+			t.Errorf("%s after %s:\n%s", u.h.Name, u.script, strings.Join(left, "\n"))
+		}
 	}
 }
 
@@ -324,17 +354,15 @@ func mapsEqual(a, b map[string]fileState) bool {
 	return true
 }
 
-// checkNothingLeft checks that h has no kedge process, mount, network
-// device, nftables table or iptables chain, and no file of kedge's.
-func checkNothingLeft(t *testing.T, h *hosts.Host) {
+// leftovers lists what kedge has in h: processes (besides the host's
+// init), mounts below its directories, network devices, nftables tables and
+// iptables chains, and files.
+func leftovers(t *testing.T, h *hosts.Host) []string {
 	t.Helper()
-	if pids := h.Pids(); len(pids) > 0 {
-		var procs []string
-		for _, pid := range pids {
-			cmdline, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
-			procs = append(procs, strconv.Itoa(pid)+" "+string(bytes.ReplaceAll(cmdline, []byte{0}, []byte{' '})))
-		}
-		t.Errorf("%s: processes left: %q", h.Name, procs)
+	var left []string
+	for _, pid := range h.Pids() {
+		cmdline, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+		left = append(left, "process "+string(bytes.ReplaceAll(bytes.TrimRight(cmdline, "\x00"), []byte{0}, []byte{' '})))
 	}
 	mountinfo, err := os.ReadFile("/proc/" + strconv.Itoa(h.InitPID(t)) + "/mountinfo")
 	if err != nil {
@@ -347,7 +375,7 @@ func checkNothingLeft(t *testing.T, h *hosts.Host) {
 		}
 		for _, dir := range []string{"/run/kedge", "/var/lib/kedge/", "/var/lib/kubelet/", "/run/netns/cni-"} {
 			if strings.HasPrefix(f[4], dir) {
-				t.Errorf("%s: left mounted: %s", h.Name, f[4])
+				left = append(left, "mount "+f[4])
 			}
 		}
 	}
@@ -363,16 +391,18 @@ func checkNothingLeft(t *testing.T, h *hosts.Host) {
 		name, _, _ := strings.Cut(strings.TrimSuffix(f[1], ":"), "@")
 		// The kernel's fallback tunnel devices appear in every namespace.
 		if !slices.Contains([]string{"lo", "eth0", "tunl0", "gre0", "gretap0", "erspan0", "sit0", "ip6tnl0", "ip6gre0", "ip_vti0", "ip6_vti0"}, name) {
-			t.Errorf("%s: network device left: %s", h.Name, name)
+			left = append(left, "device "+name)
 		}
 	}
 	ruleset, err := exec.Command("ip", "netns", "exec", h.NS, "nft", "list", "ruleset").Output()
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, s := range []string{"table ip kube-proxy", "table ip6 kube-proxy", "flannel", "KUBE-", "CNI-", "FLANNEL"} {
-		if strings.Contains(string(ruleset), s) {
-			t.Errorf("%s: nftables still holds %q:\n%s", h.Name, s, ruleset)
+	for _, line := range strings.Split(string(ruleset), "\n") {
+		line = strings.TrimSpace(line)
+		if strings.HasPrefix(line, "table ") && (strings.Contains(line, "kube-proxy") || strings.Contains(line, "flannel")) ||
+			strings.HasPrefix(line, "chain ") && (strings.Contains(line, "KUBE-") || strings.Contains(line, "CNI-") || strings.Contains(line, "FLANNEL")) {
+			left = append(left, "nftables "+strings.TrimSuffix(line, " {"))
 		}
 	}
 	for _, d := range []string{"usr/local/bin", "etc/systemd/system", "etc/kedge", "var/lib/kedge", "var/lib/kubelet", "var/log/pods"} {
@@ -381,14 +411,15 @@ func checkNothingLeft(t *testing.T, h *hosts.Host) {
 			t.Fatal(err)
 		}
 		for _, e := range entries {
-			t.Errorf("%s: /%s/%s left", h.Name, d, e.Name())
+			left = append(left, "file /"+d+"/"+e.Name())
 		}
 	}
 	for _, p := range []string{"run/kedge", "var/log/containers", "var/lib/cni/networks/kedge"} {
 		if _, err := os.Lstat(filepath.Join(h.Root, p)); err == nil {
-			t.Errorf("%s: /%s left", h.Name, p)
+			left = append(left, "file /"+p)
 		}
 	}
+	return left
 }
 
 // TestInstallRefusals: wrong input gets one line on stderr and a non-zero
