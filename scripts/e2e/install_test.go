@@ -480,3 +480,58 @@ func asExit(err error, exit **exec.ExitError) bool {
 	}
 	return false
 }
+
+// TestInstallAirGapped installs a binary given with INSTALL_KEDGE_BINARY
+// (no download), leaves a kubectl that is not kedge's alone (and replaces
+// it with INSTALL_KEDGE_SYMLINK=force), and uninstalls.
+func TestInstallAirGapped(t *testing.T) {
+	kedge := harness.Binary(t)
+	script, err := filepath.Abs("../../install.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := hosts.NewNetwork(t)
+	h := n.AddHost(t, "airgapped", installDirs...)
+	foreign := filepath.Join(h.Root, "usr/local/bin/kubectl")
+	if err := os.WriteFile(foreign, []byte("#!/bin/sh\necho another kubectl\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	env := []string{pathEnv, "INSTALL_KEDGE_SKIP_DOWNLOAD=true", "INSTALL_KEDGE_BINARY=" + kedge,
+		"INSTALL_KEDGE_SKIP_ENABLE=true", "INSTALL_KEDGE_SKIP_START=true", "INSTALL_KEDGE_EXEC=agent --server https://10.0.0.1:6443", "KEDGE_TOKEN_FILE=/etc/kedge/token"}
+	run := func(env ...string) string {
+		stdout, stderr, err := h.Exec(t, 2*time.Minute, env, "sh", script)
+		if err != nil {
+			t.Fatalf("install: %v\n%s%s", err, stdout, stderr)
+		}
+		t.Logf("install:\n%s%s", stdout, stderr)
+		return stdout + stderr
+	}
+	run(env...)
+	want, _ := os.ReadFile(kedge)
+	if got, err := os.ReadFile(filepath.Join(h.Root, "usr/local/bin/kedge")); err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("/usr/local/bin/kedge is not the given binary (%v)", err)
+	}
+	if b, _ := os.ReadFile(foreign); !strings.Contains(string(b), "another kubectl") {
+		t.Fatalf("the installer replaced a kubectl that is not kedge's")
+	}
+	u := readUnit(t, h, "kedge-agent.service")
+	if wantExec := []string{"/usr/local/bin/kedge", "agent", "--server", "https://10.0.0.1:6443"}; !slices.Equal(u.execStart, wantExec) ||
+		!slices.Equal(u.env, []string{"KEDGE_TOKEN_FILE=/etc/kedge/token"}) {
+		t.Fatalf("unit: ExecStart %q, environment %q", u.execStart, u.env)
+	}
+	before := snapshot(t, h, "usr/local/bin", "etc/systemd/system")
+	run(env...)
+	if after := snapshot(t, h, "usr/local/bin", "etc/systemd/system"); !mapsEqual(before, after) {
+		t.Fatalf("an unchanged re-run changed files:\nbefore %v\nafter  %v", before, after)
+	}
+	run(append(env, "INSTALL_KEDGE_SYMLINK=force")...)
+	if target, err := os.Readlink(foreign); err != nil || target != "kedge" {
+		t.Fatalf("INSTALL_KEDGE_SYMLINK=force: kubectl -> %q (%v)", target, err)
+	}
+	if stdout, stderr, err := h.Exec(t, 2*time.Minute, []string{pathEnv}, "/usr/local/bin/kedge-agent-uninstall.sh"); err != nil {
+		t.Fatalf("uninstall: %v\n%s%s", err, stdout, stderr)
+	}
+	if left := leftovers(t, h); len(left) > 0 {
+		t.Errorf("after uninstall:\n%s", strings.Join(left, "\n"))
+	}
+}
