@@ -168,7 +168,7 @@ else
 	if have curl; then
 		download() { curl -fsSL --connect-timeout 20 -o "$2" "$1" 2>/dev/null || fatal "cannot download $1"; }
 	elif have wget; then
-		download() { wget -q -T 20 -O "$2" "$1" 2>/dev/null || fatal "cannot download $1"; }
+		download() { wget -q -O "$2" "$1" 2>/dev/null || fatal "cannot download $1"; }
 	else
 		fatal "neither curl nor wget is installed"
 	fi
@@ -188,9 +188,13 @@ else
 		else
 			UNXZ=
 		fi
-		FILE=kedge-$ARCH${UNXZ:+.xz}
-		SUM=$(listed "$FILE")
-		[ -n "$SUM" ] || fatal "$FILE is not in $BASE_URL/sha256sum-$ARCH.txt"
+		FILE=kedge-$ARCH SUM=
+		if [ -n "$UNXZ" ]; then
+			SUM=$(listed "$FILE.xz")
+			if [ -n "$SUM" ]; then FILE=$FILE.xz; else UNXZ=; fi
+		fi
+		[ -n "$SUM" ] || SUM=$RAW_SUM
+		[ -n "$SUM" ] || fatal "kedge-$ARCH is not in $BASE_URL/sha256sum-$ARCH.txt"
 		download "$BASE_URL/$FILE" "$TMP_DIR/$FILE"
 		GOT=$(sha256 "$TMP_DIR/$FILE")
 		[ "$GOT" = "$SUM" ] || fatal "checksum mismatch for $FILE: sha256 $GOT, the list says $SUM"

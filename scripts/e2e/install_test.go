@@ -31,23 +31,25 @@ var installDirs = []string{"/usr/local/bin", "/etc/systemd/system", "/etc/init.d
 const pathEnv = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 // downloadSite packs $KEDGE_BIN as amd64 with scripts/dist-pack into
-// good/ and, with a corrupted kedge-amd64.xz, into bad/ (install.sh in
+// good/, copies it to bad/ with a corrupted kedge-amd64.xz (install.sh in
 // both), and serves them on the bridge's host side. It returns the base URL.
 func downloadSite(t *testing.T, kedge string, n *hosts.Network) string {
 	t.Helper()
 	root := t.TempDir()
 	good, bad := filepath.Join(root, "good"), filepath.Join(root, "bad")
-	for _, dir := range []string{good, bad} {
-		pack := exec.Command("../dist-pack", "amd64", kedge, dir)
-		pack.Env = append(os.Environ(), "XZ_LEVEL=-0")
-		if out, err := pack.CombinedOutput(); err != nil {
-			t.Fatalf("dist-pack: %v\n%s", err, out)
-		}
-		script, err := os.ReadFile("../../install.sh")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, "install.sh"), script, 0o644); err != nil {
+	pack := exec.Command("../dist-pack", "amd64", kedge, good)
+	pack.Env = append(os.Environ(), "XZ_LEVEL=-0")
+	if out, err := pack.CombinedOutput(); err != nil {
+		t.Fatalf("dist-pack: %v\n%s", err, out)
+	}
+	if err := os.WriteFile(filepath.Join(good, "install.sh"), mustRead(t, "../../install.sh"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(bad, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"install.sh", "kedge-amd64", "kedge-amd64.xz", "sha256sum-amd64.txt"} {
+		if err := os.WriteFile(filepath.Join(bad, f), mustRead(t, filepath.Join(good, f)), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -67,6 +69,15 @@ func downloadSite(t *testing.T, kedge string, n *hosts.Network) string {
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
 	return "http://" + ln.Addr().String()
+}
+
+func mustRead(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 // install runs `curl -sfL URL/install.sh | sh -` in h with env (and PATH)
