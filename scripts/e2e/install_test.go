@@ -115,6 +115,9 @@ func readUnit(t *testing.T, h *hosts.Host, name string) unit {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if _, err := exec.LookPath("systemd-analyze"); err != nil {
+		t.Fatal("systemd-analyze is missing: apt-get install -y systemd")
+	}
 	if _, stderr, err := h.Exec(t, time.Minute, []string{pathEnv}, "systemd-analyze", "verify", "/etc/systemd/system/"+name); err != nil || stderr != "" {
 		t.Fatalf("systemd-analyze verify %s: %v\n%s", name, err, stderr)
 	}
