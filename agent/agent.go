@@ -84,11 +84,6 @@ func (a *Agent) Run(ctx context.Context, ready func()) error {
 	return run(ctx, a.Config, a.Log, !a.NoTunnel, ready)
 }
 
-// Run runs the agent until ctx is cancelled; see Agent.
-func Run(ctx context.Context, cc *config.Completed, log *slog.Logger) error {
-	return run(ctx, cc, log, true, func() {})
-}
-
 func run(ctx context.Context, cc *config.Completed, log *slog.Logger, withTunnel bool, ready func()) error {
 	p := cc.Paths
 	// Local configuration is checked before anything is sent to the server.

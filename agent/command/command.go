@@ -10,6 +10,7 @@ import (
 	"github.com/kedge/kedge/agent/config"
 	"github.com/kedge/kedge/agent/hostip"
 	"github.com/kedge/kedge/embedded/memtune"
+	"github.com/kedge/kedge/server/sdnotify"
 )
 
 // New returns the `agent` command. logger is called once flags are known.
@@ -70,7 +71,11 @@ func New(logger func(debug bool) *slog.Logger) *cli.Command {
 				return err
 			}
 			memtune.SetGCDefaults()
-			return agent.Run(c.Context, cc, logger(cc.Debug))
+			// Under systemd (Type=notify, as install.sh writes the
+			// unit) the agent is started once every component is ready.
+			notifier := sdnotify.Take()
+			a := &agent.Agent{Config: cc, Log: logger(cc.Debug)}
+			return a.Run(c.Context, func() { _ = notifier.Ready() })
 		},
 	}
 }

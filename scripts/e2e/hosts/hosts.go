@@ -9,12 +9,16 @@ package hosts
 
 import (
 	"bufio"
+	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -72,7 +76,8 @@ type Host struct {
 	Name    string
 	NS      string
 	IP      string
-	Root    string // per-host directories live here
+	Root    string   // per-host directories live here
+	dirs    []string // private directories: HostDirs and AddHost's extra ones, parents first
 	net     *Network
 	cgroup  string // relative cgroup path of the host, same in every hierarchy's parent
 	mu      sync.Mutex
@@ -81,12 +86,16 @@ type Host struct {
 	cgroups []string // created by the first Start, removed by cleanup
 }
 
-// AddHost creates a network namespace with a veth on the bridge.
-func (n *Network) AddHost(t testing.TB, name string) *Host {
+// AddHost creates a network namespace with a veth on the bridge. private
+// names directories made private to the host besides HostDirs (an
+// installer's /usr/local/bin, /etc/systemd/system, /var/log, ...).
+func (n *Network) AddHost(t testing.TB, name string, private ...string) *Host {
 	t.Helper()
 	n.hosts++
+	dirs := append(slices.Clone(HostDirs), private...)
+	sort.Strings(dirs) // a parent is bound before the directories in it
 	h := &Host{Name: name, NS: "k" + n.ID + "-" + name, IP: fmt.Sprintf("%s%d", n.prefix, n.hosts+1),
-		Root: filepath.Join(n.dir, name), net: n}
+		Root: filepath.Join(n.dir, name), dirs: dirs, net: n}
 	if err := os.MkdirAll(h.Root, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -99,7 +108,7 @@ func (n *Network) AddHost(t testing.TB, name string) *Host {
 	run(t, "ip", "-n", h.NS, "link", "set", "eth0", "up")
 	run(t, "ip", "-n", h.NS, "link", "set", "lo", "up")
 	run(t, "ip", "-n", h.NS, "route", "add", "default", "via", n.Gateway())
-	for _, d := range HostDirs {
+	for _, d := range h.dirs {
 		if err := os.MkdirAll(filepath.Join(h.Root, d), 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -164,6 +173,64 @@ func (h *Host) Start(t testing.TB, argv ...string) *Proc {
 	return h.spawn(t, "exec nsenter -t "+strconv.Itoa(pid)+` -m -u -n -C -- "$@"`, append([]string{"kedge-host"}, argv...)...)
 }
 
+// InitPID is the pid of the host's init process (its /proc/PID/mountinfo
+// shows the host's mounts).
+func (h *Host) InitPID(t testing.TB) int {
+	t.Helper()
+	return h.ensureInit(t)
+}
+
+// Exec runs argv inside the host like Start, with env as its whole
+// environment, waits up to timeout for it to exit and returns what it
+// printed on stdout and on stderr, and its exit error.
+func (h *Host) Exec(t testing.TB, timeout time.Duration, env []string, argv ...string) (string, string, error) {
+	t.Helper()
+	pid := h.ensureInit(t)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	script := h.cgroupJoin(t) + "exec nsenter -t " + strconv.Itoa(pid) + ` -m -u -n -C -- "$@"`
+	cmd := exec.CommandContext(ctx, "bash", append([]string{"-c", script, "kedge-host"}, argv...)...)
+	cmd.Env = env
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	err := cmd.Run()
+	if ctx.Err() != nil {
+		err = fmt.Errorf("%s: not done within %s (%v)", strings.Join(argv, " "), timeout, err)
+	}
+	return stdout.String(), stderr.String(), err
+}
+
+// Pids lists the processes in the host's cgroups, its init process aside.
+func (h *Host) Pids() []int {
+	h.mu.Lock()
+	dirs := h.cgroups
+	var init int
+	if h.init != nil {
+		init = h.init.Cmd.Process.Pid
+	}
+	h.mu.Unlock()
+	seen := map[int]bool{}
+	var out []int
+	for _, d := range dirs {
+		filepath.Walk(d, func(p string, info os.FileInfo, err error) error {
+			if err != nil || info.IsDir() || filepath.Base(p) != "cgroup.procs" {
+				return nil
+			}
+			b, _ := os.ReadFile(p)
+			for _, f := range strings.Fields(string(b)) {
+				if pid, err := strconv.Atoi(f); err == nil && pid != init && !seen[pid] {
+					seen[pid] = true
+					out = append(out, pid)
+				}
+			}
+			return nil
+		})
+	}
+	return out
+}
+
 // ensureInit starts the host's init process unless it runs: it enters the
 // network namespace and unshares mount, UTS and cgroup namespaces, binds
 // the host's directories, mounts the cgroup hierarchies again (showing the
@@ -182,7 +249,7 @@ func (h *Host) ensureInit(t testing.TB) int {
 	marker := filepath.Join(h.Root, ".init-ready")
 	os.Remove(marker)
 	var binds []string
-	for _, d := range HostDirs {
+	for _, d := range h.dirs {
 		binds = append(binds, fmt.Sprintf("mkdir -p %q && mount --bind %q %q", d, filepath.Join(h.Root, d), d))
 	}
 	inner := strings.Join([]string{
@@ -216,17 +283,7 @@ func (h *Host) ensureInit(t testing.TB) int {
 // cgroup namespace entered later is rooted there).
 func (h *Host) spawn(t testing.TB, script string, args ...string) *Proc {
 	t.Helper()
-	var joins []string
-	h.mu.Lock()
-	if h.cgroups == nil {
-		h.cgroups = h.cgroupDirs(t)
-	}
-	dirs := h.cgroups
-	h.mu.Unlock()
-	for _, dir := range dirs {
-		joins = append(joins, fmt.Sprintf("echo $$ > %q", filepath.Join(dir, "cgroup.procs")))
-	}
-	outer := "set -e\n" + strings.Join(joins, "\n") + "\n" + script
+	outer := h.cgroupJoin(t) + script
 	cmd := exec.Command("bash", append([]string{"-c", outer}, args...)...)
 	p := &Proc{Cmd: cmd, out: &testenv.Output{}, exited: make(chan error, 1)}
 	cmd.Stdout, cmd.Stderr = p.out, p.out
@@ -239,6 +296,23 @@ func (h *Host) spawn(t testing.TB, script string, args ...string) *Proc {
 	h.procs = append(h.procs, p)
 	h.mu.Unlock()
 	return p
+}
+
+// cgroupJoin is the start of a bash script that moves the shell into the
+// host's cgroups.
+func (h *Host) cgroupJoin(t testing.TB) string {
+	t.Helper()
+	h.mu.Lock()
+	if h.cgroups == nil {
+		h.cgroups = h.cgroupDirs(t)
+	}
+	dirs := h.cgroups
+	h.mu.Unlock()
+	var joins []string
+	for _, dir := range dirs {
+		joins = append(joins, fmt.Sprintf("echo $$ > %q", filepath.Join(dir, "cgroup.procs")))
+	}
+	return "set -e\n" + strings.Join(joins, "\n") + "\n"
 }
 
 // remountCgroups mounts every hierarchy of this machine again at the same
