@@ -7,23 +7,27 @@ import (
 	"archive/tar"
 	"bytes"
 	"crypto/sha256"
-	"embed"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 
 	"github.com/klauspost/compress/zstd"
 )
 
-//go:embed assets
-var assets embed.FS
-
-const archiveName = "assets/bundle.tar.zst"
+// assets and assetDir (one file per architecture, assets_<goarch>.go) hold
+// the files scripts/build writes to assets/<goarch>/ for the target: each
+// binary carries only its own architecture's programs, and a cross build
+// never replaces what a native build embeds.
+var (
+	archiveName = path.Join(assetDir, "bundle.tar.zst")
+	pauseName   = path.Join(assetDir, "pause.tar")
+)
 
 // ErrMissing means this kedge binary was built without the runtime bundle.
 var ErrMissing = errors.New("this kedge binary carries no runtime bundle (build it with scripts/build)")
@@ -126,7 +130,7 @@ func extract(archive []byte, dest string) error {
 // PauseImage returns the pod sandbox image tarball (kedge.local/pause:1)
 // that scripts/build embeds next to the bundle.
 func PauseImage() ([]byte, error) {
-	b, err := assets.ReadFile("assets/pause.tar")
+	b, err := assets.ReadFile(pauseName)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, ErrMissing
 	}

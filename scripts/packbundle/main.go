@@ -1,19 +1,23 @@
 // Command packbundle packs a directory into the zstd-compressed tarball that
-// agent/bundle embeds: packbundle [-arch ARCH] DIR OUT. With -arch, every
+// agent/bundle embeds: packbundle [-arch ARCH] DIR OUT. It compresses with
+// the zstd command at level 19 with a 32 MiB window (--long=25): a third
+// smaller than the Go encoder's best level (14.4 vs 21.0 MB for amd64), and
+// the bytes stay incompressible in the release .xz, so this is the download
+// size too. Unpacking (agent/bundle) needs that much memory once. With -arch, every
 // file must be a static executable for ARCH (amd64, arm64 or armv7), so a
 // kedge binary never carries a runc it cannot run.
 package main
 
 import (
 	"archive/tar"
+	"bytes"
 	"flag"
 	"fmt"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"time"
-
-	"github.com/klauspost/compress/zstd"
 
 	"github.com/kedge/kedge/scripts/elfcheck"
 )
@@ -43,17 +47,9 @@ func pack(dir, out, arch string) error {
 			return err
 		}
 	}
-	f, err := os.Create(out)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	zw, err := zstd.NewWriter(f, zstd.WithEncoderLevel(zstd.SpeedBestCompression))
-	if err != nil {
-		return err
-	}
-	tw := tar.NewWriter(zw)
-	err = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+	var archive bytes.Buffer
+	tw := tar.NewWriter(&archive)
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil || path == dir {
 			return err
 		}
@@ -84,8 +80,10 @@ func pack(dir, out, arch string) error {
 	if err := tw.Close(); err != nil {
 		return err
 	}
-	if err := zw.Close(); err != nil {
-		return err
+	zstd := exec.Command("zstd", "-q", "-f", "-19", "--long=25", "-o", out)
+	zstd.Stdin, zstd.Stdout, zstd.Stderr = &archive, os.Stderr, os.Stderr
+	if err := zstd.Run(); err != nil {
+		return fmt.Errorf("zstd: %w (install it with: apt-get install -y zstd)", err)
 	}
-	return f.Close()
+	return nil
 }

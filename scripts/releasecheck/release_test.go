@@ -112,7 +112,7 @@ func TestServerUnderEmulation(t *testing.T) {
 			ctx, cancel := context.WithCancel(t.Context())
 			srv := command(ctx, arch, bin, "server", "--disable-agent",
 				"--data-dir", filepath.Join(dir, "data"), "--write-kubeconfig", kubeconfig,
-				"--bind-address", "127.0.0.1", "--advertise-address", "127.0.0.1",
+				"--bind-address", "127.0.0.1",
 				"--https-listen-port", fmt.Sprint(port), "--apiserver-port", fmt.Sprint(apiPort))
 			var log bytes.Buffer
 			srv.Stdout, srv.Stderr = &log, &log
@@ -122,8 +122,10 @@ func TestServerUnderEmulation(t *testing.T) {
 			if err := srv.Start(); err != nil {
 				t.Fatal(err)
 			}
-			exited := make(chan error, 1)
-			go func() { exited <- srv.Wait() }()
+			// exited is closed when the server is gone; exitErr is then its error.
+			exited := make(chan struct{})
+			var exitErr error
+			go func() { exitErr = srv.Wait(); close(exited) }()
 			t.Cleanup(func() {
 				cancel()
 				<-exited
@@ -143,8 +145,8 @@ func TestServerUnderEmulation(t *testing.T) {
 					}
 				}
 				select {
-				case err := <-exited:
-					t.Fatalf("server exited before ready: %v", err)
+				case <-exited:
+					t.Fatalf("server exited before ready: %v", exitErr)
 				case <-time.After(250 * time.Millisecond):
 				}
 				if time.Now().After(deadline) {

@@ -1,0 +1,8 @@
+package bundle
+
+import "embed"
+
+//go:embed assets/arm
+var assets embed.FS
+
+const assetDir = "assets/arm"
