@@ -110,6 +110,19 @@ anonymous:
   - path: /healthz
 `
 
+// JWKSURI is the service-account key set's URL that the OIDC discovery
+// document (/.well-known/openid-configuration) advertises: this server's
+// public port at its advertised address. Without it the apiserver names its
+// own port, which listens on loopback only. A server bound to loopback only
+// names its bind address, the only one that answers.
+func JWKSURI(cc *config.Completed) string {
+	host := cc.AdvertiseIP
+	if bind := net.ParseIP(cc.BindAddress); bind != nil && bind.IsLoopback() {
+		host = bind
+	}
+	return "https://" + net.JoinHostPort(host.String(), strconv.Itoa(cc.HTTPSListenPort)) + "/openid/v1/jwks"
+}
+
 // APIServerArgs renders kube-apiserver's arguments.
 func APIServerArgs(in Inputs) []string {
 	cc, tls := in.Config, in.TLS
@@ -145,6 +158,7 @@ func APIServerArgs(in Inputs) []string {
 		// kedge keeps the kubernetes Service's endpoints (the public port).
 		"endpoint-reconciler-type":         "none",
 		"service-account-issuer":           issuer,
+		"service-account-jwks-uri":         JWKSURI(cc),
 		"service-account-key-file":         tls.ServiceAccountKey,
 		"service-account-signing-key-file": tls.ServiceAccountKey,
 		"service-cluster-ip-range":         cc.ServiceCIDR,

@@ -166,3 +166,23 @@ func TestEgressProxyAddrFromAnEarlierStart(t *testing.T) {
 		}
 	}
 }
+
+// The discovery document names the public port: at the advertised address,
+// or at a loopback bind address, the only one that then answers.
+func TestJWKSURI(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		mutate func(*config.Config)
+		want   string
+	}{
+		{"default", nil, "https://192.0.2.10:6443/openid/v1/jwks"},
+		{"advertised", func(c *config.Config) { c.AdvertiseAddress = "198.51.100.7"; c.HTTPSListenPort = 8443 }, "https://198.51.100.7:8443/openid/v1/jwks"},
+		{"bound to one address", func(c *config.Config) { c.BindAddress = "192.0.2.10" }, "https://192.0.2.10:6443/openid/v1/jwks"},
+		{"loopback only", func(c *config.Config) { c.BindAddress = "127.0.0.1" }, "https://127.0.0.1:6443/openid/v1/jwks"},
+		{"IPv6", func(c *config.Config) { c.AdvertiseAddress = "2001:db8::1" }, "https://[2001:db8::1]:6443/openid/v1/jwks"},
+	} {
+		if got := JWKSURI(inputs(t, tc.mutate).Config); got != tc.want {
+			t.Errorf("%s: %s, want %s", tc.name, got, tc.want)
+		}
+	}
+}
