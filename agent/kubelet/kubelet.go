@@ -68,6 +68,14 @@ func Config(in Inputs) ([]byte, error) {
 		"healthzPort":              HealthzPort,
 		"resolvConf":               in.ResolvConf,
 		"failSwapOn":               false,
+		// An image on the node serves every pod that does not ask to pull
+		// it. Upstream's default (NeverVerifyPreloadedImages) treats an
+		// image as "pulled by the kubelet" while any pull of the same name
+		// is in flight, so one pod's failing Always pull (offline: each
+		// attempt hangs) makes IfNotPresent pods of a preloaded image pull
+		// and fail too. The price: a pod may run an image another pod
+		// pulled with its own credentials, as before Kubernetes 1.35.
+		"imagePullCredentialsVerificationPolicy": "NeverVerify",
 		// Small devices: keep evicting before the node is starved, but do
 		// not reserve the 10-15% disk that upstream defaults ask for.
 		"evictionHard": map[string]string{

@@ -34,14 +34,26 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-func freeUDPPort(t *testing.T) int {
+// freeDNSPort returns a port free on 127.0.0.1 for both UDP and TCP (a
+// DNS server listens on both; a port free for UDP alone may be an outgoing
+// TCP connection's ephemeral port on a busy machine).
+func freeDNSPort(t *testing.T) int {
 	t.Helper()
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for range 100 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		pc, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
+		l.Close()
+		if err == nil {
+			pc.Close()
+			return port
+		}
 	}
-	defer pc.Close()
-	return pc.LocalAddr().(*net.UDPAddr).Port
+	t.Fatal("no port free for both UDP and TCP")
+	return 0
 }
 
 // upstream answers A queries for name with addr.
@@ -114,7 +126,7 @@ current-context: c
 `), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	port := freeUDPPort(t)
+	port := freeDNSPort(t)
 	up := upstream(t, "shop.example.test.", "192.0.2.80")
 	corefile := fmt.Sprintf(".:%d {\n bind 127.0.0.1\n errors\n kubernetes cluster.local in-addr.arpa ip6.arpa {\n  kubeconfig %s\n  startup_timeout 2s\n  fallthrough in-addr.arpa ip6.arpa\n }\n forward . %s\n cache 30\n loadbalance\n}\n", port, kubeconfig, up)
 
