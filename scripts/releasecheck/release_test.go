@@ -14,7 +14,6 @@ import (
 	"crypto/tls"
 	"encoding/hex"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -24,6 +23,7 @@ import (
 	"time"
 
 	"github.com/kedge/kedge/scripts/elfcheck"
+	"github.com/kedge/kedge/server/integration/harness"
 )
 
 var arches = []string{"amd64", "arm64", "armv7"}
@@ -107,7 +107,7 @@ func TestServerUnderEmulation(t *testing.T) {
 		t.Run(arch, func(t *testing.T) {
 			bin := filepath.Join(d, "kedge-"+arch)
 			dir := t.TempDir()
-			port, apiPort := freePort(t), freePort(t)
+			port, apiPort := harness.FreePort(t), harness.FreePort(t)
 			kubeconfig := filepath.Join(dir, "kubeconfig")
 			ctx, cancel := context.WithCancel(t.Context())
 			srv := command(ctx, arch, bin, "server", "--disable-agent",
@@ -196,15 +196,6 @@ func fileSum(t *testing.T, path string) string {
 	}
 	sum := sha256.Sum256(data)
 	return hex.EncodeToString(sum[:])
-}
-
-func freePort(t *testing.T) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 func tail(s string, n int) string {

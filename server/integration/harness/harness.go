@@ -5,6 +5,7 @@ package harness
 
 import (
 	"context"
+	"crypto/x509"
 	"fmt"
 	"log/slog"
 	"net"
@@ -35,6 +36,21 @@ func FreePort(t testing.TB) int {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
+}
+
+// ServerCAPool returns the pool of the server CA in dataDir, which verifies
+// the server's public port.
+func ServerCAPool(t testing.TB, dataDir string) *x509.CertPool {
+	t.Helper()
+	caPEM, err := os.ReadFile(filepath.Join(dataDir, "server", "tls", "server-ca.crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(caPEM) {
+		t.Fatal("server-ca.crt holds no certificate")
+	}
+	return roots
 }
 
 // NewConfig returns a server config in dataDir, listening on loopback on

@@ -7,12 +7,10 @@ package metricsapi_test
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -34,12 +32,7 @@ func TestMetricsAPIOnRealControlPlane(t *testing.T) {
 	tlsDir := filepath.Join(dir, "server", "tls")
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(c.HTTPSListenPort))
 
-	caPEM, err := os.ReadFile(filepath.Join(tlsDir, "server-ca.crt"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	roots := x509.NewCertPool()
-	roots.AppendCertsFromPEM(caPEM)
+	roots := harness.ServerCAPool(t, dir)
 	load := func(name string) *tls.Certificate {
 		cert, err := tls.LoadX509KeyPair(filepath.Join(tlsDir, name+".crt"), filepath.Join(tlsDir, name+".key"))
 		if err != nil {

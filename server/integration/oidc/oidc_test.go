@@ -5,14 +5,11 @@ package oidc_test
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"net"
 	"net/http"
 	"net/url"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -42,12 +39,7 @@ func TestIssuerDiscoveryThroughPublicPort(t *testing.T) {
 	}
 	token := tr.Status.Token
 
-	caPEM, err := os.ReadFile(filepath.Join(dir, "server", "tls", "server-ca.crt"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	roots := x509.NewCertPool()
-	roots.AppendCertsFromPEM(caPEM)
+	roots := harness.ServerCAPool(t, dir)
 	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}}
 	get := func(u string, into any) {
 		t.Helper()
