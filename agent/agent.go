@@ -51,9 +51,9 @@ import (
 	"github.com/kedge/kedge/embedded/kubelet"
 	"github.com/kedge/kedge/embedded/memtune"
 	"github.com/kedge/kedge/embedded/proxy"
-	"github.com/kedge/kedge/server/atomicfile"
-	"github.com/kedge/kedge/server/kubeconfig"
-	"github.com/kedge/kedge/server/localpath"
+	"github.com/kedge/kedge/shared/atomicfile"
+	"github.com/kedge/kedge/shared/kubeconfig"
+	"github.com/kedge/kedge/shared/localvolume"
 )
 
 // Kubeconfig file names in the credentials directory.
@@ -172,6 +172,17 @@ func run(ctx context.Context, cc *config.Completed, log *slog.Logger, withTunnel
 	if err := atomicfile.Write(kubeletConfigFile, kubeletConfig, 0o600); err != nil {
 		return err
 	}
+	flannelConf, err := flannel.NetConf(cluster.ClusterCIDR)
+	if err != nil {
+		return err
+	}
+	flannelConfFile := filepath.Join(p.EtcDir, "flannel", "net-conf.json")
+	if err := os.MkdirAll(filepath.Dir(flannelConfFile), 0o700); err != nil {
+		return err
+	}
+	if err := atomicfile.Write(flannelConfFile, flannelConf, 0o600); err != nil {
+		return fmt.Errorf("write flannel net-conf: %w", err)
+	}
 	// What the server may dial through the tunnel; the pod CIDR comes with
 	// flannel's lease.
 	tunnelAllow := &agenttunnel.Allow{NodeIP: cc.NodeIP}
@@ -235,7 +246,7 @@ func run(ctx context.Context, cc *config.Completed, log *slog.Logger, withTunnel
 		// annotations, set as soon as the kubelet registered the Node, and
 		// then removes the uninitialized taint.
 		&nodeaddresses.Publisher{Client: nodeClient, Node: cc.NodeName, InternalIP: cc.NodeIP, ExternalIPs: cc.NodeExternalIPs,
-			Extra: map[string]string{localpath.StoragePathAnnotation: p.Storage}, Log: log.With("component", "node-addresses")},
+			Extra: map[string]string{localvolume.StoragePathAnnotation: p.Storage}, Log: log.With("component", "node-addresses")},
 		// Makes and removes the directories of the node's local-path volumes.
 		&localstorage.Keeper{Client: nodeClient, Node: cc.NodeName, Dir: p.Storage, Log: log.With("component", "local-storage")},
 		&containerd.Containerd{ConfigFile: configFile, Socket: p.Socket},
@@ -245,7 +256,7 @@ func run(ctx context.Context, cc *config.Completed, log *slog.Logger, withTunnel
 		// After the kubelet registered the Node: flannel needs its pod CIDR.
 		&flannel.Flannel{
 			Kubeconfig: filepath.Join(p.CredDir, KubeletKubeconfig), NodeName: cc.NodeName, NodeIP: cc.NodeIP,
-			ClusterCIDR: cluster.ClusterCIDR, ConfDir: filepath.Join(p.EtcDir, "flannel"),
+			ClusterCIDR: cluster.ClusterCIDR, NetConfFile: flannelConfFile,
 			ReadyAtStart: cni.Exists(cniConfDir),
 			OnLease: func(l flannel.Lease) error {
 				tunnelAllow.SetPodCIDRs(l.Subnet)

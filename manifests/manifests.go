@@ -1,9 +1,9 @@
 // Package manifests carries the add-on YAML of this directory in the binary.
-// server/deploy stages it into <data-dir>/server/manifests at server start.
+// server/controllers/deploy stages it into <data-dir>/server/manifests at server start.
 //
 // Every *.yaml file here is packaged; the name before .yaml is the add-on's
 // name, which --disable takes (see server/config.Addons). Files may use the
-// template variables documented in server/deploy (Variables).
+// template variables documented in server/controllers/deploy (Variables).
 package manifests
 
 import (

@@ -14,8 +14,8 @@ import (
 	"github.com/kedge/kedge/embedded/flannel"
 	"github.com/kedge/kedge/manifests"
 	"github.com/kedge/kedge/server/config"
-	"github.com/kedge/kedge/server/deploy"
-	"github.com/kedge/kedge/server/servicelb"
+	"github.com/kedge/kedge/server/controllers/deploy"
+	"github.com/kedge/kedge/server/controllers/servicelb"
 )
 
 // manifestDeployer stages the packaged manifests into cc.Paths.ManifestsDir

@@ -10,10 +10,10 @@ import (
 
 	"github.com/kedge/kedge/server/config"
 	"github.com/kedge/kedge/server/datastore"
-	"github.com/kedge/kedge/server/joinapi"
+	"github.com/kedge/kedge/server/join/serverjoin"
 	"github.com/kedge/kedge/server/pki"
-	"github.com/kedge/kedge/server/serverjoin"
-	"github.com/kedge/kedge/server/token"
+	"github.com/kedge/kedge/shared/joinapi"
+	"github.com/kedge/kedge/shared/token"
 )
 
 // joinTimeout bounds how long a joining server waits for the server it joins.

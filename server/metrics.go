@@ -12,7 +12,7 @@ import (
 
 	"github.com/kedge/kedge/embedded/component"
 	"github.com/kedge/kedge/server/config"
-	"github.com/kedge/kedge/server/metricsapi"
+	"github.com/kedge/kedge/server/controllers/metricsapi"
 	"github.com/kedge/kedge/server/pki"
 	"github.com/kedge/kedge/server/supervisor"
 )

@@ -13,7 +13,7 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/kedge/kedge/server/atomicfile"
+	"github.com/kedge/kedge/shared/atomicfile"
 )
 
 // entry is what is cached under one key: a list's items (kept current by

@@ -11,7 +11,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/kedge/kedge/server/atomicfile"
+	"github.com/kedge/kedge/shared/atomicfile"
 )
 
 // ConfFile is the conflist kedge writes in the CNI configuration directory.

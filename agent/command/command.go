@@ -10,7 +10,7 @@ import (
 	"github.com/kedge/kedge/agent/config"
 	"github.com/kedge/kedge/agent/hostip"
 	"github.com/kedge/kedge/embedded/memtune"
-	"github.com/kedge/kedge/server/sdnotify"
+	"github.com/kedge/kedge/shared/sdnotify"
 )
 
 // New returns the `agent` command. logger is called once flags are known.

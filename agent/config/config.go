@@ -17,7 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/kedge/kedge/agent/resolvconf"
-	"github.com/kedge/kedge/server/token"
+	"github.com/kedge/kedge/shared/token"
 )
 
 // Defaults for `kedge agent`.

@@ -10,7 +10,7 @@ import (
 
 	"github.com/kedge/kedge/agent/bundle"
 	"github.com/kedge/kedge/embedded/ctr"
-	"github.com/kedge/kedge/server/atomicfile"
+	"github.com/kedge/kedge/shared/atomicfile"
 )
 
 // DefaultDataDir is where the bundle is unpacked when $KEDGE_DATA_DIR is unset.

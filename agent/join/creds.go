@@ -9,8 +9,8 @@ import (
 
 	certutil "k8s.io/client-go/util/cert"
 
-	"github.com/kedge/kedge/server/atomicfile"
-	"github.com/kedge/kedge/server/joinapi"
+	"github.com/kedge/kedge/shared/atomicfile"
+	"github.com/kedge/kedge/shared/joinapi"
 )
 
 // File names of the node credentials in the credentials directory.

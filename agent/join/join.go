@@ -23,8 +23,8 @@ import (
 	certutil "k8s.io/client-go/util/cert"
 	"k8s.io/client-go/util/keyutil"
 
-	"github.com/kedge/kedge/server/joinapi"
-	"github.com/kedge/kedge/server/token"
+	"github.com/kedge/kedge/shared/joinapi"
+	"github.com/kedge/kedge/shared/token"
 )
 
 // ErrCAMismatch means the server's CA is not the one the token pins.

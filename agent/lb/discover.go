@@ -15,7 +15,7 @@ import (
 )
 
 // The kubernetes Service's EndpointSlices list every server's public API
-// address (kept by server/endpoints).
+// address (kept by server/controllers/endpoints).
 const (
 	serviceNamespace = metav1.NamespaceDefault
 	serviceName      = "kubernetes"

@@ -8,7 +8,7 @@ import (
 	"net/url"
 	"os"
 
-	"github.com/kedge/kedge/server/atomicfile"
+	"github.com/kedge/kedge/shared/atomicfile"
 )
 
 // stored is the content of the servers file.

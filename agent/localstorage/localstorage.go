@@ -1,6 +1,6 @@
 // Package localstorage keeps the node's side of kedge's local-path volumes
-// (see server/localpath): it creates the directory of every volume
-// provisioned on this node, and when such a volume is released under
+// (shared/localvolume; the server's side is server/controllers/localpath):
+// it creates the directory of every volume provisioned on this node, and when such a volume is released under
 // reclaim policy Delete it removes the directory and then the volume. The
 // node owns its disk, so this runs in the node's agent; while the node is
 // cut off from the servers, removal waits.
@@ -24,7 +24,7 @@ import (
 	"k8s.io/client-go/util/workqueue"
 
 	"github.com/kedge/kedge/embedded/component"
-	"github.com/kedge/kedge/server/localpath"
+	"github.com/kedge/kedge/shared/localvolume"
 )
 
 // Keeper makes and removes the directories of the node's local-path
@@ -35,7 +35,7 @@ type Keeper struct {
 	Client kubernetes.Interface
 	Node   string
 	// Dir is the node's storage directory (absolute, clean), published on
-	// the Node in localpath.StoragePathAnnotation by the agent.
+	// the Node in localvolume.StoragePathAnnotation by the agent.
 	Dir string
 	Log *slog.Logger
 }
@@ -56,7 +56,7 @@ func (k *Keeper) Run(ctx context.Context, ready func()) error {
 	ready()
 	factory := informers.NewSharedInformerFactoryWithOptions(k.Client, 0,
 		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
-			o.LabelSelector = labels.SelectorFromSet(labels.Set{localpath.NodeLabel: k.Node}).String()
+			o.LabelSelector = labels.SelectorFromSet(labels.Set{localvolume.NodeLabel: k.Node}).String()
 		}))
 	defer factory.Shutdown()
 	volumes := factory.Core().V1().PersistentVolumes()
@@ -104,10 +104,10 @@ func (k *Keeper) Run(ctx context.Context, ready func()) error {
 // under reclaim policy Delete. Volumes that are not this node's local-path
 // volumes in Dir are left alone.
 func (k *Keeper) sync(ctx context.Context, pv *corev1.PersistentVolume) error {
-	if pv.Labels[localpath.NodeLabel] != k.Node {
+	if pv.Labels[localvolume.NodeLabel] != k.Node {
 		return nil
 	}
-	dir, err := localpath.Dir(k.Dir, pv)
+	dir, err := localvolume.Dir(k.Dir, pv)
 	if err != nil {
 		k.Log.Debug("not a local-path volume of this node's storage directory; left alone", "volume", pv.Name, "reason", err)
 		return nil

@@ -13,15 +13,15 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes/fake"
 
-	"github.com/kedge/kedge/server/localpath"
+	"github.com/kedge/kedge/shared/localvolume"
 )
 
 // volume is a local-path volume of node edge-1 at path, in phase.
 func volume(name, path string, phase corev1.PersistentVolumePhase, reclaim corev1.PersistentVolumeReclaimPolicy) *corev1.PersistentVolume {
 	return &corev1.PersistentVolume{
 		ObjectMeta: metav1.ObjectMeta{Name: name, UID: types.UID("uid-" + name),
-			Labels:      map[string]string{localpath.NodeLabel: "edge-1"},
-			Annotations: map[string]string{localpath.ProvisionedByAnnotation: localpath.ProvisionerName}},
+			Labels:      map[string]string{localvolume.NodeLabel: "edge-1"},
+			Annotations: map[string]string{localvolume.ProvisionedByAnnotation: localvolume.ProvisionerName}},
 		Spec: corev1.PersistentVolumeSpec{PersistentVolumeReclaimPolicy: reclaim,
 			PersistentVolumeSource: corev1.PersistentVolumeSource{Local: &corev1.LocalVolumeSource{Path: path}}},
 		Status: corev1.PersistentVolumeStatus{Phase: phase},
@@ -39,7 +39,7 @@ func TestSync(t *testing.T) {
 	kept := volume("pvc-00000000-0000-4000-8000-000000000003", filepath.Join(root, "pvc-00000000-0000-4000-8000-000000000003"), corev1.VolumeReleased, corev1.PersistentVolumeReclaimRetain)
 	trap := volume("pvc-00000000-0000-4000-8000-000000000004", outside, corev1.VolumeReleased, corev1.PersistentVolumeReclaimDelete)
 	other := volume("pvc-00000000-0000-4000-8000-000000000005", filepath.Join(root, "pvc-00000000-0000-4000-8000-000000000005"), corev1.VolumeReleased, corev1.PersistentVolumeReclaimDelete)
-	other.Labels[localpath.NodeLabel] = "edge-2"
+	other.Labels[localvolume.NodeLabel] = "edge-2"
 	client := fake.NewClientset(bound, released, kept, trap, other)
 	k := &Keeper{Client: client, Node: "edge-1", Dir: root, Log: slog.New(slog.DiscardHandler)}
 	for _, d := range []string{"pvc-00000000-0000-4000-8000-000000000002", "pvc-00000000-0000-4000-8000-000000000003", "pvc-00000000-0000-4000-8000-000000000005"} {

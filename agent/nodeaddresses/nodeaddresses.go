@@ -1,5 +1,6 @@
 // Package nodeaddresses publishes the agent's addresses on its own Node as
-// the annotations the kedge cloud provider (server/kedgecloud) reads: the
+// the annotations (shared/nodeips) that the kedge cloud provider
+// (server/controllers/kedgecloud) reads: the
 // kubelet runs with --cloud-provider=external, so the server's cloud node
 // controller sets the Node's InternalIP and ExternalIP addresses from
 // them and then removes the taint node.cloudprovider.kubernetes.io/uninitialized.
@@ -22,7 +23,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/kedge/kedge/embedded/component"
-	"github.com/kedge/kedge/server/kedgecloud"
+	"github.com/kedge/kedge/shared/nodeips"
 )
 
 // Publisher keeps the annotations on the Node, also when the Node is
@@ -49,10 +50,10 @@ func (p *Publisher) Name() string { return "node-addresses" }
 // annotation.
 func (p *Publisher) Annotations() map[string]*string {
 	internal := p.InternalIP.String()
-	want := map[string]*string{kedgecloud.InternalIPAnnotation: &internal, kedgecloud.ExternalIPAnnotation: nil}
+	want := map[string]*string{nodeips.InternalIPAnnotation: &internal, nodeips.ExternalIPAnnotation: nil}
 	if len(p.ExternalIPs) > 0 {
-		external := kedgecloud.JoinIPs(p.ExternalIPs)
-		want[kedgecloud.ExternalIPAnnotation] = &external
+		external := nodeips.JoinIPs(p.ExternalIPs)
+		want[nodeips.ExternalIPAnnotation] = &external
 	}
 	for k, v := range p.Extra {
 		want[k] = &v
@@ -105,7 +106,7 @@ func (p *Publisher) Run(ctx context.Context, ready func()) error {
 			retry = time.After(2 * time.Second)
 			continue
 		}
-		p.Log.Info("published the node's addresses", "internal_ip", p.InternalIP, "external_ips", kedgecloud.JoinIPs(p.ExternalIPs))
+		p.Log.Info("published the node's addresses", "internal_ip", p.InternalIP, "external_ips", nodeips.JoinIPs(p.ExternalIPs))
 	}
 }
 
@@ -183,7 +184,7 @@ func (w *Initialized) Run(ctx context.Context, ready func()) error {
 // its InternalIP addresses are just internal and its ExternalIP addresses
 // are external, in any order.
 func Settled(node *corev1.Node, internal net.IP, external []net.IP) bool {
-	if kedgecloud.Uninitialized(node) {
+	if nodeips.Uninitialized(node) {
 		return false
 	}
 	same := func(typ corev1.NodeAddressType, want []net.IP) bool {

@@ -7,14 +7,14 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/kedge/kedge/server/kedgecloud"
+	"github.com/kedge/kedge/shared/nodeips"
 )
 
 func TestPublished(t *testing.T) {
 	plain := (&Publisher{InternalIP: net.ParseIP("192.0.2.5")}).Annotations()
 	public := (&Publisher{InternalIP: net.ParseIP("192.0.2.5"),
 		ExternalIPs: []net.IP{net.ParseIP("203.0.113.7"), net.ParseIP("2001:db8::7")}}).Annotations()
-	if got := *public[kedgecloud.ExternalIPAnnotation]; got != "203.0.113.7,2001:db8::7" {
+	if got := *public[nodeips.ExternalIPAnnotation]; got != "203.0.113.7,2001:db8::7" {
 		t.Fatalf("external annotation = %q", got)
 	}
 	storage := (&Publisher{InternalIP: net.ParseIP("192.0.2.5"), Extra: map[string]string{"kedge.io/local-storage-path": "/srv"}}).Annotations()
@@ -25,14 +25,14 @@ func TestPublished(t *testing.T) {
 		published   bool
 	}{
 		{"none yet", nil, plain, false},
-		{"plain", map[string]string{kedgecloud.InternalIPAnnotation: "192.0.2.5", "other": "x"}, plain, true},
-		{"stale external", map[string]string{kedgecloud.InternalIPAnnotation: "192.0.2.5", kedgecloud.ExternalIPAnnotation: "203.0.113.7"}, plain, false},
-		{"other internal", map[string]string{kedgecloud.InternalIPAnnotation: "192.0.2.6"}, plain, false},
-		{"public", map[string]string{kedgecloud.InternalIPAnnotation: "192.0.2.5", kedgecloud.ExternalIPAnnotation: "203.0.113.7,2001:db8::7"}, public, true},
-		{"public missing", map[string]string{kedgecloud.InternalIPAnnotation: "192.0.2.5"}, public, false},
-		{"extra", map[string]string{kedgecloud.InternalIPAnnotation: "192.0.2.5", "kedge.io/local-storage-path": "/srv"}, storage, true},
-		{"extra missing", map[string]string{kedgecloud.InternalIPAnnotation: "192.0.2.5"}, storage, false},
-		{"extra differs", map[string]string{kedgecloud.InternalIPAnnotation: "192.0.2.5", "kedge.io/local-storage-path": "/data"}, storage, false},
+		{"plain", map[string]string{nodeips.InternalIPAnnotation: "192.0.2.5", "other": "x"}, plain, true},
+		{"stale external", map[string]string{nodeips.InternalIPAnnotation: "192.0.2.5", nodeips.ExternalIPAnnotation: "203.0.113.7"}, plain, false},
+		{"other internal", map[string]string{nodeips.InternalIPAnnotation: "192.0.2.6"}, plain, false},
+		{"public", map[string]string{nodeips.InternalIPAnnotation: "192.0.2.5", nodeips.ExternalIPAnnotation: "203.0.113.7,2001:db8::7"}, public, true},
+		{"public missing", map[string]string{nodeips.InternalIPAnnotation: "192.0.2.5"}, public, false},
+		{"extra", map[string]string{nodeips.InternalIPAnnotation: "192.0.2.5", "kedge.io/local-storage-path": "/srv"}, storage, true},
+		{"extra missing", map[string]string{nodeips.InternalIPAnnotation: "192.0.2.5"}, storage, false},
+		{"extra differs", map[string]string{nodeips.InternalIPAnnotation: "192.0.2.5", "kedge.io/local-storage-path": "/data"}, storage, false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -25,8 +25,8 @@ import (
 	"github.com/rancher/remotedialer"
 
 	"github.com/kedge/kedge/embedded/component"
-	"github.com/kedge/kedge/server/joinapi"
-	servertunnel "github.com/kedge/kedge/server/tunnel"
+	"github.com/kedge/kedge/shared/joinapi"
+	"github.com/kedge/kedge/shared/tunnelwire"
 )
 
 // Reconnect backoff: it starts at minBackoff, doubles up to maxBackoff and
@@ -122,7 +122,7 @@ func (c *Client) connect(ctx context.Context) (connected bool, err error) {
 			if err != nil {
 				return nil, err
 			}
-			if err := servertunnel.TuneTCP(conn); err != nil {
+			if err := tunnelwire.TuneTCP(conn); err != nil {
 				c.Log.Debug("cannot tune the tunnel's TCP liveness", "error", err)
 			}
 			w := watch(conn)
@@ -159,7 +159,7 @@ func (c *Client) connect(ctx context.Context) (connected bool, err error) {
 // keepAlive pings every PingInterval and closes ws when nothing has been
 // read for DeadAfter (or when ctx is done), which ends the session's reads.
 func keepAlive(ctx context.Context, ws *websocket.Conn, raw *watchedConn, log *slog.Logger) {
-	t := time.NewTicker(servertunnel.PingInterval)
+	t := time.NewTicker(tunnelwire.PingInterval)
 	defer t.Stop()
 	for {
 		select {
@@ -168,13 +168,13 @@ func keepAlive(ctx context.Context, ws *websocket.Conn, raw *watchedConn, log *s
 			return
 		case <-t.C:
 		}
-		if idle := raw.idle(); idle >= servertunnel.DeadAfter {
+		if idle := raw.idle(); idle >= tunnelwire.DeadAfter {
 			log.Warn("tunnel link is dead; closing it", "silent_for", idle.Round(100*time.Millisecond))
 			ws.Close()
 			return
 		}
 		// An error here shows up as silence, which the check above acts on.
-		_ = ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(servertunnel.PingInterval))
+		_ = ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(tunnelwire.PingInterval))
 	}
 }
 

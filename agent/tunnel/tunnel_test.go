@@ -18,7 +18,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	servertunnel "github.com/kedge/kedge/server/tunnel"
+	"github.com/kedge/kedge/shared/tunnelwire"
 )
 
 func edgeNode() *corev1.Node {
@@ -269,7 +269,7 @@ func TestDeadLinkReconnects(t *testing.T) {
 	c.waitSessions(t, "edge")
 	relay.freeze()
 	cut := time.Now()
-	deadline := cut.Add(servertunnel.DeadAfter + 2*servertunnel.PingInterval + maxBackoff + 2*time.Second)
+	deadline := cut.Add(tunnelwire.DeadAfter + 2*tunnelwire.PingInterval + maxBackoff + 2*time.Second)
 	for c.logs.count("a new tunnel session replaces the old one") == 0 {
 		if time.Now().After(deadline) {
 			t.Fatalf("no new session %s after the link went silent; logs:\n%s", time.Since(cut), c.logs)

@@ -22,7 +22,6 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"path/filepath"
 	"sync"
 	"time"
 
@@ -40,7 +39,6 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/kedge/kedge/embedded/component"
-	"github.com/kedge/kedge/server/atomicfile"
 )
 
 // Lease is the node's share of the cluster network.
@@ -63,8 +61,9 @@ type Flannel struct {
 	// and is published as the node's public-ip annotation.
 	NodeIP      net.IP
 	ClusterCIDR string
-	// ConfDir receives net-conf.json.
-	ConfDir string
+	// NetConfFile is flannel's net-conf.json, written by the caller with
+	// NetConf(ClusterCIDR) before Run.
+	NetConfFile string
 	// ReadyAtStart makes Run ready before it contacts the server: the node
 	// has a network configuration from an earlier run, so pods can start
 	// while the server is unreachable.
@@ -100,20 +99,9 @@ func (f *Flannel) Run(ctx context.Context, ready func()) error {
 }
 
 func (f *Flannel) run(ctx context.Context, ready func()) error {
-	netConf, err := NetConf(f.ClusterCIDR)
-	if err != nil {
-		return err
-	}
 	v6 := f.NodeIP.To4() == nil
 	if _, cidr, _ := net.ParseCIDR(f.ClusterCIDR); (cidr.IP.To4() == nil) != v6 {
 		return fmt.Errorf("flannel: node IP %s and cluster CIDR %s are of different IP families", f.NodeIP, f.ClusterCIDR)
-	}
-	netConfFile := filepath.Join(f.ConfDir, "net-conf.json")
-	if err := os.MkdirAll(f.ConfDir, 0o700); err != nil {
-		return err
-	}
-	if err := atomicfile.Write(netConfFile, netConf, 0o600); err != nil {
-		return fmt.Errorf("write flannel net-conf: %w", err)
 	}
 	if err := enableForwarding(v6); err != nil {
 		return err
@@ -156,7 +144,7 @@ func (f *Flannel) run(ctx context.Context, ready func()) error {
 	var sm subnet.Manager
 	if !f.retry(ctx, "start the kube subnet manager", func() error {
 		actx, cancel := context.WithCancel(ctx)
-		m, err := kube.NewSubnetManager(actx, "", f.Kubeconfig, AnnotationPrefix, netConfFile, true)
+		m, err := kube.NewSubnetManager(actx, "", f.Kubeconfig, AnnotationPrefix, f.NetConfFile, true)
 		if err != nil {
 			cancel()
 			return err

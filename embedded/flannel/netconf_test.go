@@ -54,7 +54,7 @@ func TestNetConfRejects(t *testing.T) {
 }
 
 func TestRunRefusesMixedFamilies(t *testing.T) {
-	f := &Flannel{NodeIP: net.ParseIP("192.0.2.10"), ClusterCIDR: "fd00:42::/56", ConfDir: t.TempDir()}
+	f := &Flannel{NodeIP: net.ParseIP("192.0.2.10"), ClusterCIDR: "fd00:42::/56"}
 	err := f.Run(t.Context(), func() { t.Error("ready") })
 	if err == nil || !strings.Contains(err.Error(), "different IP families") {
 		t.Fatalf("err = %v", err)

@@ -19,7 +19,7 @@ import (
 	"github.com/kedge/kedge/scripts/e2e/hosts"
 	"github.com/kedge/kedge/server/integration/harness"
 	"github.com/kedge/kedge/server/pki"
-	"github.com/kedge/kedge/server/token"
+	"github.com/kedge/kedge/shared/token"
 )
 
 // TestServersJoinEmbeddedEtcd runs three servers on three hosts: the first

@@ -14,8 +14,8 @@ import (
 
 	"github.com/kedge/kedge/scripts/e2e/hosts"
 	"github.com/kedge/kedge/server/integration/harness"
-	"github.com/kedge/kedge/server/nodepassword"
-	"github.com/kedge/kedge/server/token"
+	"github.com/kedge/kedge/server/join/nodepassword"
+	"github.com/kedge/kedge/shared/token"
 )
 
 // TestJoinRefusalsRestartAndImageDropIn: agents with a wrong token or a

@@ -12,7 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/kedge/kedge/scripts/e2e/hosts"
-	"github.com/kedge/kedge/server/deploy"
+	"github.com/kedge/kedge/server/controllers/deploy"
 	"github.com/kedge/kedge/server/integration/harness"
 )
 

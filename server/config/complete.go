@@ -11,7 +11,7 @@ import (
 	"strings"
 
 	"github.com/kedge/kedge/agent/hostip"
-	"github.com/kedge/kedge/server/token"
+	"github.com/kedge/kedge/shared/token"
 )
 
 // DatastoreKind says which backend stores the cluster state.

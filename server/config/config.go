@@ -15,7 +15,7 @@ import (
 	"strings"
 
 	agentconfig "github.com/kedge/kedge/agent/config"
-	"github.com/kedge/kedge/server/token"
+	"github.com/kedge/kedge/shared/token"
 )
 
 // Defaults for the user-facing values.

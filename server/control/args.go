@@ -188,7 +188,7 @@ func SchedulerArgs(in Inputs) []string {
 		"bind-address":              "127.0.0.1",
 		"kubeconfig":                kc,
 		// kedge elects the one server that runs the scheduler and the
-		// controller-manager (server/leader); upstream's election would end
+		// controller-manager (server/controllers/leader); upstream's election would end
 		// the process on a lost lease.
 		"leader-elect": "false",
 		"profiling":    "false",

@@ -19,10 +19,10 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 	certutil "k8s.io/client-go/util/cert"
 
-	"github.com/kedge/kedge/server/joinapi"
-	"github.com/kedge/kedge/server/nodepassword"
+	"github.com/kedge/kedge/server/join/nodepassword"
 	"github.com/kedge/kedge/server/pki"
-	"github.com/kedge/kedge/server/token"
+	"github.com/kedge/kedge/shared/joinapi"
+	"github.com/kedge/kedge/shared/token"
 )
 
 // maxBody bounds a join request.

@@ -13,8 +13,8 @@ import (
 
 	"k8s.io/apimachinery/pkg/util/validation"
 
-	"github.com/kedge/kedge/server/joinapi"
 	"github.com/kedge/kedge/server/pki"
+	"github.com/kedge/kedge/shared/joinapi"
 )
 
 // Members changes the embedded etcd cluster's membership. It is implemented

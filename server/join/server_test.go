@@ -10,9 +10,9 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/kedge/kedge/server/joinapi"
 	"github.com/kedge/kedge/server/pki"
-	"github.com/kedge/kedge/server/token"
+	"github.com/kedge/kedge/shared/joinapi"
+	"github.com/kedge/kedge/shared/token"
 )
 
 const agentSecret = "agent-secret-0123456789"

@@ -20,7 +20,7 @@ import (
 	certutil "k8s.io/client-go/util/cert"
 	"k8s.io/client-go/util/keyutil"
 
-	"github.com/kedge/kedge/server/atomicfile"
+	"github.com/kedge/kedge/shared/atomicfile"
 )
 
 const (

@@ -19,7 +19,7 @@ import (
 	"time"
 
 	"github.com/kedge/kedge/embedded/component"
-	"github.com/kedge/kedge/server/joinapi"
+	"github.com/kedge/kedge/shared/joinapi"
 )
 
 // Supervisor is the HTTPS listener on the server's public port.

@@ -24,6 +24,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/kedge/kedge/embedded/component"
+	"github.com/kedge/kedge/shared/tunnelwire"
 )
 
 // Server is the tunnel endpoint and the apiserver's egress proxy. Its
@@ -170,7 +171,7 @@ func (h *hijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := TuneTCP(c); err != nil {
+	if err := tunnelwire.TuneTCP(c); err != nil {
 		h.log.Debug("cannot tune the tunnel's TCP liveness", "node", h.session.node, "error", err)
 	}
 	h.session.mu.Lock()
@@ -238,3 +239,7 @@ func (s *Server) closeSessions() {
 		}
 	}
 }
+
+// errSuperseded ends a session that a newer one of the same node replaced
+// before it was established.
+var errSuperseded = errors.New("superseded by a newer session of the same node")

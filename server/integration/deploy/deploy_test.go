@@ -24,7 +24,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
-	"github.com/kedge/kedge/server/deploy"
+	"github.com/kedge/kedge/server/controllers/deploy"
 	"github.com/kedge/kedge/server/integration/harness"
 )
 

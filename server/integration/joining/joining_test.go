@@ -21,8 +21,8 @@ import (
 
 	"github.com/kedge/kedge/agent/join"
 	"github.com/kedge/kedge/server/integration/harness"
-	"github.com/kedge/kedge/server/nodepassword"
-	"github.com/kedge/kedge/server/token"
+	"github.com/kedge/kedge/server/join/nodepassword"
+	"github.com/kedge/kedge/shared/token"
 )
 
 const agentSecret = "agent-secret-0123456789"

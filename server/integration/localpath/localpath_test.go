@@ -35,8 +35,8 @@ import (
 	"github.com/kedge/kedge/agent/localstorage"
 	"github.com/kedge/kedge/agent/nodeaddresses"
 	"github.com/kedge/kedge/server/integration/harness"
-	"github.com/kedge/kedge/server/localpath"
-	"github.com/kedge/kedge/server/token"
+	"github.com/kedge/kedge/shared/localvolume"
+	"github.com/kedge/kedge/shared/token"
 )
 
 const agentSecret = "agent-secret-0123456789"
@@ -54,7 +54,7 @@ func TestLocalPathVolumeLifecycle(t *testing.T) {
 	storage := filepath.Join(t.TempDir(), "storage")
 	register(t, node, "edge-1")
 	run(t, &nodeaddresses.Publisher{Client: node, Node: "edge-1", InternalIP: []byte{192, 0, 2, 61},
-		Extra: map[string]string{localpath.StoragePathAnnotation: storage}, Log: slog.New(slog.DiscardHandler)})
+		Extra: map[string]string{localvolume.StoragePathAnnotation: storage}, Log: slog.New(slog.DiscardHandler)})
 	run(t, &localstorage.Keeper{Client: node, Node: "edge-1", Dir: storage, Log: slog.New(slog.DiscardHandler)})
 
 	// A released volume of this node whose path is outside its storage
@@ -73,7 +73,7 @@ func TestLocalPathVolumeLifecycle(t *testing.T) {
 	// node delete only its own released ones: not the trap's twin on
 	// another node.
 	other := trapVolume(outside)
-	other.Name, other.Labels[localpath.NodeLabel] = "pvc-other", "edge-2"
+	other.Name, other.Labels[localvolume.NodeLabel] = "pvc-other", "edge-2"
 	if _, err := admin.CoreV1().PersistentVolumes().Create(ctx, other, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -101,7 +101,7 @@ func TestLocalPathVolumeLifecycle(t *testing.T) {
 		t.Fatalf("a claim without a class got class %v, want the default local-path", claim.Spec.StorageClassName)
 	}
 	// What the scheduler does for the claim's first pod.
-	claim.Annotations = map[string]string{localpath.SelectedNodeAnnotation: "edge-1"}
+	claim.Annotations = map[string]string{localvolume.SelectedNodeAnnotation: "edge-1"}
 	if _, err := admin.CoreV1().PersistentVolumeClaims("default").Update(ctx, claim, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -163,7 +163,7 @@ func TestLocalPathVolumeLifecycle(t *testing.T) {
 	// agent) stays pending with a Warning event saying why.
 	register(t, nodeClient(t, c.HTTPSListenPort, dataDir, "foreign"), "foreign")
 	stray := &corev1.PersistentVolumeClaim{
-		ObjectMeta: metav1.ObjectMeta{Name: "stray", Namespace: "default", Annotations: map[string]string{localpath.SelectedNodeAnnotation: "foreign"}},
+		ObjectMeta: metav1.ObjectMeta{Name: "stray", Namespace: "default", Annotations: map[string]string{localvolume.SelectedNodeAnnotation: "foreign"}},
 		Spec: corev1.PersistentVolumeClaimSpec{
 			AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
 			Resources:   corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Mi")}},
@@ -178,7 +178,7 @@ func TestLocalPathVolumeLifecycle(t *testing.T) {
 			return err
 		}
 		for _, e := range events.Items {
-			if e.Type == corev1.EventTypeWarning && strings.Contains(e.Message, localpath.StoragePathAnnotation) {
+			if e.Type == corev1.EventTypeWarning && strings.Contains(e.Message, localvolume.StoragePathAnnotation) {
 				return nil
 			}
 		}
@@ -193,8 +193,8 @@ func TestLocalPathVolumeLifecycle(t *testing.T) {
 // but its path is dir.
 func trapVolume(dir string) *corev1.PersistentVolume {
 	return &corev1.PersistentVolume{
-		ObjectMeta: metav1.ObjectMeta{Name: "pvc-trap", Labels: map[string]string{localpath.NodeLabel: "edge-1"},
-			Annotations: map[string]string{localpath.ProvisionedByAnnotation: localpath.ProvisionerName}},
+		ObjectMeta: metav1.ObjectMeta{Name: "pvc-trap", Labels: map[string]string{localvolume.NodeLabel: "edge-1"},
+			Annotations: map[string]string{localvolume.ProvisionedByAnnotation: localvolume.ProvisionerName}},
 		Spec: corev1.PersistentVolumeSpec{
 			Capacity:                      corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Mi")},
 			AccessModes:                   []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
@@ -219,7 +219,7 @@ func waitStorageClass(t *testing.T, c kubernetes.Interface) {
 		if err != nil {
 			return err
 		}
-		if class.Provisioner != localpath.ProvisionerName || class.Annotations["storageclass.kubernetes.io/is-default-class"] != "true" ||
+		if class.Provisioner != localvolume.ProvisionerName || class.Annotations["storageclass.kubernetes.io/is-default-class"] != "true" ||
 			class.VolumeBindingMode == nil || *class.VolumeBindingMode != storagev1.VolumeBindingWaitForFirstConsumer {
 			return fmt.Errorf("class %+v", class)
 		}

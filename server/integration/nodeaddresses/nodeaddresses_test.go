@@ -29,7 +29,7 @@ import (
 	"github.com/kedge/kedge/agent/join"
 	"github.com/kedge/kedge/agent/nodeaddresses"
 	"github.com/kedge/kedge/server/integration/harness"
-	"github.com/kedge/kedge/server/token"
+	"github.com/kedge/kedge/shared/token"
 )
 
 const agentSecret = "agent-secret-0123456789"

@@ -20,9 +20,9 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/kedge/kedge/agent/join"
+	"github.com/kedge/kedge/server/controllers/rbac"
 	"github.com/kedge/kedge/server/integration/harness"
-	"github.com/kedge/kedge/server/rbac"
-	"github.com/kedge/kedge/server/token"
+	"github.com/kedge/kedge/shared/token"
 )
 
 // TestNodeNetworkRBAC: with kedge's node-network role a node identity may

@@ -18,8 +18,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
 
+	"github.com/kedge/kedge/server/controllers/servicelb"
 	"github.com/kedge/kedge/server/integration/harness"
-	"github.com/kedge/kedge/server/servicelb"
 )
 
 func TestServiceLoadBalancer(t *testing.T) {

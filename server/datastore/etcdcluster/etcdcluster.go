@@ -22,7 +22,7 @@ import (
 	"github.com/kedge/kedge/embedded/component"
 	"github.com/kedge/kedge/embedded/etcdcheck"
 	"github.com/kedge/kedge/server/join"
-	"github.com/kedge/kedge/server/joinapi"
+	"github.com/kedge/kedge/shared/joinapi"
 )
 
 // Cluster is a component that holds one etcd client to the local member for

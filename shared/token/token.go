@@ -16,7 +16,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/kedge/kedge/server/atomicfile"
+	"github.com/kedge/kedge/shared/atomicfile"
 )
 
 const (

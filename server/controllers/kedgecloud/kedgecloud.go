@@ -3,36 +3,22 @@
 // needs to initialize the Nodes of kubelets run with
 // --cloud-provider=external. A kedge node has no cloud to ask, so its
 // addresses come from annotations its agent sets on its own Node
-// (InternalIPAnnotation, ExternalIPAnnotation); every instance exists and
+// (nodeips.InternalIPAnnotation, nodeips.ExternalIPAnnotation); every instance exists and
 // is named kedge://<node>.
 package kedgecloud
 
 import (
 	"context"
 	"errors"
-	"fmt"
-	"net"
-	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	cloudprovider "k8s.io/cloud-provider"
-	cloudproviderapi "k8s.io/cloud-provider/api"
+
+	"github.com/kedge/kedge/shared/nodeips"
 )
 
-const (
-	// ProviderName is the provider's name and the scheme of its provider IDs.
-	ProviderName = "kedge"
-	// InternalIPAnnotation holds the node's --node-ip. The agent sets it
-	// on every start; a Node without it is not initialized yet.
-	InternalIPAnnotation = "kedge.io/internal-ip"
-	// ExternalIPAnnotation holds the node's --node-external-ip values,
-	// comma-separated; the agent removes it when there are none.
-	ExternalIPAnnotation = "kedge.io/external-ip"
-)
-
-// ErrNotPublished is returned for a Node whose agent has not set
-// InternalIPAnnotation yet; the cloud node controller retries it.
-var ErrNotPublished = errors.New("the agent has not published the node's addresses yet (annotation " + InternalIPAnnotation + ")")
+// ProviderName is the provider's name and the scheme of its provider IDs.
+const ProviderName = "kedge"
 
 // Provider implements cloudprovider.Interface with instances only. It
 // holds no state and is safe for concurrent use.
@@ -84,8 +70,8 @@ func (Provider) InstanceShutdown(context.Context, *corev1.Node) (bool, error) { 
 // addresses, which leaves the kubelet's as they are.
 func (Provider) InstanceMetadata(_ context.Context, node *corev1.Node) (*cloudprovider.InstanceMetadata, error) {
 	md := &cloudprovider.InstanceMetadata{ProviderID: ProviderID(node.Name)}
-	addrs, err := Addresses(node)
-	if errors.Is(err, ErrNotPublished) && !Uninitialized(node) {
+	addrs, err := nodeips.Addresses(node)
+	if errors.Is(err, nodeips.ErrNotPublished) && !nodeips.Uninitialized(node) {
 		return md, nil
 	}
 	if err != nil {
@@ -95,74 +81,5 @@ func (Provider) InstanceMetadata(_ context.Context, node *corev1.Node) (*cloudpr
 	return md, nil
 }
 
-// Uninitialized reports whether node has the taint
-// node.cloudprovider.kubernetes.io/uninitialized, which a kubelet with
-// --cloud-provider=external registers with and the cloud node controller
-// removes.
-func Uninitialized(node *corev1.Node) bool {
-	for _, t := range node.Spec.Taints {
-		if t.Key == cloudproviderapi.TaintExternalCloudProvider {
-			return true
-		}
-	}
-	return false
-}
-
 // ProviderID is the provider ID of the node named name.
 func ProviderID(name string) string { return ProviderName + "://" + name }
-
-// Addresses returns the node's InternalIP addresses, then its ExternalIP
-// addresses, from its annotations. It fails with ErrNotPublished when
-// InternalIPAnnotation is missing, and on a value that is not a list of IPs.
-func Addresses(node *corev1.Node) ([]corev1.NodeAddress, error) {
-	internal, ok := node.Annotations[InternalIPAnnotation]
-	if !ok {
-		return nil, ErrNotPublished
-	}
-	var addrs []corev1.NodeAddress
-	for _, a := range []struct {
-		key  string
-		typ  corev1.NodeAddressType
-		list string
-	}{
-		{InternalIPAnnotation, corev1.NodeInternalIP, internal},
-		{ExternalIPAnnotation, corev1.NodeExternalIP, node.Annotations[ExternalIPAnnotation]},
-	} {
-		ips, err := ParseIPs(a.list)
-		if err != nil {
-			return nil, fmt.Errorf("node %s: annotation %s: %w", node.Name, a.key, err)
-		}
-		for _, ip := range ips {
-			addrs = append(addrs, corev1.NodeAddress{Type: a.typ, Address: ip.String()})
-		}
-	}
-	if len(addrs) == 0 || addrs[0].Type != corev1.NodeInternalIP {
-		return nil, fmt.Errorf("node %s: annotation %s is empty", node.Name, InternalIPAnnotation)
-	}
-	return addrs, nil
-}
-
-// ParseIPs parses a comma-separated list of IPs ("" is the empty list).
-func ParseIPs(list string) ([]net.IP, error) {
-	var ips []net.IP
-	for _, s := range strings.Split(list, ",") {
-		if s = strings.TrimSpace(s); s == "" {
-			continue
-		}
-		ip := net.ParseIP(s)
-		if ip == nil {
-			return nil, fmt.Errorf("%q is not an IP address", s)
-		}
-		ips = append(ips, ip)
-	}
-	return ips, nil
-}
-
-// JoinIPs formats ips as a ParseIPs list.
-func JoinIPs(ips []net.IP) string {
-	s := make([]string, len(ips))
-	for i, ip := range ips {
-		s[i] = ip.String()
-	}
-	return strings.Join(s, ",")
-}

@@ -16,9 +16,9 @@ import (
 
 	agentjoin "github.com/kedge/kedge/agent/join"
 	"github.com/kedge/kedge/server/join"
-	"github.com/kedge/kedge/server/joinapi"
 	"github.com/kedge/kedge/server/pki"
-	"github.com/kedge/kedge/server/token"
+	"github.com/kedge/kedge/shared/joinapi"
+	"github.com/kedge/kedge/shared/token"
 )
 
 // members fails the first failures calls with join.ErrUnavailable.

@@ -15,7 +15,7 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/utils/ptr"
 
-	"github.com/kedge/kedge/server/endpoints"
+	"github.com/kedge/kedge/server/controllers/endpoints"
 )
 
 func serverLease(name, ip string, renewed time.Time) *coordinationv1.Lease {

@@ -17,7 +17,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/kedge/kedge/embedded/component"
-	"github.com/kedge/kedge/server/endpoints"
+	"github.com/kedge/kedge/server/controllers/endpoints"
 )
 
 // The Service (manifests/metrics-server.yaml) that the APIService

@@ -9,7 +9,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
-	"github.com/kedge/kedge/server/localpath"
+	"github.com/kedge/kedge/shared/localvolume"
 )
 
 // LocalStoragePolicyName names the admission policy and its binding
@@ -19,12 +19,12 @@ const LocalStoragePolicyName = "kedge-local-storage"
 // LocalStoragePolicy returns the ValidatingAdmissionPolicy that narrows
 // what LocalStorageRole grants: RBAC cannot say which volumes a node may
 // delete, so this lets a node (group system:nodes) delete only a Released
-// volume labelled localpath.NodeLabel with its own name (a label the
+// volume labelled localvolume.NodeLabel with its own name (a label the
 // server's provisioner sets and nodes cannot change: they may not update
 // volumes).
 func LocalStoragePolicy() *admissionv1.ValidatingAdmissionPolicy {
 	fail := admissionv1.Fail
-	label := "'" + localpath.NodeLabel + "'"
+	label := "'" + localvolume.NodeLabel + "'"
 	return &admissionv1.ValidatingAdmissionPolicy{
 		ObjectMeta: metav1.ObjectMeta{Name: LocalStoragePolicyName, Labels: labels()},
 		Spec: admissionv1.ValidatingAdmissionPolicySpec{

@@ -1,4 +1,4 @@
-package localpath
+package localvolume
 
 import (
 	"strings"

@@ -1,21 +1,9 @@
-// Package localpath provisions PersistentVolumes on the nodes' local disks
-// for claims of the StorageClasses whose provisioner is ProvisionerName (the
-// packaged default class local-path, manifests/local-storage.yaml).
-//
-// The work is split by who owns what: the server's Provisioner creates the
-// PersistentVolume (a `local` volume under the node's storage directory,
-// with node affinity to that node) once the scheduler has picked the node
-// of the claim's first pod; the upstream PV controller binds it; the node's
-// agent (agent/localstorage) creates the directory and, when the volume is
-// released under reclaim policy Delete, removes the directory and the
-// volume. Nodes publish their storage directory in StoragePathAnnotation.
-//
-// This is a small controller of our own rather than
-// sig-storage-lib-external-provisioner: that library deletes volumes where
-// the provisioner runs (here the server, which does not own the nodes'
-// disks) and brings its own informers, leader election and finalizers; the
-// part kedge needs, creating a pre-bound volume, is a few API calls.
-package localpath
+// Package localvolume is the contract of kedge's local-path volumes between
+// the server's provisioner (server/controllers/localpath), which creates the
+// PersistentVolume, and each node's agent (agent/localstorage), which owns
+// the directory on its disk: the names, labels and annotations both read,
+// the volume a claim gets, and the only directory a volume may name.
+package localvolume
 
 import (
 	"errors"

@@ -1,7 +1,9 @@
-package tunnel
+// Package tunnelwire is what both ends of kedge's reverse tunnel agree on
+// besides the join API's route (joinapi.TunnelPath): how often the agent
+// pings, and after how much silence either end declares the link dead.
+package tunnelwire
 
 import (
-	"errors"
 	"fmt"
 	"net"
 	"time"
@@ -56,7 +58,3 @@ func tuneTCPConn(c *net.TCPConn) error {
 	}
 	return nil
 }
-
-// errSuperseded ends a session that a newer one of the same node replaced
-// before it was established.
-var errSuperseded = errors.New("superseded by a newer session of the same node")

@@ -1,3 +1,21 @@
+// Package localpath provisions PersistentVolumes on the nodes' local disks
+// for claims of the StorageClasses whose provisioner is ProvisionerName (the
+// packaged default class local-path, manifests/local-storage.yaml).
+//
+// The work is split by who owns what: the server's Provisioner creates the
+// PersistentVolume (a `local` volume under the node's storage directory,
+// with node affinity to that node) once the scheduler has picked the node
+// of the claim's first pod; the upstream PV controller binds it; the node's
+// agent (agent/localstorage) creates the directory and, when the volume is
+// released under reclaim policy Delete, removes the directory and the
+// volume. Nodes publish their storage directory in localvolume.StoragePathAnnotation;
+// the names and the volume both sides read are in shared/localvolume.
+//
+// This is a small controller of our own rather than
+// sig-storage-lib-external-provisioner: that library deletes volumes where
+// the provisioner runs (here the server, which does not own the nodes'
+// disks) and brings its own informers, leader election and finalizers; the
+// part kedge needs, creating a pre-bound volume, is a few API calls.
 package localpath
 
 import (
@@ -18,6 +36,7 @@ import (
 	"k8s.io/client-go/util/workqueue"
 
 	"github.com/kedge/kedge/embedded/component"
+	"github.com/kedge/kedge/shared/localvolume"
 )
 
 // Provisioner creates the PersistentVolumes of pending claims of a class
@@ -99,7 +118,7 @@ func (p *Provisioner) Run(ctx context.Context, ready func()) error {
 // sync provisions claim if it is one of ours, waiting for a volume. An
 // error means try again later.
 func (p *Provisioner) sync(ctx context.Context, claim *corev1.PersistentVolumeClaim, events record.EventRecorder) error {
-	node := claim.Annotations[SelectedNodeAnnotation]
+	node := claim.Annotations[localvolume.SelectedNodeAnnotation]
 	if claim.Spec.VolumeName != "" || claim.Status.Phase != corev1.ClaimPending || node == "" ||
 		claim.Spec.StorageClassName == nil || *claim.Spec.StorageClassName == "" || claim.DeletionTimestamp != nil {
 		return nil
@@ -111,10 +130,10 @@ func (p *Provisioner) sync(ctx context.Context, claim *corev1.PersistentVolumeCl
 	if err != nil {
 		return err
 	}
-	if class.Provisioner != ProvisionerName {
+	if class.Provisioner != localvolume.ProvisionerName {
 		return nil
 	}
-	name := VolumeName(claim)
+	name := localvolume.VolumeName(claim)
 	if _, err := p.Client.CoreV1().PersistentVolumes().Get(ctx, name, metav1.GetOptions{}); err == nil {
 		return nil // made before; the PV controller binds it
 	} else if !apierrors.IsNotFound(err) {
@@ -124,13 +143,13 @@ func (p *Provisioner) sync(ctx context.Context, claim *corev1.PersistentVolumeCl
 	if err != nil {
 		return fmt.Errorf("node %s: %w", node, err)
 	}
-	dir := n.Annotations[StoragePathAnnotation]
+	dir := n.Annotations[localvolume.StoragePathAnnotation]
 	if dir == "" {
-		msg := fmt.Sprintf("node %s does not publish its local storage directory (annotation %s) yet; is it a kedge node?", node, StoragePathAnnotation)
+		msg := fmt.Sprintf("node %s does not publish its local storage directory (annotation %s) yet; is it a kedge node?", node, localvolume.StoragePathAnnotation)
 		events.Event(claim, corev1.EventTypeWarning, "ProvisioningFailed", msg)
 		return fmt.Errorf("%s", msg)
 	}
-	pv, err := Volume(claim, class, node, dir)
+	pv, err := localvolume.Volume(claim, class, node, dir)
 	if err != nil {
 		// Not retried: the claim or the node must change first, which
 		// brings the claim back.

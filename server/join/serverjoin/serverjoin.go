@@ -15,8 +15,8 @@ import (
 
 	agentjoin "github.com/kedge/kedge/agent/join"
 	"github.com/kedge/kedge/server/join"
-	"github.com/kedge/kedge/server/joinapi"
-	"github.com/kedge/kedge/server/token"
+	"github.com/kedge/kedge/shared/joinapi"
+	"github.com/kedge/kedge/shared/token"
 )
 
 // permanent is a refusal that retrying cannot change.
