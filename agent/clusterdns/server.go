@@ -16,11 +16,18 @@ import (
 	"github.com/kedge/kedge/embedded/coredns"
 )
 
-// Engine starts a DNS server from a Corefile; coredns.Start is the real one.
+// Engine starts a DNS server from a Corefile; CoreDNS in this process
+// (coredns.Server) is the real one.
 type Engine func(corefile string) (Stopper, error)
 
 // Stopper stops a running DNS server.
 type Stopper interface{ Stop() }
+
+// background is CoreDNS started as a component (its stop logs its own
+// errors).
+type background struct{ *component.Background }
+
+func (b background) Stop() { _ = b.Background.Stop() }
 
 // Server runs the node's DNS as a component: it watches the kube-dns
 // Service and serves Corefile while that Service is kedge's (Managed), and
@@ -57,7 +64,13 @@ func Managed(svc *corev1.Service) bool {
 func (s *Server) Run(ctx context.Context, ready func()) error {
 	engine := s.Engine
 	if engine == nil {
-		engine = func(corefile string) (Stopper, error) { return coredns.Start(corefile) }
+		engine = func(corefile string) (Stopper, error) {
+			dns, err := component.Start(ctx, &coredns.Server{Corefile: corefile})
+			if err != nil {
+				return nil, err
+			}
+			return background{dns}, nil
+		}
 	}
 	factory := informers.NewSharedInformerFactoryWithOptions(s.Client, 0, informers.WithNamespace(Namespace),
 		informers.WithTweakListOptions(func(o *metav1.ListOptions) {

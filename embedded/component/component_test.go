@@ -176,3 +176,65 @@ func TestRunnerStopBudgetBoundsTheWholeStop(t *testing.T) {
 		t.Fatalf("events = %q", got)
 	}
 }
+
+func TestStartReturnsWhenReadyAndStopWaits(t *testing.T) {
+	stopped := make(chan struct{})
+	c := &funcComponent{name: "bg", run: func(ctx context.Context, ready func()) error {
+		ready()
+		<-ctx.Done()
+		close(stopped)
+		return nil
+	}}
+	b, err := Start(t.Context(), c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-stopped:
+		t.Fatal("stopped before Stop")
+	default:
+	}
+	if err := b.Stop(); err != nil {
+		t.Fatalf("Stop: %v", err)
+	}
+	<-stopped
+	if err := b.Stop(); err != nil {
+		t.Fatalf("second Stop: %v", err)
+	}
+}
+
+func TestStartReportsAFailureBeforeReady(t *testing.T) {
+	boom := errors.New("boom")
+	_, err := Start(t.Context(), &funcComponent{name: "bad", run: func(context.Context, func()) error { return boom }})
+	if !errors.Is(err, boom) {
+		t.Fatalf("err = %v, want boom", err)
+	}
+	_, err = Start(t.Context(), &funcComponent{name: "quitter", run: func(context.Context, func()) error { return nil }})
+	if err == nil {
+		t.Fatal("a component that returned nil before ready was started")
+	}
+}
+
+func TestStartGivesUpWhenCtxEnds(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	stopped := make(chan struct{})
+	c := &funcComponent{name: "slow", run: func(ctx context.Context, _ func()) error {
+		cancel() // the caller gives up while it starts
+		<-ctx.Done()
+		close(stopped)
+		return nil
+	}}
+	if _, err := Start(ctx, c); !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v, want context.Canceled", err)
+	}
+	<-stopped
+}
+
+// funcComponent is a Component made of a function.
+type funcComponent struct {
+	name string
+	run  func(ctx context.Context, ready func()) error
+}
+
+func (f *funcComponent) Name() string                                { return f.name }
+func (f *funcComponent) Run(ctx context.Context, ready func()) error { return f.run(ctx, ready) }

@@ -4,18 +4,20 @@
 // package that imports CoreDNS.
 //
 // CoreDNS keeps some state in package variables (caddy's instance list, the
-// registered plugins); the process runs at most one Instance at a time.
+// registered plugins); the process runs at most one Server at a time.
 package coredns
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
-	"sync"
 
 	"github.com/coredns/caddy"
 	"github.com/coredns/coredns/core/dnsserver"
 	"github.com/go-logr/logr"
 	"k8s.io/klog/v2"
+
+	"github.com/kedge/kedge/embedded/component"
 
 	// The plugins a Corefile may name.
 	_ "github.com/coredns/coredns/plugin/acl"
@@ -27,64 +29,54 @@ import (
 	_ "github.com/coredns/coredns/plugin/loadbalance"
 )
 
-// startMu makes Start one at a time; klogBefore is klog's logger when the
-// current Start began, which the parsing callback after the kubernetes
-// directive puts back.
-var (
-	startMu    sync.Mutex
-	klogBefore logr.Logger
-)
-
-func init() {
-	// No banner or zone list on stdout; kedge logs what it starts.
-	caddy.Quiet = true
-	dnsserver.Quiet = true
-	// The kubernetes plugin's set-up points klog at CoreDNS's logger; put
-	// kedge's back at once, before the plugin waits (up to 5 s) for its
-	// first lists, so the kubelet's and kube-proxy's logs are not relabelled.
-	caddy.RegisterParsingCallback("dns", "kubernetes", func(caddy.Context) error {
-		restoreKlog(klogBefore)
-		return nil
-	})
+// Server is CoreDNS serving Corefile, as a component. CoreDNS keeps state
+// in package variables of its own (caddy's instance list and plugin
+// registry), so a process runs one Server at a time.
+type Server struct {
+	Corefile string
 }
 
-// Instance is a running CoreDNS.
-type Instance struct {
-	inst     *caddy.Instance
-	stopOnce sync.Once
-}
+var _ component.Component = (*Server)(nil)
 
-// Start parses corefile, sets up its plugins and starts serving. It returns
-// once the listeners are open (the kubernetes plugin first waits up to 5 s
-// for its first list of Services and EndpointSlices). A bad Corefile or a
+// Name implements component.Component.
+func (s *Server) Name() string { return "coredns" }
+
+// Run implements component.Component: it parses the Corefile, sets up its
+// plugins and is ready once the listeners are open (the kubernetes plugin
+// first waits up to 5 s for its first list of Services and
+// EndpointSlices); it stops serving when ctx ends. A bad Corefile or a
 // listen address in use is an error.
 //
 // CoreDNS's kubernetes plugin points klog at CoreDNS's own logger when it
-// is set up; Start puts back the slog logger klog had right after that, so
-// the kubelet's and kube-proxy's logs keep going to kedge's log. Starts are
-// serialised.
-func Start(corefile string) (*Instance, error) {
-	startMu.Lock()
-	defer startMu.Unlock()
-	klogBefore = klog.Background()
-	defer restoreKlog(klogBefore)
-	inst, err := caddy.Start(caddy.CaddyfileInput{Contents: []byte(corefile), Filepath: "Corefile", ServerTypeName: "dns"})
+// is set up; Run puts back the logger klog had before, right after that
+// directive (before the plugin's wait), so the kubelet's and kube-proxy's
+// logs keep going to kedge's log.
+func (s *Server) Run(ctx context.Context, ready func()) error {
+	// No banner or zone list on stdout; kedge logs what it starts.
+	caddy.Quiet = true
+	dnsserver.Quiet = true
+	before := klog.Background()
+	defer restoreKlog(before)
+	// Caddy keeps parsing callbacks for the process's life: one small
+	// closure per start (starts follow the kube-dns Service, so they are
+	// rare); the newest runs last and wins.
+	caddy.RegisterParsingCallback("dns", "kubernetes", func(caddy.Context) error {
+		restoreKlog(before)
+		return nil
+	})
+	inst, err := caddy.Start(caddy.CaddyfileInput{Contents: []byte(s.Corefile), Filepath: "Corefile", ServerTypeName: "dns"})
 	if err != nil {
 		if inst != nil {
 			inst.ShutdownCallbacks()
 		}
-		return nil, fmt.Errorf("start coredns: %w", err)
+		return fmt.Errorf("start coredns: %w", err)
 	}
-	return &Instance{inst: inst}, nil
-}
-
-// Stop closes the listeners and stops the plugins' watches. It may be
-// called more than once.
-func (i *Instance) Stop() {
-	i.stopOnce.Do(func() {
-		_ = i.inst.Stop() // logs its own errors
-		i.inst.ShutdownCallbacks()
-	})
+	restoreKlog(before)
+	ready()
+	<-ctx.Done()
+	_ = inst.Stop() // logs its own errors
+	inst.ShutdownCallbacks()
+	return nil
 }
 
 // restoreKlog sets klog's logger back to prev if prev writes to a

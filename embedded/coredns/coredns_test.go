@@ -14,6 +14,8 @@ import (
 
 	"github.com/miekg/dns"
 	"k8s.io/klog/v2"
+
+	"github.com/kedge/kedge/embedded/component"
 )
 
 // syncBuffer is a log sink safe for concurrent writes.
@@ -103,7 +105,7 @@ func query(addr, name string) ([]string, error) {
 // an outside name is answered by the upstream, klog keeps writing to the
 // slog logger it had (also during the wait), and after Stop the port is
 // free for the next Start.
-func TestStartForwardsAndKeepsKlog(t *testing.T) {
+func TestServerForwardsAndKeepsKlog(t *testing.T) {
 	var logs syncBuffer
 	klog.SetSlogLogger(slog.New(slog.NewTextHandler(&logs, nil)).With("component", "k8s"))
 	t.Cleanup(klog.ClearLogger)
@@ -141,10 +143,11 @@ current-context: c
 		defer conn.Close()
 		klog.Info("probe during start")
 	}()
-	inst, err := Start(corefile)
+	dns, err := component.Start(t.Context(), &Server{Corefile: corefile})
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { _ = dns.Stop() })
 	<-during
 	klog.Info("probe after start")
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
@@ -160,14 +163,17 @@ current-context: c
 			t.Errorf("klog's %q did not reach kedge's logger:\n%s", probe, out)
 		}
 	}
-	inst.Stop()
-	inst.Stop() // twice is fine
-	inst, err = Start(corefile)
+	if err := dns.Stop(); err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+	again, err := component.Start(t.Context(), &Server{Corefile: corefile})
 	if err != nil {
 		t.Fatalf("start again on the same port: %v", err)
 	}
-	inst.Stop()
-	if _, err := Start("not a corefile {"); err == nil {
+	if err := again.Stop(); err != nil {
+		t.Fatalf("stop again: %v", err)
+	}
+	if _, err := component.Start(t.Context(), &Server{Corefile: "not a corefile {"}); err == nil {
 		t.Error("a bad Corefile started")
 	}
 }
