@@ -21,39 +21,20 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
-	"github.com/kedge/kedge/agent/apicache"
-	"github.com/kedge/kedge/agent/bundle"
 	"github.com/kedge/kedge/agent/checkconfig"
 	"github.com/kedge/kedge/agent/clusterdns"
-	"github.com/kedge/kedge/agent/cni"
 	"github.com/kedge/kedge/agent/config"
-	agentcontainerd "github.com/kedge/kedge/agent/containerd"
-	"github.com/kedge/kedge/agent/evictpolicy"
-	"github.com/kedge/kedge/agent/images"
 	"github.com/kedge/kedge/agent/join"
-	agentkubelet "github.com/kedge/kedge/agent/kubelet"
-	"github.com/kedge/kedge/agent/lb"
-	"github.com/kedge/kedge/agent/localstorage"
-	"github.com/kedge/kedge/agent/nodeaddresses"
-	agentproxy "github.com/kedge/kedge/agent/proxy"
-	"github.com/kedge/kedge/agent/registries"
-	agenttunnel "github.com/kedge/kedge/agent/tunnel"
 	"github.com/kedge/kedge/embedded/component"
-	"github.com/kedge/kedge/embedded/containerd"
-	"github.com/kedge/kedge/embedded/flannel"
-	"github.com/kedge/kedge/embedded/kubelet"
 	"github.com/kedge/kedge/embedded/memtune"
-	"github.com/kedge/kedge/embedded/proxy"
 	"github.com/kedge/kedge/shared/atomicfile"
 	"github.com/kedge/kedge/shared/kubeconfig"
-	"github.com/kedge/kedge/shared/localvolume"
 )
 
 // Kubeconfig file names in the credentials directory.
@@ -78,219 +59,27 @@ var _ component.Component = (*Agent)(nil)
 func (a *Agent) Name() string { return "agent" }
 
 // Run implements component.Component: it joins (unless usable credentials
-// are already on disk), runs the node's components and calls ready once all
+// are already on disk), writes the node's configuration files, runs the
+// node's components in start order (components) and calls ready once all
 // of them are ready, until ctx is cancelled.
 func (a *Agent) Run(ctx context.Context, ready func()) error {
-	return run(ctx, a.Config, a.Log, !a.NoTunnel, ready)
-}
-
-func run(ctx context.Context, cc *config.Completed, log *slog.Logger, withTunnel bool, ready func()) error {
-	p := cc.Paths
-	// Local configuration is checked before anything is sent to the server.
-	regs, err := registries.Load(cc.RegistriesFile)
-	if err != nil {
-		return fmt.Errorf("registries: %w", err)
+	cc, log := a.Config, a.Log
+	n, err := prepare(ctx, cc, log)
+	if err != nil || n == nil {
+		return err // n is nil when ctx ended while joining
 	}
-	for _, dir := range []string{p.AgentDir, p.EtcDir, p.ImagesDir} {
-		if err := os.MkdirAll(dir, 0o700); err != nil {
-			return fmt.Errorf("--data-dir %s is not writable: %w", cc.DataDir, errors.Unwrap(err))
-		}
-	}
-	if err := join.Usable(p.CredDir); err != nil {
-		password, err := nodePassword(p.NodePassword)
-		if err != nil {
-			return err
-		}
-		if err := joinWithRetry(ctx, cc, password, log); err != nil {
-			return err
-		}
-		if ctx.Err() != nil {
-			return nil // stopped while waiting to join
-		}
-	} else {
-		log.Info("using stored node credentials", "dir", p.CredDir)
-	}
-	if err := writeKubeconfigs(cc); err != nil {
-		return err
-	}
-
-	bin, err := bundle.Install(cc.DataDir)
+	components, err := n.components(!a.NoTunnel)
 	if err != nil {
 		return err
-	}
-	// containerd finds the shims of containers that outlived an agent
-	// restart by name on PATH (the configured runtime path serves new ones).
-	if err := putOnPath(bin); err != nil {
-		return err
-	}
-	if err := regs.Write(filepath.Join(p.EtcDir, "registries.d")); err != nil {
-		return fmt.Errorf("registries: %w", err)
-	}
-	cniConfDir := filepath.Join(p.EtcDir, "cni", "net.d")
-	restrict := !agentcontainerd.CanLowerOOMScoreAdj()
-	if restrict {
-		log.Info("this process may not lower oom_score_adj; containers keep the agent's", "restrict_oom_score_adj", true)
-	}
-	toml, err := agentcontainerd.Render(agentcontainerd.Config{
-		Root: p.Containerd, State: filepath.Join(p.RunDir, "containerd"), Socket: p.Socket, BinDir: bin,
-		CNIConfDir: cniConfDir, RegistryConfigDir: filepath.Join(p.EtcDir, "registries.d"),
-		RestrictOOMScoreAdj: restrict,
-	})
-	if err != nil {
-		return err
-	}
-	configFile := filepath.Join(p.EtcDir, "containerd.toml")
-	if err := atomicfile.Write(configFile, []byte(toml), 0o600); err != nil {
-		return err
-	}
-	cluster, err := join.LoadCluster(p.CredDir)
-	if err != nil {
-		return fmt.Errorf("cluster facts from the server: %w", err)
-	}
-	cgroupV1 := isCgroupV1()
-	if cgroupV1 {
-		log.Warn("this host uses cgroup v1; the kubelet runs with failCgroupV1=false")
-	}
-	kin := agentkubelet.Inputs{
-		NodeName: cc.NodeName, NodeIP: cc.NodeIP.String(),
-		Kubeconfig:   filepath.Join(p.CredDir, KubeletKubeconfig),
-		ClientCAFile: filepath.Join(p.CredDir, join.ClientCA),
-		ServingCert:  filepath.Join(p.CredDir, join.KubeletServingCert), ServingKey: filepath.Join(p.CredDir, join.KubeletServingKey),
-		ContainerdSocket: p.Socket, ClusterDNS: cluster.ClusterDNS, ClusterDomain: cluster.ClusterDomain,
-		RootDir: "/var/lib/kubelet", ResolvConf: cc.PodResolvConf, CgroupV1: cgroupV1,
-		Labels: cc.NodeLabels, ExtraArgs: cc.KubeletArgs,
-	}
-	for _, tn := range cc.NodeTaints {
-		parsed, _ := config.ParseTaint(tn) // validated in Config.Validate
-		kin.Taints = append(kin.Taints, agentkubelet.Taint{Key: parsed.Key, Value: parsed.Value, Effect: parsed.Effect})
-	}
-	kubeletConfig, err := agentkubelet.Config(kin)
-	if err != nil {
-		return err
-	}
-	kubeletConfigFile := filepath.Join(p.EtcDir, "kubelet-config.yaml")
-	if err := atomicfile.Write(kubeletConfigFile, kubeletConfig, 0o600); err != nil {
-		return err
-	}
-	flannelConf, err := flannel.NetConf(cluster.ClusterCIDR)
-	if err != nil {
-		return err
-	}
-	flannelConfFile := filepath.Join(p.EtcDir, "flannel", "net-conf.json")
-	if err := os.MkdirAll(filepath.Dir(flannelConfFile), 0o700); err != nil {
-		return err
-	}
-	if err := atomicfile.Write(flannelConfFile, flannelConf, 0o600); err != nil {
-		return fmt.Errorf("write flannel net-conf: %w", err)
-	}
-	// What the server may dial through the tunnel; the pod CIDR comes with
-	// flannel's lease.
-	tunnelAllow := &agenttunnel.Allow{NodeIP: cc.NodeIP}
-	release := func() {
-		if n, err := memtune.ReleaseExecutablePages(); err != nil {
-			log.Debug("could not release start-up pages", "error", err)
-		} else {
-			log.Debug("released start-up pages", "bytes", n)
-		}
 	}
 	runner := &component.Runner{Log: log, OnReady: func() {
-		release()
+		memtune.ReleaseStartupPages(log)
 		// The kubelet, kube-proxy and flannel go on starting up (first
 		// syncs, pod start) after they report ready; release once more.
-		time.AfterFunc(30*time.Second, release)
+		time.AfterFunc(30*time.Second, func() { memtune.ReleaseStartupPages(log) })
 		log.Info("kedge agent is ready", "node", cc.NodeName, "server", cc.Server)
 		ready()
 	}}
-	// One tunnel to each server the balancer knows (to --server alone without it).
-	var tunnels *agenttunnel.Set
-	if withTunnel {
-		tunnels = &agenttunnel.Set{Server: cc.Server,
-			CertFile: filepath.Join(p.CredDir, join.KubeletClientCert), KeyFile: filepath.Join(p.CredDir, join.KubeletClientKey),
-			CAFile: filepath.Join(p.CredDir, join.ServerCA), Allow: tunnelAllow, Log: log.With("component", "tunnel")}
-	}
-	var components []component.Component
-	if cc.LBPort != 0 {
-		// kube-proxy's identity may list the EndpointSlices that name the servers.
-		discovery, err := clientFromKubeconfig(filepath.Join(p.CredDir, KubeProxyKubeconfig))
-		if err != nil {
-			return err
-		}
-		balancer := &lb.Balancer{
-			Listen: net.JoinHostPort("127.0.0.1", strconv.Itoa(cc.LBPort)), Server: cc.Server,
-			CAFile: filepath.Join(p.CredDir, join.ServerCA), StateFile: p.LBServers, Client: discovery,
-			Log: log.With("component", "lb"),
-		}
-		if tunnels != nil {
-			balancer.OnServers = tunnels.SetServers // a tunnel to every server
-		}
-		components = append(components, balancer)
-	}
-	cred := func(name string) string { return filepath.Join(p.CredDir, name) }
-	// The node's own client goes through the local caching endpoint.
-	nodeClient, err := clientFromKubeconfig(filepath.Join(p.CredDir, KubeletKubeconfig))
-	if err != nil {
-		return err
-	}
-	components = append(components,
-		&apicache.Proxy{
-			Addr: cc.LocalAPIAddr(), Upstream: cc.APIServer, ServerCA: cred(join.ServerCA), ClientCA: cred(join.ClientCA),
-			ServingCert: cred(join.KubeletServingCert), ServingKey: cred(join.KubeletServingKey),
-			Identities: []apicache.Identity{
-				{CertFile: cred(join.KubeletClientCert), KeyFile: cred(join.KubeletClientKey)},
-				{CertFile: cred(join.KubeProxyCert), KeyFile: cred(join.KubeProxyKey)},
-			},
-			Dir: p.CacheDir, Log: log.With("component", "api-cache"),
-		},
-		// The kubelet runs with --cloud-provider=external: the server's
-		// cloud node controller sets the Node's addresses from these
-		// annotations, set as soon as the kubelet registered the Node, and
-		// then removes the uninitialized taint.
-		&nodeaddresses.Publisher{Client: nodeClient, Node: cc.NodeName, InternalIP: cc.NodeIP, ExternalIPs: cc.NodeExternalIPs,
-			Extra: map[string]string{localvolume.StoragePathAnnotation: p.Storage}, Log: log.With("component", "node-addresses")},
-		// Makes and removes the directories of the node's local-path volumes.
-		&localstorage.Keeper{Client: nodeClient, Node: cc.NodeName, Dir: p.Storage, Log: log.With("component", "local-storage")},
-		&containerd.Containerd{ConfigFile: configFile, Socket: p.Socket},
-		&images.Importer{Socket: p.Socket, Dir: p.ImagesDir, Embedded: bundle.PauseImage, Log: log.With("component", "images")},
-		&kubelet.Kubelet{ConfigFile: kubeletConfigFile, Args: agentkubelet.Args(kin),
-			HealthzURL: fmt.Sprintf("http://127.0.0.1:%d/healthz", agentkubelet.HealthzPort)},
-		// After the kubelet registered the Node: flannel needs its pod CIDR.
-		&flannel.Flannel{
-			Kubeconfig: filepath.Join(p.CredDir, KubeletKubeconfig), NodeName: cc.NodeName, NodeIP: cc.NodeIP,
-			ClusterCIDR: cluster.ClusterCIDR, NetConfFile: flannelConfFile,
-			ReadyAtStart: cni.Exists(cniConfDir),
-			OnLease: func(l flannel.Lease) error {
-				tunnelAllow.SetPodCIDRs(l.Subnet)
-				wrote, err := cni.Write(cniConfDir, cni.Network{Subnet: l.Subnet, MTU: l.MTU})
-				if wrote {
-					log.Info("wrote CNI config", "component", "cni", "subnet", l.Subnet, "mtu", l.MTU)
-				}
-				return err
-			},
-			Log: log.With("component", "flannel"),
-		},
-		&nodeaddresses.Initialized{Client: nodeClient, Node: cc.NodeName, InternalIP: cc.NodeIP, ExternalIPs: cc.NodeExternalIPs,
-			Log: log.With("component", "node-addresses")},
-		// After the kubelet registered the Node with its IP and the Node's
-		// addresses are set: kube-proxy exits the process if the Node's IPs
-		// change after it starts.
-		&proxy.Proxy{HealthzURL: "http://" + agentproxy.HealthzAddress + "/healthz", Args: agentproxy.Args(agentproxy.Inputs{
-			NodeName: cc.NodeName, Kubeconfig: filepath.Join(p.CredDir, KubeProxyKubeconfig), ClusterCIDR: cluster.ClusterCIDR,
-			ExtraArgs: cc.KubeProxyArgs,
-		})},
-	)
-	dns, err := clusterDNS(cc, cluster.ClusterDomain, cluster.ClusterCIDR, log)
-	if err != nil {
-		return err
-	}
-	components = append(components, dns)
-	if cc.EvictWhenUnreachable != nil {
-		components = append(components, &evictpolicy.Annotator{Client: nodeClient, Node: cc.NodeName,
-			Evict: *cc.EvictWhenUnreachable, Log: log.With("component", "evict-policy")})
-	}
-	if tunnels != nil {
-		// Ready at once; it connects in the background.
-		components = append(components, tunnels)
-	}
 	err = runner.Run(ctx, components...)
 	if err == nil {
 		log.Info("kedge agent stopped")

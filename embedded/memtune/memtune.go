@@ -7,6 +7,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"runtime/debug"
 	"strconv"
@@ -83,4 +84,14 @@ func parseMapsLine(line string) (start, end uintptr, path string, ok bool) {
 		return 0, 0, "", false
 	}
 	return uintptr(s), uintptr(e), strings.Join(fields[5:], " "), true
+}
+
+// ReleaseStartupPages is ReleaseExecutablePages for a process that has just
+// become ready; what it released, or why it could not, is a debug line.
+func ReleaseStartupPages(log *slog.Logger) {
+	if n, err := ReleaseExecutablePages(); err != nil {
+		log.Debug("could not release start-up pages", "error", err)
+	} else {
+		log.Debug("released start-up pages", "bytes", n)
+	}
 }

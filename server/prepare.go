@@ -1,0 +1,209 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"strconv"
+
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+
+	agentconfig "github.com/kedge/kedge/agent/config"
+	"github.com/kedge/kedge/server/config"
+	"github.com/kedge/kedge/server/control"
+	"github.com/kedge/kedge/server/pki"
+	"github.com/kedge/kedge/shared/kubeconfig"
+	"github.com/kedge/kedge/shared/token"
+)
+
+// prepared is what Run makes before any component starts: the data dir's
+// certificates, tokens, kubeconfigs and component files, the loopback
+// listener of the egress proxy, and the clients of the server's own
+// controllers.
+type prepared struct {
+	cc  *config.Completed
+	log *slog.Logger
+	tls *pki.Files
+	// initialCluster is the embedded etcd's initial cluster when this
+	// server joined others (--server), else "".
+	initialCluster string
+	caBundle       []byte
+	serverToken    token.Token
+	agentToken     token.Token
+	serverCA       *pki.CA
+	clientCA       *pki.CA
+	// egress is where kube-apiserver's CONNECT proxy (tunnel.Server) listens.
+	egress  net.Listener
+	restCfg *rest.Config
+	client  kubernetes.Interface
+}
+
+// prepare writes what the components read at start, in the order each step
+// needs the previous one. It returns nil, nil when ctx ended while this
+// server was joining others.
+func prepare(ctx context.Context, cc *config.Completed, log *slog.Logger) (*prepared, error) {
+	p := &prepared{cc: cc, log: log}
+	if cc.Server != "" {
+		var err error
+		if p.initialCluster, err = joinCluster(ctx, cc, log); err != nil {
+			if ctx.Err() != nil {
+				return nil, nil
+			}
+			return nil, err
+		}
+	}
+	if err := p.credentials(); err != nil {
+		return nil, err
+	}
+	// kube-apiserver reaches kubelets and pods through this loopback
+	// CONNECT proxy (tunnel.Server), which uses agents' reverse tunnels.
+	egress, err := listenEgress(control.EgressProxyAddr(cc))
+	if err != nil {
+		return nil, fmt.Errorf("egress proxy: %w", err)
+	}
+	p.egress = egress
+	if err := p.files(); err != nil {
+		egress.Close()
+		return nil, err
+	}
+	return p, nil
+}
+
+// credentials ensures the certificates and the two join tokens, and loads
+// the CAs that sign nodes' certificates.
+func (p *prepared) credentials() error {
+	cc := p.cc
+	tls, err := pki.Ensure(pki.Request{
+		Dir:          cc.Paths.TLSDir,
+		APIServerDNS: cc.APIServerDNS,
+		APIServerIPs: cc.APIServerIPs,
+		Etcd:         cc.Datastore == config.DatastoreEmbeddedEtcd,
+		EtcdDNS:      []string{"localhost", cc.NodeName},
+		EtcdIPs:      []net.IP{net.ParseIP("127.0.0.1"), cc.NodeIP},
+		// The metrics API's serving certificate (server/metrics.go).
+		MetricsServerDNS: metricsDNS(cc),
+	}, p.log)
+	if err != nil {
+		return fmt.Errorf("certificates: %w", err)
+	}
+	p.tls = tls
+	if p.caBundle, err = os.ReadFile(tls.ServerCA); err != nil {
+		return err
+	}
+	if p.serverToken, err = token.Ensure(cc.Paths.TokenFile, cc.GivenToken, p.caBundle); err != nil {
+		return err
+	}
+	if p.agentToken, err = token.EnsureAgent(cc.Paths.AgentTokenFile, cc.GivenAgentToken, p.caBundle); err != nil {
+		return err
+	}
+	if p.serverCA, err = pki.LoadCA(tls.ServerCA, tls.ServerCAKey); err != nil {
+		return err
+	}
+	p.clientCA, err = pki.LoadCA(tls.ClientCA, tls.ClientCAKey)
+	return err
+}
+
+// files writes the components' files and the admin kubeconfig, and makes
+// the client of the server's own controllers.
+func (p *prepared) files() error {
+	cc, tls := p.cc, p.tls
+	if err := writeComponentFiles(cc, tls, p.egress.Addr().String()); err != nil {
+		return err
+	}
+	admin := kubeconfig.Spec{Server: control.LocalURL(cc), CAFile: tls.ServerCA, CertFile: tls.AdminCert, KeyFile: tls.AdminKey, Embed: true}
+	if err := kubeconfig.Write(cc.WriteKubeconfig, admin, cc.KubeconfigMode); err != nil {
+		return fmt.Errorf("--write-kubeconfig: %w", err)
+	}
+	// The server's own clients talk to the apiserver's loopback port, so
+	// they do not depend on the supervisor.
+	internal := kubeconfig.Spec{Server: control.APIServerURL(cc), CAFile: tls.ServerCA, CertFile: tls.AdminCert, KeyFile: tls.AdminKey}
+	internalConfig, err := kubeconfig.Build(internal)
+	if err != nil {
+		return err
+	}
+	if p.restCfg, err = clientcmd.NewDefaultClientConfig(*internalConfig, nil).ClientConfig(); err != nil {
+		return err
+	}
+	p.client, err = kubernetes.NewForConfig(p.restCfg)
+	return err
+}
+
+// listenEgress listens on loopback for the egress proxy: on prev, the
+// address of the previous start, if it is free (so the egress selector file
+// stays the same), else on a free port.
+func listenEgress(prev string) (net.Listener, error) {
+	if prev != "" {
+		if l, err := net.Listen("tcp", prev); err == nil {
+			return l, nil
+		}
+	}
+	return net.Listen("tcp", "127.0.0.1:0")
+}
+
+// writeComponentFiles writes the components' kubeconfigs and config files.
+func writeComponentFiles(cc *config.Completed, tls *pki.Files, egressProxy string) error {
+	if err := os.MkdirAll(cc.Paths.EtcDir, 0o700); err != nil {
+		return err
+	}
+	if err := os.WriteFile(control.AuthenticationConfigFile(cc), []byte(control.AuthenticationConfig), 0o600); err != nil {
+		return err
+	}
+	if err := os.WriteFile(control.EgressSelectorConfigFile(cc), []byte(control.EgressSelectorConfig(egressProxy, tls)), 0o600); err != nil {
+		return err
+	}
+	local := control.APIServerURL(cc)
+	for path, spec := range map[string]kubeconfig.Spec{
+		control.SchedulerKubeconfig(cc):  {Server: local, CAFile: tls.ServerCA, CertFile: tls.SchedulerCert, KeyFile: tls.SchedulerKey},
+		control.ControllerKubeconfig(cc): {Server: local, CAFile: tls.ServerCA, CertFile: tls.ControllerCert, KeyFile: tls.ControllerKey},
+	} {
+		if err := kubeconfig.Write(path, spec, 0o600); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// readyz returns a check that GETs /readyz with client.
+func readyz(client kubernetes.Interface) func(context.Context) error {
+	return func(ctx context.Context) error {
+		if _, err := client.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx); err != nil {
+			return fmt.Errorf("readyz: %w", err)
+		}
+		return nil
+	}
+}
+
+// embeddedAgent is the configuration of the server's own node: it joins this
+// server over loopback with the server token, like any other agent.
+func embeddedAgent(cc *config.Completed, serverToken token.Token) (*agentconfig.Completed, error) {
+	c := agentconfig.Config{
+		Server:          "https://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(cc.HTTPSListenPort)),
+		Token:           serverToken.String(),
+		DataDir:         cc.DataDir,
+		RunDir:          agentconfig.DefaultRunDir,
+		NodeName:        cc.NodeName,
+		NodeIP:          cc.NodeIP.String(),
+		NodeLabels:      cc.NodeLabels,
+		NodeTaints:      cc.NodeTaints,
+		NodeExternalIPs: cc.NodeExternalIPs,
+		KubeletArgs:     cc.KubeletArgs,
+		KubeProxyArgs:   cc.KubeProxyArgs,
+		ResolvConf:      cc.ResolvConf,
+		// The server has no --registries-file flag yet; the agent's default applies.
+		RegistriesFile: agentconfig.DefaultRegistriesFile,
+		Debug:          cc.Debug,
+		// No load balancer: this node talks to its own server, whose
+		// apiserver listens on 127.0.0.1:6444 (--apiserver-port) already.
+		LBPort: 0,
+	}
+	c.LocalStoragePath = cc.LocalStoragePath
+	node, err := c.Complete(func() (net.IP, error) { return cc.NodeIP, nil })
+	if err != nil {
+		return nil, fmt.Errorf("embedded agent: %w", err)
+	}
+	return node, nil
+}
