@@ -37,12 +37,6 @@ import (
 	"github.com/kedge/kedge/shared/kubeconfig"
 )
 
-// Kubeconfig file names in the credentials directory.
-const (
-	KubeletKubeconfig   = "kubelet.kubeconfig"
-	KubeProxyKubeconfig = "kube-proxy.kubeconfig"
-)
-
 // Agent is a whole worker node as one component, so that `kedge agent` and
 // the agent embedded in `kedge server` run the same way.
 type Agent struct {
@@ -99,7 +93,7 @@ func (a *Agent) Run(ctx context.Context, ready func()) error {
 // It answers only the pods (clusterCIDR) and the host itself (its
 // addresses at start and loopback), not the node's LAN.
 func clusterDNS(cc *config.Completed, domain, clusterCIDR string, log *slog.Logger) (*clusterdns.Server, error) {
-	kubeconfig := filepath.Join(cc.Paths.CredDir, KubeProxyKubeconfig)
+	kubeconfig := cc.Paths.KubeProxyKubeconfig
 	client, err := clientFromKubeconfig(kubeconfig)
 	if err != nil {
 		return nil, err
@@ -197,15 +191,15 @@ func joinOnce(ctx context.Context, cc *config.Completed, password string) error 
 
 func writeKubeconfigs(cc *config.Completed) error {
 	dir := cc.Paths.CredDir
-	for name, pair := range map[string][2]string{
-		KubeletKubeconfig:   {join.KubeletClientCert, join.KubeletClientKey},
-		KubeProxyKubeconfig: {join.KubeProxyCert, join.KubeProxyKey},
+	for file, pair := range map[string][2]string{
+		cc.Paths.KubeletKubeconfig:   {join.KubeletClientCert, join.KubeletClientKey},
+		cc.Paths.KubeProxyKubeconfig: {join.KubeProxyCert, join.KubeProxyKey},
 	} {
 		// The node's components talk to the local caching endpoint, whose
 		// certificate is the kubelet's serving certificate (for the node name).
 		spec := kubeconfig.Spec{Server: cc.LocalAPI(), TLSServerName: cc.NodeName, CAFile: filepath.Join(dir, join.ServerCA),
 			CertFile: filepath.Join(dir, pair[0]), KeyFile: filepath.Join(dir, pair[1])}
-		if err := kubeconfig.Write(filepath.Join(dir, name), spec, 0o600); err != nil {
+		if err := kubeconfig.Write(file, spec, 0o600); err != nil {
 			return err
 		}
 	}

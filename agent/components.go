@@ -33,7 +33,7 @@ func (n *node) components(withTunnel bool) ([]component.Component, error) {
 	cc, p, log := n.cc, n.cc.Paths, n.log
 	cred := func(name string) string { return filepath.Join(p.CredDir, name) }
 	// The node's own client goes through the local caching endpoint.
-	nodeClient, err := clientFromKubeconfig(cred(KubeletKubeconfig))
+	nodeClient, err := clientFromKubeconfig(p.KubeletKubeconfig)
 	if err != nil {
 		return nil, err
 	}
@@ -72,9 +72,9 @@ func (n *node) components(withTunnel bool) ([]component.Component, error) {
 			Extra: map[string]string{localvolume.StoragePathAnnotation: p.Storage}, Log: log.With("component", "node-addresses")},
 		// Makes and removes the directories of the node's local-path volumes.
 		&localstorage.Keeper{Client: nodeClient, Node: cc.NodeName, Dir: p.Storage, Log: log.With("component", "local-storage")},
-		&containerd.Containerd{ConfigFile: n.containerdConfig, Socket: p.Socket},
+		&containerd.Containerd{ConfigFile: p.ContainerdConfig, Socket: p.Socket},
 		&images.Importer{Socket: p.Socket, Dir: p.ImagesDir, Embedded: bundle.PauseImage, Log: log.With("component", "images")},
-		&kubelet.Kubelet{ConfigFile: n.kubeletConfigFile, Args: agentkubelet.Args(n.kubelet),
+		&kubelet.Kubelet{ConfigFile: p.KubeletConfig, Args: agentkubelet.Args(n.kubelet),
 			HealthzURL: fmt.Sprintf("http://127.0.0.1:%d/healthz", agentkubelet.HealthzPort)},
 		// After the kubelet registered the Node: flannel needs its pod CIDR.
 		n.flannel(tunnelAllow),
@@ -84,7 +84,7 @@ func (n *node) components(withTunnel bool) ([]component.Component, error) {
 		// addresses are set: kube-proxy exits the process if the Node's IPs
 		// change after it starts.
 		&proxy.Proxy{HealthzURL: "http://" + agentproxy.HealthzAddress + "/healthz", Args: agentproxy.Args(agentproxy.Inputs{
-			NodeName: cc.NodeName, Kubeconfig: cred(KubeProxyKubeconfig), ClusterCIDR: n.cluster.ClusterCIDR,
+			NodeName: cc.NodeName, Kubeconfig: p.KubeProxyKubeconfig, ClusterCIDR: n.cluster.ClusterCIDR,
 			ExtraArgs: cc.KubeProxyArgs,
 		})},
 	)
@@ -109,7 +109,7 @@ func (n *node) components(withTunnel bool) ([]component.Component, error) {
 func (n *node) balancer(tunnels *agenttunnel.Set) (*lb.Balancer, error) {
 	cc, p := n.cc, n.cc.Paths
 	// kube-proxy's identity may list the EndpointSlices that name the servers.
-	discovery, err := clientFromKubeconfig(filepath.Join(p.CredDir, KubeProxyKubeconfig))
+	discovery, err := clientFromKubeconfig(p.KubeProxyKubeconfig)
 	if err != nil {
 		return nil, err
 	}
@@ -129,12 +129,12 @@ func (n *node) balancer(tunnels *agenttunnel.Set) (*lb.Balancer, error) {
 func (n *node) flannel(tunnelAllow *agenttunnel.Allow) *flannel.Flannel {
 	cc, log := n.cc, n.log
 	return &flannel.Flannel{
-		Kubeconfig: filepath.Join(cc.Paths.CredDir, KubeletKubeconfig), NodeName: cc.NodeName, NodeIP: cc.NodeIP,
-		ClusterCIDR: n.cluster.ClusterCIDR, NetConfFile: n.flannelConfFile,
-		ReadyAtStart: cni.Exists(n.cniConfDir),
+		Kubeconfig: cc.Paths.KubeletKubeconfig, NodeName: cc.NodeName, NodeIP: cc.NodeIP,
+		ClusterCIDR: n.cluster.ClusterCIDR, NetConfFile: cc.Paths.FlannelNetConf,
+		ReadyAtStart: cni.Exists(cc.Paths.CNIConfDir),
 		OnLease: func(l flannel.Lease) error {
 			tunnelAllow.SetPodCIDRs(l.Subnet)
-			wrote, err := cni.Write(n.cniConfDir, cni.Network{Subnet: l.Subnet, MTU: l.MTU})
+			wrote, err := cni.Write(cc.Paths.CNIConfDir, cni.Network{Subnet: l.Subnet, MTU: l.MTU})
 			if wrote {
 				log.Info("wrote CNI config", "component", "cni", "subnet", l.Subnet, "mtu", l.MTU)
 			}

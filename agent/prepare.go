@@ -26,15 +26,10 @@ type node struct {
 	cc  *config.Completed
 	log *slog.Logger
 	// bin holds the bundle's programs (runc, shims, CNI plugins).
-	bin        string
-	cniConfDir string
-	cluster    joinapi.Cluster
-	// containerdConfig, kubeletConfigFile and flannelConfFile are the
-	// written configuration files; kubelet holds the kubelet's flag inputs.
-	containerdConfig  string
-	kubeletConfigFile string
-	kubelet           agentkubelet.Inputs
-	flannelConfFile   string
+	bin     string
+	cluster joinapi.Cluster
+	// kubelet holds the kubelet's flag inputs.
+	kubelet agentkubelet.Inputs
 }
 
 // prepare checks the local configuration, joins the server unless the
@@ -69,7 +64,7 @@ func prepare(ctx context.Context, cc *config.Completed, log *slog.Logger) (*node
 	if err := writeKubeconfigs(cc); err != nil {
 		return nil, err
 	}
-	n := &node{cc: cc, log: log, cniConfDir: filepath.Join(p.EtcDir, "cni", "net.d")}
+	n := &node{cc: cc, log: log}
 	if n.bin, err = bundle.Install(cc.DataDir); err != nil {
 		return nil, err
 	}
@@ -78,7 +73,7 @@ func prepare(ctx context.Context, cc *config.Completed, log *slog.Logger) (*node
 	if err := putOnPath(n.bin); err != nil {
 		return nil, err
 	}
-	if err := regs.Write(filepath.Join(p.EtcDir, "registries.d")); err != nil {
+	if err := regs.Write(p.RegistriesDir); err != nil {
 		return nil, fmt.Errorf("registries: %w", err)
 	}
 	if n.cluster, err = join.LoadCluster(p.CredDir); err != nil {
@@ -99,15 +94,14 @@ func (n *node) writeContainerdConfig() error {
 		n.log.Info("this process may not lower oom_score_adj; containers keep the agent's", "restrict_oom_score_adj", true)
 	}
 	toml, err := agentcontainerd.Render(agentcontainerd.Config{
-		Root: p.Containerd, State: filepath.Join(p.RunDir, "containerd"), Socket: p.Socket, BinDir: n.bin,
-		CNIConfDir: n.cniConfDir, RegistryConfigDir: filepath.Join(p.EtcDir, "registries.d"),
+		Root: p.Containerd, State: p.ContainerdState, Socket: p.Socket, BinDir: n.bin,
+		CNIConfDir: p.CNIConfDir, RegistryConfigDir: p.RegistriesDir,
 		RestrictOOMScoreAdj: restrict,
 	})
 	if err != nil {
 		return err
 	}
-	n.containerdConfig = filepath.Join(p.EtcDir, "containerd.toml")
-	return atomicfile.Write(n.containerdConfig, []byte(toml), 0o600)
+	return atomicfile.Write(p.ContainerdConfig, []byte(toml), 0o600)
 }
 
 func (n *node) writeKubeletConfig() error {
@@ -118,7 +112,7 @@ func (n *node) writeKubeletConfig() error {
 	}
 	n.kubelet = agentkubelet.Inputs{
 		NodeName: cc.NodeName, NodeIP: cc.NodeIP.String(),
-		Kubeconfig:   filepath.Join(p.CredDir, KubeletKubeconfig),
+		Kubeconfig:   p.KubeletKubeconfig,
 		ClientCAFile: filepath.Join(p.CredDir, join.ClientCA),
 		ServingCert:  filepath.Join(p.CredDir, join.KubeletServingCert), ServingKey: filepath.Join(p.CredDir, join.KubeletServingKey),
 		ContainerdSocket: p.Socket, ClusterDNS: n.cluster.ClusterDNS, ClusterDomain: n.cluster.ClusterDomain,
@@ -133,8 +127,7 @@ func (n *node) writeKubeletConfig() error {
 	if err != nil {
 		return err
 	}
-	n.kubeletConfigFile = filepath.Join(p.EtcDir, "kubelet-config.yaml")
-	return atomicfile.Write(n.kubeletConfigFile, kubeletConfig, 0o600)
+	return atomicfile.Write(p.KubeletConfig, kubeletConfig, 0o600)
 }
 
 func (n *node) writeFlannelConf() error {
@@ -142,11 +135,11 @@ func (n *node) writeFlannelConf() error {
 	if err != nil {
 		return err
 	}
-	n.flannelConfFile = filepath.Join(n.cc.Paths.EtcDir, "flannel", "net-conf.json")
-	if err := os.MkdirAll(filepath.Dir(n.flannelConfFile), 0o700); err != nil {
+	file := n.cc.Paths.FlannelNetConf
+	if err := os.MkdirAll(filepath.Dir(file), 0o700); err != nil {
 		return err
 	}
-	if err := atomicfile.Write(n.flannelConfFile, conf, 0o600); err != nil {
+	if err := atomicfile.Write(file, conf, 0o600); err != nil {
 		return fmt.Errorf("write flannel net-conf: %w", err)
 	}
 	return nil

@@ -16,6 +16,7 @@ import (
 	"github.com/kedge/kedge/server/config"
 	"github.com/kedge/kedge/server/control"
 	"github.com/kedge/kedge/server/pki"
+	"github.com/kedge/kedge/shared/datadir"
 	"github.com/kedge/kedge/shared/kubeconfig"
 	"github.com/kedge/kedge/shared/token"
 )
@@ -149,16 +150,16 @@ func writeComponentFiles(cc *config.Completed, tls *pki.Files, egressProxy strin
 	if err := os.MkdirAll(cc.Paths.EtcDir, 0o700); err != nil {
 		return err
 	}
-	if err := os.WriteFile(control.AuthenticationConfigFile(cc), []byte(control.AuthenticationConfig), 0o600); err != nil {
+	if err := os.WriteFile(cc.Paths.AuthenticationConfig, []byte(control.AuthenticationConfig), 0o600); err != nil {
 		return err
 	}
-	if err := os.WriteFile(control.EgressSelectorConfigFile(cc), []byte(control.EgressSelectorConfig(egressProxy, tls)), 0o600); err != nil {
+	if err := os.WriteFile(cc.Paths.EgressSelectorConfig, []byte(control.EgressSelectorConfig(egressProxy, tls)), 0o600); err != nil {
 		return err
 	}
 	local := control.APIServerURL(cc)
 	for path, spec := range map[string]kubeconfig.Spec{
-		control.SchedulerKubeconfig(cc):  {Server: local, CAFile: tls.ServerCA, CertFile: tls.SchedulerCert, KeyFile: tls.SchedulerKey},
-		control.ControllerKubeconfig(cc): {Server: local, CAFile: tls.ServerCA, CertFile: tls.ControllerCert, KeyFile: tls.ControllerKey},
+		cc.Paths.SchedulerKubeconfig:  {Server: local, CAFile: tls.ServerCA, CertFile: tls.SchedulerCert, KeyFile: tls.SchedulerKey},
+		cc.Paths.ControllerKubeconfig: {Server: local, CAFile: tls.ServerCA, CertFile: tls.ControllerCert, KeyFile: tls.ControllerKey},
 	} {
 		if err := kubeconfig.Write(path, spec, 0o600); err != nil {
 			return err
@@ -184,7 +185,7 @@ func embeddedAgent(cc *config.Completed, serverToken token.Token) (*agentconfig.
 		Server:          "https://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(cc.HTTPSListenPort)),
 		Token:           serverToken.String(),
 		DataDir:         cc.DataDir,
-		RunDir:          agentconfig.DefaultRunDir,
+		RunDir:          datadir.DefaultRunDir,
 		NodeName:        cc.NodeName,
 		NodeIP:          cc.NodeIP.String(),
 		NodeLabels:      cc.NodeLabels,

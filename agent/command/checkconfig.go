@@ -7,6 +7,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/kedge/kedge/agent/checkconfig"
+	"github.com/kedge/kedge/shared/datadir"
 )
 
 // CheckConfig returns the `check-config` command: it prints what kedge
@@ -17,7 +18,7 @@ func CheckConfig() *cli.Command {
 		Name:  "check-config",
 		Usage: "Check that this machine has what kedge needs (kernel features, cgroups, commands, route, ports, storage, privileges)",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "data-dir", Aliases: []string{"d"}, EnvVars: []string{"KEDGE_DATA_DIR"}, Value: "/var/lib/kedge", Usage: "Directory for all state, whose file system is checked"},
+			&cli.StringFlag{Name: "data-dir", Aliases: []string{"d"}, EnvVars: []string{"KEDGE_DATA_DIR"}, Value: datadir.Default, Usage: "Directory for all state, whose file system is checked"},
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "text", Usage: "Output format: text or json"},
 		},
 		Action: func(c *cli.Context) error {

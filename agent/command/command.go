@@ -10,6 +10,7 @@ import (
 	"github.com/kedge/kedge/agent/config"
 	"github.com/kedge/kedge/agent/hostip"
 	"github.com/kedge/kedge/embedded/memtune"
+	"github.com/kedge/kedge/shared/datadir"
 	"github.com/kedge/kedge/shared/sdnotify"
 )
 
@@ -22,7 +23,7 @@ func New(logger func(debug bool) *slog.Logger) *cli.Command {
 			&cli.StringFlag{Name: "server", Aliases: []string{"s"}, EnvVars: []string{"KEDGE_URL"}, Usage: "Server to join, https://SERVER:6443"},
 			&cli.StringFlag{Name: "token", Aliases: []string{"t"}, EnvVars: []string{"KEDGE_TOKEN"}, Usage: "Join token (K10<CA hash>::<user>:<secret>)"},
 			&cli.StringFlag{Name: "token-file", EnvVars: []string{"KEDGE_TOKEN_FILE"}, Usage: "File holding the join token"},
-			&cli.StringFlag{Name: "data-dir", Aliases: []string{"d"}, EnvVars: []string{"KEDGE_DATA_DIR"}, Value: "/var/lib/kedge", Usage: "Directory for all state"},
+			&cli.StringFlag{Name: "data-dir", Aliases: []string{"d"}, EnvVars: []string{"KEDGE_DATA_DIR"}, Value: datadir.Default, Usage: "Directory for all state"},
 			&cli.StringFlag{Name: "run-dir", EnvVars: []string{"KEDGE_RUN_DIR"}, Value: config.DefaultRunDir, Usage: "Directory for sockets and runtime state"},
 			&cli.StringFlag{Name: "registries-file", EnvVars: []string{"KEDGE_REGISTRIES_FILE"}, Value: config.DefaultRegistriesFile, Usage: "Registry mirrors, auth and TLS (becomes containerd's hosts.toml)"},
 			&cli.StringFlag{Name: "node-name", EnvVars: []string{"KEDGE_NODE_NAME"}, Usage: "This node's name (default: hostname)"},

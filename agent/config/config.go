@@ -17,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/kedge/kedge/agent/resolvconf"
+	"github.com/kedge/kedge/shared/datadir"
 	"github.com/kedge/kedge/shared/token"
 )
 
@@ -25,7 +26,7 @@ const (
 	// DefaultAPICachePort is the loopback port of the local caching API
 	// endpoint the node's components use.
 	DefaultAPICachePort   = 6445
-	DefaultRunDir         = "/run/kedge"
+	DefaultRunDir         = datadir.DefaultRunDir
 	DefaultRegistriesFile = "/etc/kedge/registries.yaml"
 	// DefaultLBPort is the client-side load balancer's port on 127.0.0.1.
 	DefaultLBPort = 6444
@@ -198,45 +199,10 @@ func ParseTaint(s string) (Taint, error) {
 	return Taint{Key: k, Value: v, Effect: effect}, nil
 }
 
-// Paths lay out the agent's part of the data dir and run dir.
-type Paths struct {
-	AgentDir     string // <data-dir>/agent
-	CredDir      string // <data-dir>/agent/cred: keys, certificates, kubeconfigs (0700)
-	ImagesDir    string // <data-dir>/agent/images: tarballs imported at start
-	Containerd   string // <data-dir>/agent/containerd
-	EtcDir       string // <data-dir>/agent/etc: generated configs
-	CacheDir     string // <data-dir>/agent/cache: what the node's components read (0700)
-	NodePassword string // <data-dir>/agent/node-password
-	NodeID       string // <data-dir>/agent/node-id (--with-node-id)
-	LBServers    string // <data-dir>/agent/lb-servers.json: servers the load balancer learned
-	Storage      string // <data-dir>/storage, or --local-storage-path: local-path volumes
-	RunDir       string // /run/kedge
-	Socket       string // containerd socket
-}
-
-// NewPaths lays out dataDir and runDir.
-func NewPaths(dataDir, runDir string) Paths {
-	agent := filepath.Join(dataDir, "agent")
-	return Paths{
-		AgentDir:     agent,
-		CredDir:      filepath.Join(agent, "cred"),
-		ImagesDir:    filepath.Join(agent, "images"),
-		Containerd:   filepath.Join(agent, "containerd"),
-		EtcDir:       filepath.Join(agent, "etc"),
-		CacheDir:     filepath.Join(agent, "cache"),
-		NodePassword: filepath.Join(agent, "node-password"),
-		NodeID:       filepath.Join(agent, "node-id"),
-		LBServers:    filepath.Join(agent, "lb-servers.json"),
-		Storage:      filepath.Join(dataDir, "storage"),
-		RunDir:       runDir,
-		Socket:       filepath.Join(runDir, "containerd", "containerd.sock"),
-	}
-}
-
 // Completed is a validated Config with derived values.
 type Completed struct {
 	Config
-	Paths    Paths
+	Paths    datadir.Agent
 	Token    token.Token
 	NodeName string
 	NodeIP   net.IP
@@ -283,7 +249,7 @@ func (c Config) Complete(detectIP func() (net.IP, error)) (*Completed, error) {
 	if runDir == "" {
 		runDir = DefaultRunDir
 	}
-	cc := &Completed{Config: c, Paths: NewPaths(dataDir, runDir), Token: tok, APIServer: c.Server}
+	cc := &Completed{Config: c, Paths: datadir.NewAgent(dataDir, runDir), Token: tok, APIServer: c.Server}
 	if c.LocalStoragePath != "" {
 		if cc.Paths.Storage, err = filepath.Abs(c.LocalStoragePath); err != nil {
 			return nil, fmt.Errorf("--local-storage-path: %w", err)

@@ -11,17 +11,15 @@ import (
 	"github.com/kedge/kedge/agent/bundle"
 	"github.com/kedge/kedge/embedded/ctr"
 	"github.com/kedge/kedge/shared/atomicfile"
+	"github.com/kedge/kedge/shared/datadir"
 )
-
-// DefaultDataDir is where the bundle is unpacked when $KEDGE_DATA_DIR is unset.
-const DefaultDataDir = "/var/lib/kedge"
 
 // Main replaces the process with crictl and args (without the program
 // name); it returns an exit code only if crictl could not be started.
 func Main(args []string) int {
 	dataDir := os.Getenv("KEDGE_DATA_DIR")
 	if dataDir == "" {
-		dataDir = DefaultDataDir
+		dataDir = datadir.Default // where the bundle is unpacked
 	}
 	bin, err := bundle.Install(dataDir)
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/kedge/kedge/agent/hostip"
+	"github.com/kedge/kedge/shared/datadir"
 	"github.com/kedge/kedge/shared/token"
 )
 
@@ -33,44 +34,10 @@ const (
 // loss, which edge devices without a UPS need more than the extra fsync time.
 const SQLiteParams = "_journal_mode=WAL&_synchronous=FULL&_busy_timeout=30000&_txlock=immediate&_stmt_cache_size=20&cache=shared"
 
-// Paths are the files and directories under the data dir.
-type Paths struct {
-	ServerDir      string // <data-dir>/server
-	DBDir          string // <data-dir>/server/db
-	SQLiteFile     string // <data-dir>/server/db/state.db
-	EtcdDir        string // <data-dir>/server/db/etcd
-	TLSDir         string // <data-dir>/server/tls
-	CredDir        string // <data-dir>/server/cred: component kubeconfigs
-	EtcDir         string // <data-dir>/server/etc: generated component configs
-	TokenFile      string // <data-dir>/server/token
-	AgentTokenFile string // <data-dir>/server/agent-token
-	KineSocket     string // <data-dir>/server/kine.sock
-	ManifestsDir   string // <data-dir>/server/manifests: add-on and user YAML applied at start
-}
-
-// NewPaths lays out the server's part of a data dir.
-func NewPaths(dataDir string) Paths {
-	server := filepath.Join(dataDir, "server")
-	db := filepath.Join(server, "db")
-	return Paths{
-		ServerDir:      server,
-		DBDir:          db,
-		SQLiteFile:     filepath.Join(db, "state.db"),
-		EtcdDir:        filepath.Join(db, "etcd"),
-		TLSDir:         filepath.Join(server, "tls"),
-		CredDir:        filepath.Join(server, "cred"),
-		EtcDir:         filepath.Join(server, "etc"),
-		TokenFile:      filepath.Join(server, "token"),
-		AgentTokenFile: filepath.Join(server, "agent-token"),
-		KineSocket:     filepath.Join(server, "kine.sock"),
-		ManifestsDir:   filepath.Join(server, "manifests"),
-	}
-}
-
 // Completed is a validated Config plus everything derived from it.
 type Completed struct {
 	Config
-	Paths Paths
+	Paths datadir.Server
 
 	Datastore DatastoreKind
 	// KineEndpoint is the kine DSN for DatastoreSQLite and DatastoreSQL.
@@ -104,7 +71,7 @@ func (c Config) Complete() (*Completed, error) {
 		return nil, fmt.Errorf("--data-dir: %w", err)
 	}
 	c.DataDir = abs
-	cc := &Completed{Config: c, Paths: NewPaths(abs)}
+	cc := &Completed{Config: c, Paths: datadir.NewServer(abs)}
 
 	cc.Datastore, cc.KineEndpoint = datastore(c, cc.Paths)
 	if cc.Datastore == DatastoreEmbeddedEtcd {
@@ -149,7 +116,7 @@ func (c Config) Complete() (*Completed, error) {
 	return cc, nil
 }
 
-func datastore(c Config, p Paths) (DatastoreKind, string) {
+func datastore(c Config, p datadir.Server) (DatastoreKind, string) {
 	ep := c.DatastoreEndpoint
 	switch {
 	case strings.HasPrefix(ep, "sqlite://"):

@@ -15,12 +15,13 @@ import (
 	"strings"
 
 	agentconfig "github.com/kedge/kedge/agent/config"
+	"github.com/kedge/kedge/shared/datadir"
 	"github.com/kedge/kedge/shared/token"
 )
 
 // Defaults for the user-facing values.
 const (
-	DefaultDataDir         = "/var/lib/kedge"
+	DefaultDataDir         = datadir.Default
 	DefaultHTTPSPort       = 6443
 	DefaultAPIServerPort   = 6444
 	DefaultClusterCIDR     = "10.42.0.0/16"

@@ -33,27 +33,6 @@ type Inputs struct {
 	Storage Storage
 }
 
-// AuthenticationConfigFile is where APIServerArgs expects AuthenticationConfig.
-func AuthenticationConfigFile(cc *config.Completed) string {
-	return filepath.Join(cc.Paths.EtcDir, "authentication-config.yaml")
-}
-
-// SchedulerKubeconfig and ControllerKubeconfig are the components' kubeconfigs.
-func SchedulerKubeconfig(cc *config.Completed) string {
-	return filepath.Join(cc.Paths.CredDir, "scheduler.kubeconfig")
-}
-
-// ControllerKubeconfig is the controller-manager's kubeconfig.
-func ControllerKubeconfig(cc *config.Completed) string {
-	return filepath.Join(cc.Paths.CredDir, "controller.kubeconfig")
-}
-
-// EgressSelectorConfigFile is where APIServerArgs expects the output of
-// EgressSelectorConfig.
-func EgressSelectorConfigFile(cc *config.Completed) string {
-	return filepath.Join(cc.Paths.EtcDir, "egress-selector.yaml")
-}
-
 // EgressSelectorConfig sends the apiserver's "cluster" traffic (kubelets:
 // logs, exec, attach, port-forward; pod and service proxy; webhooks) to
 // kedge's HTTP CONNECT proxy at proxyAddr (loopback host:port), which uses
@@ -81,7 +60,7 @@ egressSelections:
 // earlier start, if it is a loopback host:port ("" otherwise), so that a
 // restart can listen there again and leave the file as it was.
 func EgressProxyAddr(cc *config.Completed) string {
-	cfg, err := egressselector.ReadEgressSelectorConfiguration(EgressSelectorConfigFile(cc))
+	cfg, err := egressselector.ReadEgressSelectorConfiguration(cc.Paths.EgressSelectorConfig)
 	if err != nil {
 		return ""
 	}
@@ -131,14 +110,14 @@ func APIServerArgs(in Inputs) []string {
 		"advertise-address":     cc.AdvertiseIP.String(),
 		"allow-privileged":      "true",
 		"api-audiences":         issuer + ",kedge",
-		"authentication-config": AuthenticationConfigFile(cc),
+		"authentication-config": cc.Paths.AuthenticationConfig,
 		"authorization-mode":    "Node,RBAC",
 		// The apiserver itself listens on loopback only; the supervisor
 		// serves its handler on the public port.
 		"bind-address":                       "127.0.0.1",
 		"cert-dir":                           filepath.Join(cc.Paths.TLSDir, "temporary-certs"),
 		"client-ca-file":                     tls.ClientCA,
-		"egress-selector-config-file":        EgressSelectorConfigFile(cc),
+		"egress-selector-config-file":        cc.Paths.EgressSelectorConfig,
 		"enable-admission-plugins":           "NodeRestriction",
 		"enable-aggregator-routing":          "true", // dial aggregated APIs and webhooks at their endpoints (egress proxy), not at cluster IPs, which need kube-proxy here
 		"etcd-servers":                       strings.Join(in.Storage.Servers, ","),
@@ -181,7 +160,7 @@ func APIServerArgs(in Inputs) []string {
 // nothing on an edge node scrapes it, and it would cost a port and memory
 // (turn it on with --kube-scheduler-arg=secure-port=10259).
 func SchedulerArgs(in Inputs) []string {
-	kc := SchedulerKubeconfig(in.Config)
+	kc := in.Config.Paths.SchedulerKubeconfig
 	args := map[string]string{
 		"authentication-kubeconfig": kc,
 		"authorization-kubeconfig":  kc,
@@ -200,7 +179,7 @@ func SchedulerArgs(in Inputs) []string {
 // ControllerManagerArgs renders kube-controller-manager's arguments.
 func ControllerManagerArgs(in Inputs) []string {
 	cc, tls := in.Config, in.TLS
-	kc := ControllerKubeconfig(cc)
+	kc := cc.Paths.ControllerKubeconfig
 	args := map[string]string{
 		"allocate-node-cidrs":       "true",
 		"authentication-kubeconfig": kc,

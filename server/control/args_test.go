@@ -149,7 +149,7 @@ func TestEgressProxyAddrFromAnEarlierStart(t *testing.T) {
 	if got := EgressProxyAddr(in.Config); got != "" {
 		t.Fatalf("without a file: %q", got)
 	}
-	file := EgressSelectorConfigFile(in.Config)
+	file := in.Config.Paths.EgressSelectorConfig
 	if err := os.MkdirAll(filepath.Dir(file), 0o700); err != nil {
 		t.Fatal(err)
 	}
