@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/kedge/kedge/embedded/component/componenttest"
 	"github.com/kedge/kedge/server/pki"
 	"github.com/kedge/kedge/shared/joinapi"
 )
@@ -80,43 +81,20 @@ func serving(t *testing.T) *pki.Files {
 	return f
 }
 
-// freeAddr is a 127.0.0.1 address that was free a moment ago.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
-// start runs s until the test ends and returns once it is ready.
-func start(t *testing.T, s *Supervisor) {
-	t.Helper()
-	ctx, cancel := context.WithCancel(t.Context())
-	ready, done := make(chan struct{}), make(chan error, 1)
-	go func() { done <- s.Run(ctx, func() { close(ready) }) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run after cancel = %v, want nil", err)
-		}
-	})
-	select {
-	case <-ready:
-	case err := <-done:
-		t.Fatalf("Run = %v before ready", err)
-	}
-}
-
 func TestRunServesTLS(t *testing.T) {
 	f := serving(t)
-	s := &Supervisor{Addr: freeAddr(t), CertFile: f.ServingCert, KeyFile: f.ServingKey, CAFile: f.ServerCA,
-		API: func() http.Handler { return named("api") }, Join: named("join"),
+	// Listening on port 0, the port is learnt from the self check's request.
+	var addr atomic.Value
+	join := named("join")
+	s := &Supervisor{Addr: "127.0.0.1:0", CertFile: f.ServingCert, KeyFile: f.ServingKey, CAFile: f.ServerCA,
+		API: func() http.Handler { return named("api") },
+		Join: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			addr.Store(r.Host)
+			join.ServeHTTP(w, r)
+		}),
 		Named: &Named{ServerName: metricsName, CertFile: f.MetricsServingCert, KeyFile: f.MetricsServingKey, Handler: named("metrics")},
 		Log:   slog.New(slog.DiscardHandler)}
-	start(t, s)
+	componenttest.Start(t, s)
 
 	caPEM, err := os.ReadFile(f.ServerCA)
 	if err != nil {
@@ -146,7 +124,7 @@ func TestRunServesTLS(t *testing.T) {
 			}
 			client := &http.Client{Transport: &http.Transport{TLSClientConfig: cfg}}
 			defer client.CloseIdleConnections()
-			resp, err := client.Get("https://" + s.Addr + "/api")
+			resp, err := client.Get("https://" + addr.Load().(string) + "/api")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -166,7 +144,7 @@ func TestRunNotReadyUntilSelfCheckPasses(t *testing.T) {
 	f := serving(t)
 	ctx, cancel := context.WithCancel(t.Context())
 	var checks atomic.Int32
-	s := &Supervisor{Addr: freeAddr(t), CertFile: f.ServingCert, KeyFile: f.ServingKey, CAFile: f.ServerCA,
+	s := &Supervisor{Addr: "127.0.0.1:0", CertFile: f.ServingCert, KeyFile: f.ServingKey, CAFile: f.ServerCA,
 		Join: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if checks.Add(1) == 2 {
 				cancel()
@@ -194,8 +172,8 @@ func TestRunFails(t *testing.T) {
 		s    *Supervisor
 		want string
 	}{
-		{"no serving certificate", &Supervisor{Addr: freeAddr(t), CertFile: f.ServingCert + ".missing", KeyFile: f.ServingKey}, "load serving certificate"},
-		{"no named certificate", &Supervisor{Addr: freeAddr(t), CertFile: f.ServingCert, KeyFile: f.ServingKey,
+		{"no serving certificate", &Supervisor{Addr: "127.0.0.1:0", CertFile: f.ServingCert + ".missing", KeyFile: f.ServingKey}, "load serving certificate"},
+		{"no named certificate", &Supervisor{Addr: "127.0.0.1:0", CertFile: f.ServingCert, KeyFile: f.ServingKey,
 			Named: &Named{ServerName: metricsName, CertFile: f.ServingCert, KeyFile: f.AdminKey}}, "load " + metricsName + " serving certificate"},
 		{"port in use", &Supervisor{Addr: busy.Addr().String(), CertFile: f.ServingCert, KeyFile: f.ServingKey}, "address already in use"},
 	} {
