@@ -19,6 +19,7 @@ var layers = []string{"server", "agent", "shared", "embedded", "manifests"}
 // counterpart one layer up, with the reason. Product code never crosses.
 var testOnlyCrossings = map[string]string{
 	"agent/apicache -> server/integration/harness": "the cache is tested against a real apiserver",
+	"agent/join -> server/pki":                     "joining is tested with certificates of the server's real PKI",
 	"agent/tunnel -> server/pki":                   "the client is tested against the real tunnel server",
 	"agent/tunnel -> server/tunnel":                "the client is tested against the real tunnel server",
 	"embedded/containerd -> agent/bundle":          "containerd is tested with the runc and shim of the bundle",

@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/kedge/kedge/server/clientcert"
 )
 
 const (
@@ -27,23 +29,14 @@ type authError struct {
 
 func (e *authError) Error() string { return e.msg }
 
-// verifiedClient returns the request's client certificate after verifying
-// it (and the intermediates sent with it) against roots for client auth.
-// TLS listeners that only request client certificates leave that to us.
+// verifiedClient returns the request's client certificate, verified by
+// clientcert.Verify; any failure is a 401 authError.
 func verifiedClient(r *http.Request, roots *x509.CertPool) (*x509.Certificate, error) {
-	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
-		return nil, &authError{http.StatusUnauthorized, "a client certificate is required"}
+	cert, err := clientcert.Verify(r, roots)
+	if err != nil {
+		return nil, &authError{http.StatusUnauthorized, err.Error()}
 	}
-	leaf := r.TLS.PeerCertificates[0]
-	inter := x509.NewCertPool()
-	for _, c := range r.TLS.PeerCertificates[1:] {
-		inter.AddCert(c)
-	}
-	if _, err := leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter,
-		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
-		return nil, &authError{http.StatusUnauthorized, fmt.Sprintf("client certificate: %v", err)}
-	}
-	return leaf, nil
+	return cert, nil
 }
 
 // nodeIdentity returns the node whose kubelet client certificate the

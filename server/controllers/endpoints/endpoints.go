@@ -27,10 +27,11 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/kedge/kedge/embedded/component"
+	"github.com/kedge/kedge/server/controllers/publish"
 )
 
 // Reconciler renews this server's lease and writes the kubernetes Service's
-// endpoints every Interval.
+// Endpoints and EndpointSlice (with publish.WriteSlice) every Interval.
 type Reconciler struct {
 	Client kubernetes.Interface
 	// Server is this server's name (its node name); IP and Port its public address.
@@ -62,49 +63,29 @@ const (
 // LeaseName is the name of the lease of the server named server.
 func LeaseName(server string) string { return leasePrefix + server }
 
-func (r *Reconciler) interval() time.Duration {
-	if r.Interval <= 0 {
-		return 10 * time.Second
-	}
-	return r.Interval
+// Run is ready after the first successful write and repairs drift every
+// Interval until ctx ends; then it withdraws this server (best effort,
+// within 2 s). See publish.Loop.
+func (r *Reconciler) Run(ctx context.Context, ready func()) error {
+	loop := &publish.Loop{What: "kubernetes endpoints", Interval: r.Interval, Publish: r.publish, Withdraw: r.withdraw, Log: r.Log}
+	return loop.Run(ctx, ready)
 }
 
-// Run is ready after the first successful write and repairs drift until ctx
-// ends; then it withdraws this server (best effort, within 2 s).
-func (r *Reconciler) Run(ctx context.Context, ready func()) error {
-	for {
-		err := r.renew(ctx)
-		if err == nil {
-			err = r.reconcile(ctx, "")
-		}
-		if err != nil {
-			if ctx.Err() == nil {
-				r.Log.Warn("update kubernetes endpoints", "error", err)
-			}
-		} else {
-			ready()
-		}
-		select {
-		case <-ctx.Done():
-			r.withdraw()
-			return nil
-		case <-time.After(r.interval()):
-		}
+// publish renews this server's lease and writes the endpoints.
+func (r *Reconciler) publish(ctx context.Context) error {
+	if err := r.renew(ctx); err != nil {
+		return err
 	}
+	return r.reconcile(ctx, "")
 }
 
 // withdraw deletes this server's lease and writes the endpoints without it.
-func (r *Reconciler) withdraw() {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
+func (r *Reconciler) withdraw(ctx context.Context) error {
 	err := r.Client.CoordinationV1().Leases(LeaseNamespace).Delete(ctx, LeaseName(r.Server), metav1.DeleteOptions{})
 	if err != nil && !apierrors.IsNotFound(err) {
-		r.Log.Debug("delete server lease", "error", err)
-		return
+		return fmt.Errorf("delete server lease: %w", err)
 	}
-	if err := r.reconcile(ctx, r.Server); err != nil {
-		r.Log.Debug("withdraw from kubernetes endpoints", "error", err)
-	}
+	return r.reconcile(ctx, r.Server)
 }
 
 func (r *Reconciler) renew(ctx context.Context) error {
@@ -112,7 +93,7 @@ func (r *Reconciler) renew(ctx context.Context) error {
 	now := metav1.NewMicroTime(time.Now())
 	spec := coordinationv1.LeaseSpec{
 		HolderIdentity:       ptr.To(r.Server),
-		LeaseDurationSeconds: ptr.To(int32(3 * r.interval() / time.Second)),
+		LeaseDurationSeconds: ptr.To(int32(3 * publish.Interval(r.Interval) / time.Second)),
 		RenewTime:            &now,
 	}
 	cur, err := leases.Get(ctx, LeaseName(r.Server), metav1.GetOptions{})
@@ -134,12 +115,6 @@ func (r *Reconciler) renew(ctx context.Context) error {
 		return fmt.Errorf("renew server lease: %w", err)
 	}
 	return nil
-}
-
-// liveAddresses lists the addresses, of this server's IP family, of the
-// servers whose leases have not expired, except the server named skip.
-func (r *Reconciler) liveAddresses(ctx context.Context, skip string) ([]string, error) {
-	return LiveAddresses(ctx, r.Client, r.IP, skip)
 }
 
 // LiveAddresses lists, sorted, the addresses of family's IP family (IPv4 or
@@ -172,7 +147,7 @@ func LiveAddresses(ctx context.Context, client kubernetes.Interface, family net.
 }
 
 func (r *Reconciler) reconcile(ctx context.Context, skip string) error {
-	ips, err := r.liveAddresses(ctx, skip)
+	ips, err := LiveAddresses(ctx, r.Client, r.IP, skip)
 	if err != nil {
 		return err
 	}
@@ -180,10 +155,8 @@ func (r *Reconciler) reconcile(ctx context.Context, skip string) error {
 		return nil // nothing serves; leave the last known servers
 	}
 	addrs := make([]corev1.EndpointAddress, 0, len(ips))
-	endpoints := make([]discoveryv1.Endpoint, 0, len(ips))
 	for _, ip := range ips {
 		addrs = append(addrs, corev1.EndpointAddress{IP: ip})
-		endpoints = append(endpoints, discoveryv1.Endpoint{Addresses: []string{ip}, Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true)}})
 	}
 	want := &corev1.Endpoints{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace,
@@ -201,40 +174,12 @@ func (r *Reconciler) reconcile(ctx context.Context, skip string) error {
 			return fmt.Errorf("create endpoints: %w", err)
 		}
 	case err != nil:
-		return err
+		return fmt.Errorf("get endpoints: %w", err)
 	case !equality.Semantic.DeepEqual(cur.Subsets, want.Subsets) || !equality.Semantic.DeepEqual(cur.Labels, want.Labels):
 		cur.Subsets, cur.Labels = want.Subsets, want.Labels
 		if _, err := eps.Update(ctx, cur, metav1.UpdateOptions{}); err != nil {
 			return fmt.Errorf("update endpoints: %w", err)
 		}
 	}
-
-	family := discoveryv1.AddressTypeIPv4
-	if r.IP.To4() == nil {
-		family = discoveryv1.AddressTypeIPv6
-	}
-	slice := &discoveryv1.EndpointSlice{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace,
-			Labels: map[string]string{discoveryv1.LabelServiceName: name, discoveryv1.LabelManagedBy: "kedge"}},
-		AddressType: family,
-		Endpoints:   endpoints,
-		Ports:       []discoveryv1.EndpointPort{{Name: ptr.To(portName), Port: ptr.To(r.Port), Protocol: ptr.To(corev1.ProtocolTCP)}},
-	}
-	sliceClient := r.Client.DiscoveryV1().EndpointSlices(namespace)
-	curSlice, err := sliceClient.Get(ctx, name, metav1.GetOptions{})
-	switch {
-	case apierrors.IsNotFound(err):
-		_, err = sliceClient.Create(ctx, slice, metav1.CreateOptions{})
-	case err == nil:
-		if equality.Semantic.DeepEqual(curSlice.Labels, slice.Labels) && curSlice.AddressType == slice.AddressType &&
-			equality.Semantic.DeepEqual(curSlice.Endpoints, slice.Endpoints) && equality.Semantic.DeepEqual(curSlice.Ports, slice.Ports) {
-			return nil
-		}
-		curSlice.Labels, curSlice.AddressType, curSlice.Endpoints, curSlice.Ports = slice.Labels, slice.AddressType, slice.Endpoints, slice.Ports
-		_, err = sliceClient.Update(ctx, curSlice, metav1.UpdateOptions{})
-	}
-	if err != nil {
-		return fmt.Errorf("write endpointslice: %w", err)
-	}
-	return nil
+	return publish.WriteSlice(ctx, r.Client, publish.Slice(namespace, name, ips, r.IP, portName, r.Port))
 }

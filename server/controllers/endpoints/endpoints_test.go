@@ -73,7 +73,9 @@ func TestEndpointsListLiveServers(t *testing.T) {
 		t.Fatal(err)
 	}
 	// a stops: it withdraws itself.
-	a.withdraw()
+	if err := a.withdraw(ctx); err != nil {
+		t.Fatal(err)
+	}
 	if eps, slice := addresses(t, cs); !slices.Equal(eps, want[1:]) || !slices.Equal(slice, want[1:]) {
 		t.Fatalf("after a stopped: endpoints %v, slice %v", eps, slice)
 	}

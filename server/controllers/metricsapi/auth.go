@@ -3,6 +3,7 @@ package metricsapi
 import (
 	"context"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -11,6 +12,8 @@ import (
 
 	authorizationv1 "k8s.io/api/authorization/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/kedge/kedge/server/clientcert"
 )
 
 // The front-proxy headers the apiserver is started with
@@ -37,21 +40,16 @@ type refusal struct {
 func (e *refusal) Error() string { return e.msg }
 
 // authenticate checks that r comes from the aggregator: a client
-// certificate for client auth, signed by roots (the request-header CA),
-// with a common name in allowed (any name if allowed is empty), and a user
-// in the X-Remote-User header. Any failure is a 401 refusal.
+// certificate verified by clientcert.Verify against roots (the
+// request-header CA), with a common name in allowed (any name if allowed is
+// empty), and a user in the X-Remote-User header. Any failure is a 401 refusal.
 func authenticate(r *http.Request, roots *x509.CertPool, allowed []string) (*caller, error) {
-	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
+	leaf, err := clientcert.Verify(r, roots)
+	if errors.Is(err, clientcert.ErrMissing) {
 		return nil, &refusal{http.StatusUnauthorized, "a front-proxy client certificate is required"}
 	}
-	leaf := r.TLS.PeerCertificates[0]
-	inter := x509.NewCertPool()
-	for _, c := range r.TLS.PeerCertificates[1:] {
-		inter.AddCert(c)
-	}
-	if _, err := leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter,
-		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
-		return nil, &refusal{http.StatusUnauthorized, fmt.Sprintf("front-proxy client certificate: %v", err)}
+	if err != nil {
+		return nil, &refusal{http.StatusUnauthorized, "front-proxy " + err.Error()}
 	}
 	if len(allowed) > 0 && !slices.Contains(allowed, leaf.Subject.CommonName) {
 		return nil, &refusal{http.StatusUnauthorized, fmt.Sprintf("front-proxy client certificate %q is not an allowed name", leaf.Subject.CommonName)}

@@ -8,16 +8,13 @@ import (
 	"slices"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
-	discoveryv1 "k8s.io/api/discovery/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/utils/ptr"
 
 	"github.com/kedge/kedge/embedded/component"
 	"github.com/kedge/kedge/server/controllers/endpoints"
+	"github.com/kedge/kedge/server/controllers/publish"
 )
 
 // The Service (manifests/metrics-server.yaml) that the APIService
@@ -52,33 +49,14 @@ var _ component.Component = (*Endpoints)(nil)
 // Name implements component.Component.
 func (e *Endpoints) Name() string { return "metrics-endpoints" }
 
-// Run is ready after the first write and repairs drift until ctx ends;
-// then it writes the slice without this server if another one is live
-// (best effort, within 2 s).
+// Run is ready after the first write and repairs drift every Interval
+// until ctx ends; then it writes the slice without this server if another
+// one is live (best effort, within 2 s). See publish.Loop.
 func (e *Endpoints) Run(ctx context.Context, ready func()) error {
-	interval := e.Interval
-	if interval <= 0 {
-		interval = 10 * time.Second
-	}
-	for {
-		if err := e.reconcile(ctx, true); err != nil {
-			if ctx.Err() == nil {
-				e.Log.Warn("update metrics-server endpoints", "error", err)
-			}
-		} else {
-			ready()
-		}
-		select {
-		case <-ctx.Done():
-			stop, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			if err := e.reconcile(stop, false); err != nil {
-				e.Log.Debug("withdraw from metrics-server endpoints", "error", err)
-			}
-			cancel()
-			return nil
-		case <-time.After(interval):
-		}
-	}
+	loop := &publish.Loop{What: "metrics-server endpoints", Interval: e.Interval, Log: e.Log,
+		Publish:  func(ctx context.Context) error { return e.reconcile(ctx, true) },
+		Withdraw: func(ctx context.Context) error { return e.reconcile(ctx, false) }}
+	return loop.Run(ctx, ready)
 }
 
 // reconcile writes the slice with the live servers' addresses, with this
@@ -110,47 +88,7 @@ func (e *Endpoints) reconcile(ctx context.Context, self bool) error {
 	if err != nil {
 		return fmt.Errorf("get service %s/%s: %w", ServiceNamespace, ServiceName, err)
 	}
-	want := desiredSlice(ips, e.IP, e.Port)
+	want := publish.Slice(ServiceNamespace, ServiceName, ips, e.IP, portName, e.Port)
 	want.OwnerReferences = []metav1.OwnerReference{{APIVersion: "v1", Kind: "Service", Name: svc.Name, UID: svc.UID}}
-	return writeSlice(ctx, e.Client, want)
-}
-
-func desiredSlice(ips []string, family net.IP, port int32) *discoveryv1.EndpointSlice {
-	addrType := discoveryv1.AddressTypeIPv4
-	if family.To4() == nil {
-		addrType = discoveryv1.AddressTypeIPv6
-	}
-	eps := make([]discoveryv1.Endpoint, 0, len(ips))
-	for _, ip := range ips {
-		eps = append(eps, discoveryv1.Endpoint{Addresses: []string{ip}, Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true)}})
-	}
-	return &discoveryv1.EndpointSlice{
-		ObjectMeta: metav1.ObjectMeta{Name: ServiceName, Namespace: ServiceNamespace,
-			Labels: map[string]string{discoveryv1.LabelServiceName: ServiceName, discoveryv1.LabelManagedBy: "kedge"}},
-		AddressType: addrType,
-		Endpoints:   eps,
-		Ports:       []discoveryv1.EndpointPort{{Name: ptr.To(portName), Port: ptr.To(port), Protocol: ptr.To(corev1.ProtocolTCP)}},
-	}
-}
-
-func writeSlice(ctx context.Context, client kubernetes.Interface, want *discoveryv1.EndpointSlice) error {
-	slices := client.DiscoveryV1().EndpointSlices(want.Namespace)
-	cur, err := slices.Get(ctx, want.Name, metav1.GetOptions{})
-	switch {
-	case apierrors.IsNotFound(err):
-		_, err = slices.Create(ctx, want, metav1.CreateOptions{})
-	case err == nil:
-		if equality.Semantic.DeepEqual(cur.Labels, want.Labels) && cur.AddressType == want.AddressType &&
-			equality.Semantic.DeepEqual(cur.Endpoints, want.Endpoints) && equality.Semantic.DeepEqual(cur.Ports, want.Ports) &&
-			equality.Semantic.DeepEqual(cur.OwnerReferences, want.OwnerReferences) {
-			return nil
-		}
-		cur.Labels, cur.AddressType, cur.Endpoints, cur.Ports = want.Labels, want.AddressType, want.Endpoints, want.Ports
-		cur.OwnerReferences = want.OwnerReferences
-		_, err = slices.Update(ctx, cur, metav1.UpdateOptions{})
-	}
-	if err != nil {
-		return fmt.Errorf("write endpointslice %s/%s: %w", want.Namespace, want.Name, err)
-	}
-	return nil
+	return publish.WriteSlice(ctx, e.Client, want)
 }
