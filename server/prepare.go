@@ -179,30 +179,21 @@ func readyz(client kubernetes.Interface) func(context.Context) error {
 }
 
 // embeddedAgent is the configuration of the server's own node: it joins this
-// server over loopback with the server token, like any other agent.
+// server over loopback with the server token, like any other agent, with
+// the node options, name and IP the server already checked and resolved.
 func embeddedAgent(cc *config.Completed, serverToken token.Token) (*agentconfig.Completed, error) {
 	c := agentconfig.Config{
-		Server:          "https://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(cc.HTTPSListenPort)),
-		Token:           serverToken.String(),
-		DataDir:         cc.DataDir,
-		RunDir:          datadir.DefaultRunDir,
-		NodeName:        cc.NodeName,
-		NodeIP:          cc.NodeIP.String(),
-		NodeLabels:      cc.NodeLabels,
-		NodeTaints:      cc.NodeTaints,
-		NodeExternalIPs: cc.NodeExternalIPs,
-		KubeletArgs:     cc.KubeletArgs,
-		KubeProxyArgs:   cc.KubeProxyArgs,
-		ResolvConf:      cc.ResolvConf,
-		// The server has no --registries-file flag yet; the agent's default applies.
-		RegistriesFile: agentconfig.DefaultRegistriesFile,
+		NodeOptions:    cc.NodeOptions,
+		Server:         "https://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(cc.HTTPSListenPort)),
+		DataDir:        cc.DataDir,
+		RunDir:         datadir.DefaultRunDir,
+		RegistriesFile: agentconfig.DefaultRegistriesFile, // the server has no --registries-file flag yet
 		Debug:          cc.Debug,
 		// No load balancer: this node talks to its own server, whose
 		// apiserver listens on 127.0.0.1:6444 (--apiserver-port) already.
 		LBPort: 0,
 	}
-	c.LocalStoragePath = cc.LocalStoragePath
-	node, err := c.Complete(func() (net.IP, error) { return cc.NodeIP, nil })
+	node, err := c.CompleteNode(serverToken, cc.NodeName, cc.NodeIP)
 	if err != nil {
 		return nil, fmt.Errorf("embedded agent: %w", err)
 	}

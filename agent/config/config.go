@@ -37,24 +37,16 @@ const (
 
 // Config is what the user sets for `kedge agent`.
 type Config struct {
-	Server    string
-	Token     string
-	TokenFile string
-	DataDir   string
-	NodeName  string
-	NodeIP    string
-	// NodeExternalIPs are the node's ExternalIP addresses (each value one
-	// IP or a comma-separated list).
-	NodeExternalIPs []string
-	WithNodeID      bool
-	NodeLabels      []string
-	NodeTaints      []string
+	NodeOptions
+	Server     string
+	Token      string
+	TokenFile  string
+	DataDir    string
+	WithNodeID bool
 	// RegistriesFile holds mirrors, auth and TLS for registries.
 	RegistriesFile string
 	// RunDir holds sockets and runtime state (default /run/kedge).
-	RunDir        string
-	KubeletArgs   []string
-	KubeProxyArgs []string
+	RunDir string
 	// APICachePort is the loopback port of the local caching API endpoint.
 	APICachePort int
 	// EvictWhenUnreachable, if set, is recorded on the Node: whether its pods
@@ -64,18 +56,18 @@ type Config struct {
 	// of all servers; 0 runs without it (the node talks to Server directly,
 	// as the server's own node does).
 	LBPort int
-	// ResolvConf names the resolvers the node's cluster DNS forwards other
-	// names to ("": DefaultResolvConf, which may be missing).
-	ResolvConf string
-	// LocalStoragePath is the directory of the node's local-path volumes
-	// (empty: <data-dir>/storage).
-	LocalStoragePath string
-	Debug            bool
+	Debug  bool
 }
 
 // Validate checks the values without touching the system (except reading
 // --token-file).
 func (c Config) Validate() error {
+	_, err := c.check()
+	return err
+}
+
+// check is Validate, returning the parsed --token (zero without one).
+func (c Config) check() (token.Token, error) {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 	u, err := url.Parse(c.Server)
@@ -91,16 +83,14 @@ func (c Config) Validate() error {
 	if c.Token != "" && c.TokenFile != "" {
 		bad("--token and --token-file cannot be used together")
 	}
+	var tok token.Token
 	if c.Token != "" {
-		if _, err := token.Parse(c.Token); err != nil {
+		if tok, err = token.Parse(c.Token); err != nil {
 			bad("--token: %w", err)
 		}
 	}
 	if c.DataDir == "" {
 		bad("--data-dir must not be empty")
-	}
-	if err := ValidateLocalStoragePath(c.LocalStoragePath); err != nil {
-		errs = append(errs, err)
 	}
 	if c.APICachePort < 0 || c.APICachePort > 65535 {
 		bad("--api-cache-port %d is not a port (1-65535)", c.APICachePort)
@@ -108,25 +98,16 @@ func (c Config) Validate() error {
 	if c.APICachePort != 0 && c.APICachePort == c.LBPort {
 		bad("--api-cache-port and --lb-port must differ")
 	}
-	if c.NodeName != "" && len(validation.IsDNS1123Subdomain(c.NodeName)) > 0 {
-		bad("--node-name %q is not a lowercase DNS name", c.NodeName)
-	}
-	if c.NodeIP != "" && net.ParseIP(c.NodeIP) == nil {
-		bad("--node-ip %q is not an IP address", c.NodeIP)
-	}
-	if _, err := ParseNodeExternalIPs(c.NodeExternalIPs); err != nil {
-		errs = append(errs, err)
-	}
 	if c.LBPort < 0 || c.LBPort > 65535 {
 		bad("--lb-port %d is not a port (1-65535, or 0 for no load balancer)", c.LBPort)
 	}
-	errs = append(errs, ValidateNodeOptions(c.NodeLabels, c.NodeTaints, c.KubeletArgs, c.KubeProxyArgs))
-	return errors.Join(errs...)
+	errs = append(errs, c.NodeOptions.Validate())
+	return tok, errors.Join(errs...)
 }
 
-// ValidateNodeOptions checks --node-label, --node-taint, --kubelet-arg and
-// --kube-proxy-arg values; the server checks its embedded agent's with it.
-func ValidateNodeOptions(labels, taints, kubeletArgs, kubeProxyArgs []string) error {
+// validateNodeArgs checks --node-label, --node-taint, --kubelet-arg and
+// --kube-proxy-arg values.
+func validateNodeArgs(labels, taints, kubeletArgs, kubeProxyArgs []string) error {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 	for _, l := range labels {
@@ -150,9 +131,9 @@ func ValidateNodeOptions(labels, taints, kubeletArgs, kubeProxyArgs []string) er
 	return errors.Join(errs...)
 }
 
-// ValidateLocalStoragePath checks --local-storage-path (empty is the
-// default); the server checks its embedded agent's with it.
-func ValidateLocalStoragePath(path string) error {
+// validateLocalStoragePath checks --local-storage-path (empty is the
+// default).
+func validateLocalStoragePath(path string) error {
 	if path != "" && filepath.Clean(path) == "/" {
 		return errors.New("--local-storage-path must be a directory below /, not / itself")
 	}
@@ -160,7 +141,7 @@ func ValidateLocalStoragePath(path string) error {
 }
 
 // ParseNodeExternalIPs parses --node-external-ip values, each one IP or a
-// comma-separated list; the server checks its embedded agent's with it.
+// comma-separated list.
 func ParseNodeExternalIPs(values []string) ([]net.IP, error) {
 	var ips []net.IP
 	var errs []error
@@ -225,21 +206,40 @@ type Completed struct {
 // Complete validates c, reads the token file, and derives identity and paths.
 // detectIP is called when --node-ip is not set.
 func (c Config) Complete(detectIP func() (net.IP, error)) (*Completed, error) {
-	if err := c.Validate(); err != nil {
+	tok, err := c.check()
+	if err != nil {
 		return nil, err
 	}
-	raw := c.Token
 	if c.TokenFile != "" {
 		b, err := os.ReadFile(c.TokenFile)
 		if err != nil {
 			return nil, fmt.Errorf("--token-file: %w", err)
 		}
-		raw = string(b)
+		if tok, err = token.Parse(string(b)); err != nil {
+			return nil, fmt.Errorf("--token-file %s: %w", c.TokenFile, err)
+		}
 	}
-	tok, err := token.Parse(raw)
-	if err != nil {
-		return nil, fmt.Errorf("token: %w", err)
+	nodeName := c.NodeName
+	if nodeName == "" {
+		host, err := os.Hostname()
+		if err != nil {
+			return nil, fmt.Errorf("detect node name: %w; set --node-name", err)
+		}
+		nodeName = strings.ToLower(host)
 	}
+	var nodeIP net.IP
+	if c.NodeIP != "" {
+		nodeIP = net.ParseIP(c.NodeIP)
+	} else if nodeIP, err = detectIP(); err != nil {
+		return nil, err
+	}
+	return c.CompleteNode(tok, nodeName, nodeIP)
+}
+
+// CompleteNode derives the paths and the rest from c for a node whose token,
+// name (before --with-node-id) and IP are known. The server completes its
+// own node's config with it; c is not validated again.
+func (c Config) CompleteNode(tok token.Token, nodeName string, nodeIP net.IP) (*Completed, error) {
 	dataDir, err := filepath.Abs(c.DataDir)
 	if err != nil {
 		return nil, err
@@ -249,7 +249,8 @@ func (c Config) Complete(detectIP func() (net.IP, error)) (*Completed, error) {
 	if runDir == "" {
 		runDir = DefaultRunDir
 	}
-	cc := &Completed{Config: c, Paths: datadir.NewAgent(dataDir, runDir), Token: tok, APIServer: c.Server}
+	cc := &Completed{Config: c, Paths: datadir.NewAgent(dataDir, runDir), Token: tok, APIServer: c.Server,
+		NodeName: nodeName, NodeIP: nodeIP}
 	if c.LocalStoragePath != "" {
 		if cc.Paths.Storage, err = filepath.Abs(c.LocalStoragePath); err != nil {
 			return nil, fmt.Errorf("--local-storage-path: %w", err)
@@ -258,14 +259,6 @@ func (c Config) Complete(detectIP func() (net.IP, error)) (*Completed, error) {
 	if c.LBPort != 0 {
 		cc.APIServer = "https://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(c.LBPort))
 	}
-	cc.NodeName = c.NodeName
-	if cc.NodeName == "" {
-		host, err := os.Hostname()
-		if err != nil {
-			return nil, fmt.Errorf("detect node name: %w; set --node-name", err)
-		}
-		cc.NodeName = strings.ToLower(host)
-	}
 	if c.WithNodeID {
 		id, err := nodeID(cc.Paths.NodeID)
 		if err != nil {
@@ -273,12 +266,7 @@ func (c Config) Complete(detectIP func() (net.IP, error)) (*Completed, error) {
 		}
 		cc.NodeName += "-" + id
 	}
-	if c.NodeIP != "" {
-		cc.NodeIP = net.ParseIP(c.NodeIP)
-	} else if cc.NodeIP, err = detectIP(); err != nil {
-		return nil, err
-	}
-	cc.NodeExternalIPs, _ = ParseNodeExternalIPs(c.NodeExternalIPs) // validated above
+	cc.NodeExternalIPs, _ = ParseNodeExternalIPs(c.NodeExternalIPs) // validated
 	cc.ResolvConfPath = c.ResolvConf
 	if cc.ResolvConfPath == "" {
 		cc.ResolvConfPath = DefaultResolvConf

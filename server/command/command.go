@@ -8,13 +8,12 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	agentcommand "github.com/kedge/kedge/agent/command"
 	"github.com/kedge/kedge/embedded/memtune"
 	"github.com/kedge/kedge/server"
 	"github.com/kedge/kedge/server/config"
+	"github.com/kedge/kedge/shared/cliflags"
 )
-
-// DefaultConfigFile is read when --config is not given, if it exists.
-const DefaultConfigFile = "/etc/kedge/config.yaml"
 
 // New returns the `server` command. log is called once the flags are known
 // (so --debug applies) to obtain the process logger.
@@ -23,49 +22,38 @@ func New(logger func(debug bool) *slog.Logger) *cli.Command {
 	return &cli.Command{
 		Name:  "server",
 		Usage: "Run a control-plane node (datastore, kube-apiserver, scheduler, controller-manager)",
-		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "config", Aliases: []string{"c"}, EnvVars: env("CONFIG_FILE"), Value: DefaultConfigFile, Usage: "YAML file whose keys are flag names"},
-			&cli.BoolFlag{Name: "debug", EnvVars: env("DEBUG"), Usage: "Log at debug level"},
-			&cli.StringFlag{Name: "data-dir", Aliases: []string{"d"}, EnvVars: env("DATA_DIR"), Value: d.DataDir, Usage: "Directory for all state"},
-			&cli.IntFlag{Name: "https-listen-port", EnvVars: env("HTTPS_LISTEN_PORT"), Value: d.HTTPSListenPort, Usage: "Port of the Kubernetes API"},
-			&cli.IntFlag{Name: "apiserver-port", EnvVars: env("APISERVER_PORT"), Value: d.APIServerPort, Usage: "Loopback port of kube-apiserver itself, behind the HTTPS port"},
-			&cli.StringFlag{Name: "bind-address", EnvVars: env("BIND_ADDRESS"), Value: d.BindAddress, Usage: "Address the API listens on"},
-			&cli.StringFlag{Name: "advertise-address", EnvVars: env("ADVERTISE_ADDRESS"), Usage: "Address the API advertises to the cluster (default: node IP)"},
-			&cli.StringFlag{Name: "node-ip", EnvVars: env("NODE_IP"), Usage: "This node's IP (default: address of the default-route interface)"},
-			&cli.StringFlag{Name: "node-name", EnvVars: env("NODE_NAME"), Usage: "This node's name (default: hostname)"},
-			&cli.StringSliceFlag{Name: "tls-san", EnvVars: env("TLS_SAN"), Usage: "Extra DNS name or IP for the API certificate (repeatable, or comma-separated)"},
-			&cli.StringFlag{Name: "token", Aliases: []string{"t"}, EnvVars: env("TOKEN"), Usage: "Server token (default: generated and stored in <data-dir>/server/token); with --server, the token of the server to join"},
-			&cli.StringFlag{Name: "server", Aliases: []string{"s"}, EnvVars: env("URL"), Usage: "Join the embedded etcd cluster of this server, https://SERVER:6443 (needs --token; later starts use the local data)"},
-			&cli.StringFlag{Name: "agent-token", EnvVars: env("AGENT_TOKEN"), Usage: "Token that joins agents but not servers (stored in <data-dir>/server/agent-token)"},
-			&cli.StringFlag{Name: "datastore-endpoint", EnvVars: env("DATASTORE_ENDPOINT"), Usage: "sqlite://, postgres://, mysql:// (through kine) or http(s):// (external etcd); default: SQLite in the data dir"},
-			&cli.StringFlag{Name: "datastore-cafile", EnvVars: env("DATASTORE_CAFILE"), Usage: "CA for an external etcd"},
-			&cli.StringFlag{Name: "datastore-certfile", EnvVars: env("DATASTORE_CERTFILE"), Usage: "Client certificate for an external etcd"},
-			&cli.StringFlag{Name: "datastore-keyfile", EnvVars: env("DATASTORE_KEYFILE"), Usage: "Client key for an external etcd"},
-			&cli.BoolFlag{Name: "cluster-init", EnvVars: env("CLUSTER_INIT"), Usage: "Use an embedded etcd (later starts reuse it without the flag)"},
-			&cli.IntFlag{Name: "etcd-client-port", EnvVars: env("ETCD_CLIENT_PORT"), Value: d.EtcdClientPort, Usage: "Embedded etcd client port"},
-			&cli.IntFlag{Name: "etcd-peer-port", EnvVars: env("ETCD_PEER_PORT"), Value: d.EtcdPeerPort, Usage: "Embedded etcd peer port"},
-			&cli.StringSliceFlag{Name: "disable", EnvVars: env("DISABLE"), Usage: "Leave out a packaged add-on and remove it if deployed: coredns, local-storage, metrics-server, servicelb (repeatable)"},
-			&cli.BoolFlag{Name: "disable-agent", EnvVars: env("DISABLE_AGENT"), Usage: "Do not run an agent on this server"},
-			&cli.StringFlag{Name: "write-kubeconfig", Aliases: []string{"o"}, EnvVars: env("WRITE_KUBECONFIG"), Value: d.WriteKubeconfig, Usage: "Where to write the admin kubeconfig"},
-			&cli.StringFlag{Name: "write-kubeconfig-mode", EnvVars: env("WRITE_KUBECONFIG_MODE"), Value: d.WriteKubeconfigMode, Usage: "File mode of the admin kubeconfig"},
-			&cli.StringFlag{Name: "cluster-cidr", EnvVars: env("CLUSTER_CIDR"), Value: d.ClusterCIDR, Usage: "Pod network"},
-			&cli.StringFlag{Name: "service-cidr", EnvVars: env("SERVICE_CIDR"), Value: d.ServiceCIDR, Usage: "Service network"},
-			&cli.StringFlag{Name: "cluster-dns", EnvVars: env("CLUSTER_DNS"), Value: d.ClusterDNS, Usage: "Cluster DNS Service IP"},
-			&cli.StringFlag{Name: "cluster-domain", EnvVars: env("CLUSTER_DOMAIN"), Value: d.ClusterDomain, Usage: "Cluster DNS domain"},
-			&cli.StringSliceFlag{Name: "kube-apiserver-arg", EnvVars: env("KUBE_APISERVER_ARG"), Usage: "key=value passed to kube-apiserver (repeatable)"},
-			&cli.StringSliceFlag{Name: "kube-scheduler-arg", EnvVars: env("KUBE_SCHEDULER_ARG"), Usage: "key=value passed to kube-scheduler (repeatable)"},
-			&cli.StringSliceFlag{Name: "kube-controller-manager-arg", EnvVars: env("KUBE_CONTROLLER_MANAGER_ARG"), Usage: "key=value passed to kube-controller-manager (repeatable)"},
-			&cli.StringSliceFlag{Name: "node-label", EnvVars: env("NODE_LABEL"), Usage: "key=value label registered with this server's node (repeatable)"},
-			&cli.StringSliceFlag{Name: "node-external-ip", EnvVars: env("NODE_EXTERNAL_IP"), Usage: "This server's node's external IP, listed as ExternalIP in the Node's addresses (repeatable, or comma-separated)"},
-			&cli.StringSliceFlag{Name: "node-taint", EnvVars: env("NODE_TAINT"), Usage: "key=value:Effect taint registered with this server's node (repeatable)"},
-			&cli.StringSliceFlag{Name: "kubelet-arg", EnvVars: env("KUBELET_ARG"), Usage: "key=value flag passed to this server's kubelet (repeatable)"},
-			&cli.StringSliceFlag{Name: "kube-proxy-arg", EnvVars: env("KUBE_PROXY_ARG"), Usage: "key=value flag passed to this server's kube-proxy (repeatable)"},
-			&cli.StringFlag{Name: "resolv-conf", EnvVars: env("RESOLV_CONF"), Usage: "resolv.conf naming the resolvers this server's node's cluster DNS forwards names outside the cluster to (default /etc/resolv.conf; a loopback resolver such as systemd-resolved's 127.0.0.53 works)"},
-			&cli.StringFlag{Name: "local-storage-path", EnvVars: env("LOCAL_STORAGE_PATH"), Usage: "Directory of this server's node's local-path volumes (default: <data-dir>/storage)"},
-		},
-		Before: func(c *cli.Context) error {
-			return applyConfigFile(c, c.String("config"), c.IsSet("config"))
-		},
+		Flags: append([]cli.Flag{
+			cliflags.Config(),
+			cliflags.Debug(),
+			cliflags.DataDir("Directory for all state"),
+			&cli.IntFlag{Name: "https-listen-port", EnvVars: cliflags.Env("HTTPS_LISTEN_PORT"), Value: d.HTTPSListenPort, Usage: "Port of the Kubernetes API"},
+			&cli.IntFlag{Name: "apiserver-port", EnvVars: cliflags.Env("APISERVER_PORT"), Value: d.APIServerPort, Usage: "Loopback port of kube-apiserver itself, behind the HTTPS port"},
+			&cli.StringFlag{Name: "bind-address", EnvVars: cliflags.Env("BIND_ADDRESS"), Value: d.BindAddress, Usage: "Address the API listens on"},
+			&cli.StringFlag{Name: "advertise-address", EnvVars: cliflags.Env("ADVERTISE_ADDRESS"), Usage: "Address the API advertises to the cluster (default: node IP)"},
+			&cli.StringSliceFlag{Name: "tls-san", EnvVars: cliflags.Env("TLS_SAN"), Usage: "Extra DNS name or IP for the API certificate (repeatable, or comma-separated)"},
+			cliflags.Token("Server token (default: generated and stored in <data-dir>/server/token); with --server, the token of the server to join"),
+			cliflags.Server("Join the embedded etcd cluster of this server, https://SERVER:6443 (needs --token; later starts use the local data)"),
+			&cli.StringFlag{Name: "agent-token", EnvVars: cliflags.Env("AGENT_TOKEN"), Usage: "Token that joins agents but not servers (stored in <data-dir>/server/agent-token)"},
+			&cli.StringFlag{Name: "datastore-endpoint", EnvVars: cliflags.Env("DATASTORE_ENDPOINT"), Usage: "sqlite://, postgres://, mysql:// (through kine) or http(s):// (external etcd); default: SQLite in the data dir"},
+			&cli.StringFlag{Name: "datastore-cafile", EnvVars: cliflags.Env("DATASTORE_CAFILE"), Usage: "CA for an external etcd"},
+			&cli.StringFlag{Name: "datastore-certfile", EnvVars: cliflags.Env("DATASTORE_CERTFILE"), Usage: "Client certificate for an external etcd"},
+			&cli.StringFlag{Name: "datastore-keyfile", EnvVars: cliflags.Env("DATASTORE_KEYFILE"), Usage: "Client key for an external etcd"},
+			&cli.BoolFlag{Name: "cluster-init", EnvVars: cliflags.Env("CLUSTER_INIT"), Usage: "Use an embedded etcd (later starts reuse it without the flag)"},
+			&cli.IntFlag{Name: "etcd-client-port", EnvVars: cliflags.Env("ETCD_CLIENT_PORT"), Value: d.EtcdClientPort, Usage: "Embedded etcd client port"},
+			&cli.IntFlag{Name: "etcd-peer-port", EnvVars: cliflags.Env("ETCD_PEER_PORT"), Value: d.EtcdPeerPort, Usage: "Embedded etcd peer port"},
+			&cli.StringSliceFlag{Name: "disable", EnvVars: cliflags.Env("DISABLE"), Usage: "Leave out a packaged add-on and remove it if deployed: coredns, local-storage, metrics-server, servicelb (repeatable)"},
+			&cli.BoolFlag{Name: "disable-agent", EnvVars: cliflags.Env("DISABLE_AGENT"), Usage: "Do not run an agent on this server"},
+			&cli.StringFlag{Name: "write-kubeconfig", Aliases: []string{"o"}, EnvVars: cliflags.Env("WRITE_KUBECONFIG"), Value: d.WriteKubeconfig, Usage: "Where to write the admin kubeconfig"},
+			&cli.StringFlag{Name: "write-kubeconfig-mode", EnvVars: cliflags.Env("WRITE_KUBECONFIG_MODE"), Value: d.WriteKubeconfigMode, Usage: "File mode of the admin kubeconfig"},
+			&cli.StringFlag{Name: "cluster-cidr", EnvVars: cliflags.Env("CLUSTER_CIDR"), Value: d.ClusterCIDR, Usage: "Pod network"},
+			&cli.StringFlag{Name: "service-cidr", EnvVars: cliflags.Env("SERVICE_CIDR"), Value: d.ServiceCIDR, Usage: "Service network"},
+			&cli.StringFlag{Name: "cluster-dns", EnvVars: cliflags.Env("CLUSTER_DNS"), Value: d.ClusterDNS, Usage: "Cluster DNS Service IP"},
+			&cli.StringFlag{Name: "cluster-domain", EnvVars: cliflags.Env("CLUSTER_DOMAIN"), Value: d.ClusterDomain, Usage: "Cluster DNS domain"},
+			&cli.StringSliceFlag{Name: "kube-apiserver-arg", EnvVars: cliflags.Env("KUBE_APISERVER_ARG"), Usage: "key=value passed to kube-apiserver (repeatable)"},
+			&cli.StringSliceFlag{Name: "kube-scheduler-arg", EnvVars: cliflags.Env("KUBE_SCHEDULER_ARG"), Usage: "key=value passed to kube-scheduler (repeatable)"},
+			&cli.StringSliceFlag{Name: "kube-controller-manager-arg", EnvVars: cliflags.Env("KUBE_CONTROLLER_MANAGER_ARG"), Usage: "key=value passed to kube-controller-manager (repeatable)"},
+		}, agentcommand.NodeFlags("This server's node's")...),
+		Before: cliflags.ApplyConfigFileBefore,
 		Action: func(c *cli.Context) error {
 			cc, err := fromFlags(c).Complete()
 			if err != nil {
@@ -87,14 +75,13 @@ func fromFlags(c *cli.Context) config.Config {
 		}
 	}
 	return config.Config{
+		NodeOptions:               agentcommand.NodeOptions(c),
 		DataDir:                   c.String("data-dir"),
 		HTTPSListenPort:           c.Int("https-listen-port"),
 		APIServerPort:             c.Int("apiserver-port"),
 		AgentToken:                c.String("agent-token"),
 		BindAddress:               c.String("bind-address"),
 		AdvertiseAddress:          c.String("advertise-address"),
-		NodeIP:                    c.String("node-ip"),
-		NodeName:                  c.String("node-name"),
 		TLSSANs:                   sans,
 		Token:                     c.String("token"),
 		Server:                    c.String("server"),
@@ -117,14 +104,5 @@ func fromFlags(c *cli.Context) config.Config {
 		KubeAPIServerArgs:         c.StringSlice("kube-apiserver-arg"),
 		KubeSchedulerArgs:         c.StringSlice("kube-scheduler-arg"),
 		KubeControllerManagerArgs: c.StringSlice("kube-controller-manager-arg"),
-		NodeLabels:                c.StringSlice("node-label"),
-		NodeTaints:                c.StringSlice("node-taint"),
-		NodeExternalIPs:           c.StringSlice("node-external-ip"),
-		KubeletArgs:               c.StringSlice("kubelet-arg"),
-		KubeProxyArgs:             c.StringSlice("kube-proxy-arg"),
-		ResolvConf:                c.String("resolv-conf"),
-		LocalStoragePath:          c.String("local-storage-path"),
 	}
 }
-
-func env(name string) []string { return []string{"KEDGE_" + name} }

@@ -63,7 +63,8 @@ type Completed struct {
 // look at the host (hostname, interfaces, an existing etcd dir) but changes
 // nothing.
 func (c Config) Complete() (*Completed, error) {
-	if err := c.Validate(); err != nil {
+	tokens, err := c.check()
+	if err != nil {
 		return nil, err
 	}
 	abs, err := filepath.Abs(c.DataDir)
@@ -106,13 +107,7 @@ func (c Config) Complete() (*Completed, error) {
 
 	mode, _ := ParseFileMode(c.WriteKubeconfigMode)
 	cc.KubeconfigMode = os.FileMode(mode)
-	if c.Token != "" {
-		cc.GivenToken, _ = token.Parse(c.Token)
-	}
-	if c.AgentToken != "" {
-		cc.GivenAgentToken, _ = token.Parse(c.AgentToken)
-		cc.GivenAgentToken.Username = token.NodeUser
-	}
+	cc.GivenToken, cc.GivenAgentToken = tokens.Server, tokens.Agent
 	return cc, nil
 }
 

@@ -43,13 +43,14 @@ var Addons = []string{"coredns", "local-storage", "metrics-server", "servicelb"}
 // Config is what the user sets, through flags, the config file or KEDGE_*
 // variables. It holds no runtime objects.
 type Config struct {
+	// NodeOptions are the server's own node's (unless DisableAgent), as
+	// for `kedge agent`; NodeName and NodeIP are the server's too.
+	agentconfig.NodeOptions
 	DataDir          string
 	HTTPSListenPort  int
 	APIServerPort    int
 	BindAddress      string
 	AdvertiseAddress string
-	NodeIP           string
-	NodeName         string
 	TLSSANs          []string
 	Token            string
 	AgentToken       string
@@ -78,20 +79,6 @@ type Config struct {
 	KubeAPIServerArgs         []string
 	KubeSchedulerArgs         []string
 	KubeControllerManagerArgs []string
-
-	// The embedded agent's node options (unless DisableAgent), as for
-	// `kedge agent`.
-	NodeLabels      []string
-	NodeTaints      []string
-	NodeExternalIPs []string
-	KubeletArgs     []string
-	KubeProxyArgs   []string
-	// ResolvConf names the resolvers the node's cluster DNS forwards
-	// other names to ("": agent's default, /etc/resolv.conf).
-	ResolvConf string
-	// LocalStoragePath is the directory of the node's local-path volumes
-	// (empty: <data-dir>/storage).
-	LocalStoragePath string
 }
 
 // Default returns a Config with every default filled in.
@@ -115,6 +102,16 @@ func Default() Config {
 // Validate checks every value without touching the system. It returns all
 // problems joined, each naming the flag it is about.
 func (c Config) Validate() error {
+	_, err := c.check()
+	return err
+}
+
+// Tokens are the parsed --token and --agent-token (zero when not given).
+type Tokens struct{ Server, Agent token.Token }
+
+// check is Validate, returning the tokens it parsed.
+func (c Config) check() (Tokens, error) {
+	var tokens Tokens
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 
@@ -145,24 +142,18 @@ func (c Config) Validate() error {
 	} else if ip := net.ParseIP(c.NodeIP); c.AdvertiseAddress == "" && ip != nil && ip.IsLoopback() {
 		bad("--node-ip %s is a loopback address; other nodes could not reach it", ip)
 	}
-	if c.NodeName != "" && !validDNSName(c.NodeName) {
-		bad("--node-name %q is not a lowercase DNS name", c.NodeName)
-	}
 	for _, san := range c.TLSSANs {
 		if net.ParseIP(san) == nil && !validDNSName(strings.TrimPrefix(san, "*.")) {
 			bad("--tls-san %q is neither an IP address nor a DNS name", san)
 		}
 	}
+	var err error
 	if c.Token != "" {
-		if _, err := token.Parse(c.Token); err != nil {
+		if tokens.Server, err = token.Parse(c.Token); err != nil {
 			bad("--token: %w", err)
 		}
 	}
-	errs = append(errs, agentconfig.ValidateNodeOptions(c.NodeLabels, c.NodeTaints, c.KubeletArgs, c.KubeProxyArgs),
-		agentconfig.ValidateLocalStoragePath(c.LocalStoragePath))
-	if _, err := agentconfig.ParseNodeExternalIPs(c.NodeExternalIPs); err != nil {
-		errs = append(errs, err)
-	}
+	errs = append(errs, c.NodeOptions.Validate())
 	if c.ResolvConf != "" {
 		if _, err := os.Stat(c.ResolvConf); err != nil {
 			bad("--resolv-conf: %w", err)
@@ -174,9 +165,10 @@ func (c Config) Validate() error {
 		}
 	}
 	if c.AgentToken != "" {
-		if _, err := token.Parse(c.AgentToken); err != nil {
+		if tokens.Agent, err = token.Parse(c.AgentToken); err != nil {
 			bad("--agent-token: %w", err)
 		}
+		tokens.Agent.Username = token.NodeUser
 	}
 	clusterNet, errC := parseCIDR("--cluster-cidr", c.ClusterCIDR)
 	serviceNet, errS := parseCIDR("--service-cidr", c.ServiceCIDR)
@@ -198,7 +190,7 @@ func (c Config) Validate() error {
 	if err := validateDatastore(c); err != nil {
 		errs = append(errs, err)
 	}
-	if err := validateJoin(c); err != nil {
+	if err := validateJoin(c, tokens.Server); err != nil {
 		errs = append(errs, err)
 	}
 	if _, err := ParseFileMode(c.WriteKubeconfigMode); err != nil {
@@ -215,7 +207,7 @@ func (c Config) Validate() error {
 			}
 		}
 	}
-	return errors.Join(errs...)
+	return tokens, errors.Join(errs...)
 }
 
 func validateDatastore(c Config) error {
@@ -268,7 +260,7 @@ func validateDatastore(c Config) error {
 
 // validateJoin checks --server: an https URL, with the full server token,
 // joining the embedded etcd of an existing server.
-func validateJoin(c Config) error {
+func validateJoin(c Config, tok token.Token) error {
 	if c.Server == "" {
 		return nil
 	}
@@ -284,7 +276,7 @@ func validateJoin(c Config) error {
 	case c.ClusterInit:
 		return errors.New("--cluster-init starts a new cluster and --server joins one; use only one of them")
 	}
-	if t, err := token.Parse(c.Token); err == nil && t.CAHash == "" {
+	if tok.Secret != "" && tok.CAHash == "" {
 		return errors.New("--server needs the full K10... token (with the CA hash) to verify the server")
 	}
 	return nil

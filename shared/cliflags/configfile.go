@@ -1,4 +1,4 @@
-package command
+package cliflags
 
 import (
 	"errors"
@@ -10,11 +10,11 @@ import (
 	"sigs.k8s.io/yaml"
 )
 
-// applyConfigFile sets, from the YAML file at path, every flag the user did
+// ApplyConfigFile sets, from the YAML file at path, every flag the user did
 // not set on the command line or in the environment. Keys are flag names;
 // values are scalars or lists (for repeatable flags). A missing file is an
 // error only when required.
-func applyConfigFile(c *cli.Context, path string, required bool) error {
+func ApplyConfigFile(c *cli.Context, path string, required bool) error {
 	data, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) && !required {
 		return nil
