@@ -41,6 +41,9 @@ type Controller struct {
 	// Desired); Services asking for them get no ingress.
 	Reserved map[string]string
 	Log      *slog.Logger
+	// Decided, if set, is called after each reconcile with the desired
+	// ingress and its error (see controlloop.Loop.Decided).
+	Decided func(Result, error)
 }
 
 var _ component.Component = (*Controller)(nil)
@@ -57,7 +60,7 @@ func (c *Controller) Run(ctx context.Context, ready func()) error {
 	r := &reconciler{client: c.Client, disabled: c.Disabled, reserved: c.Reserved, log: c.Log,
 		recorder: broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: FieldManager}),
 		blocked:  map[string]string{}}
-	loop := &controlloop.Loop[Result]{Retry: backoff.Backoff{Min: retryAfter}, Log: c.Log}
+	loop := &controlloop.Loop[Result]{Retry: backoff.Backoff{Min: retryAfter}, Log: c.Log, Decided: c.Decided}
 	if c.Disabled {
 		// Give back every Service status kedge set: ready after the first
 		// attempt, retried until one succeeds, then idle (nothing kicks).
