@@ -16,7 +16,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/big"
 	"net"
 	"os"
 	"path/filepath"
@@ -31,6 +30,7 @@ import (
 	"github.com/kedge/kedge/agent/clusterdns"
 	"github.com/kedge/kedge/agent/config"
 	"github.com/kedge/kedge/agent/join"
+	"github.com/kedge/kedge/embedded/backoff"
 	"github.com/kedge/kedge/embedded/component"
 	"github.com/kedge/kedge/embedded/memtune"
 	"github.com/kedge/kedge/shared/atomicfile"
@@ -157,21 +157,18 @@ func nodePassword(path string) (string, error) {
 // joinWithRetry pins the server CA and requests credentials, retrying with
 // jittered exponential backoff (1 s to 30 s) until it succeeds or ctx ends.
 func joinWithRetry(ctx context.Context, cc *config.Completed, password string, log *slog.Logger) error {
-	backoff := time.Second
+	retry := backoff.Backoff{Min: time.Second, Max: 30 * time.Second, Jitter: 0.5}
 	for {
 		err := joinOnce(ctx, cc, password)
 		if err == nil {
 			log.Info("joined", "server", cc.Server, "node", cc.NodeName)
 			return nil
 		}
-		wait := backoff + jitter(backoff/2)
+		wait := retry.Next()
 		log.Error("cannot join the server; retrying", "server", cc.Server, "error", err, "retry_in", wait.Round(100*time.Millisecond))
-		select {
-		case <-ctx.Done():
+		if !backoff.Sleep(ctx, wait) {
 			return nil
-		case <-time.After(wait):
 		}
-		backoff = min(2*backoff, 30*time.Second)
 	}
 }
 
@@ -211,17 +208,6 @@ func writeKubeconfigs(cc *config.Completed) error {
 func isCgroupV1() bool {
 	_, err := os.Stat("/sys/fs/cgroup/cgroup.controllers")
 	return err != nil
-}
-
-func jitter(max time.Duration) time.Duration {
-	if max <= 0 {
-		return 0
-	}
-	n, err := rand.Int(rand.Reader, big.NewInt(int64(max)))
-	if err != nil {
-		return 0
-	}
-	return time.Duration(n.Int64())
 }
 
 func clientFromKubeconfig(path string) (kubernetes.Interface, error) {

@@ -12,8 +12,10 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 
+	"github.com/kedge/kedge/embedded/backoff"
 	"github.com/kedge/kedge/embedded/component"
 	"github.com/kedge/kedge/embedded/coredns"
+	"github.com/kedge/kedge/shared/controlloop"
 )
 
 // Engine starts a DNS server from a Corefile; CoreDNS in this process
@@ -41,9 +43,15 @@ type Server struct {
 	// Engine defaults to CoreDNS in this process.
 	Engine Engine
 	// Decided, if set, is called after each look at the kube-dns Service
-	// (nil if there is none) with whether DNS is serving then.
-	Decided func(svc *corev1.Service, serving bool)
+	// (see controlloop.Loop.Decided).
+	Decided func(Decision, error)
 	Log     *slog.Logger
+}
+
+// Decision is what one look at the kube-dns Service decided.
+type Decision struct {
+	Service *corev1.Service // nil if there is none
+	Serving bool
 }
 
 var _ component.Component = (*Server)(nil)
@@ -72,26 +80,10 @@ func (s *Server) Run(ctx context.Context, ready func()) error {
 			return background{dns}, nil
 		}
 	}
-	factory := informers.NewSharedInformerFactoryWithOptions(s.Client, 0, informers.WithNamespace(Namespace),
+	services := informers.NewSharedInformerFactoryWithOptions(s.Client, 0, informers.WithNamespace(Namespace),
 		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
 			o.FieldSelector = fields.OneTermEqualSelector("metadata.name", ServiceName).String()
-		}))
-	services := factory.Core().V1().Services()
-	changed := make(chan struct{}, 1)
-	poke := func(any) {
-		select {
-		case changed <- struct{}{}:
-		default:
-		}
-	}
-	if _, err := services.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc: poke, UpdateFunc: func(_, n any) { poke(n) }, DeleteFunc: poke,
-	}); err != nil {
-		return err
-	}
-	lister := services.Lister()
-	factory.Start(ctx.Done())
-	defer factory.Shutdown()
+		})).Core().V1().Services()
 	ready()
 
 	var running Stopper
@@ -101,40 +93,35 @@ func (s *Server) Run(ctx context.Context, ready func()) error {
 			s.Log.Info("cluster DNS stopped")
 		}
 	}()
-	backoff := time.Second
-	var retry <-chan time.Time
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-changed:
-		case <-retry:
-			retry = nil
-		}
-		svc, err := lister.Services(Namespace).Get(ServiceName)
-		if err != nil {
-			svc = nil
-		}
-		want := Managed(svc)
-		switch {
-		case want && running == nil && retry == nil:
-			running, err = engine(s.Corefile)
+	loop := &controlloop.Loop[Decision]{
+		Watch: []cache.SharedIndexInformer{services.Informer()},
+		Reconcile: func(context.Context) (Decision, error) {
+			svc, err := services.Lister().Services(Namespace).Get(ServiceName)
 			if err != nil {
-				running = nil
-				s.Log.Error("cannot start cluster DNS; retrying", "error", err, "retry_in", backoff)
-				retry = time.After(backoff)
-				backoff = min(2*backoff, 30*time.Second)
-				continue
+				svc = nil
 			}
-			backoff = time.Second
-			s.Log.Info("cluster DNS serving", "port", Port)
-		case !want && running != nil:
-			running.Stop()
-			running = nil
-			s.Log.Info("cluster DNS stopped: the kube-dns Service is gone or not kedge's", "label", ManagedLabel)
-		}
-		if s.Decided != nil {
-			s.Decided(svc, running != nil)
-		}
+			want := Managed(svc)
+			switch {
+			case want && running == nil:
+				if running, err = engine(s.Corefile); err != nil {
+					running = nil
+					return Decision{Service: svc}, err
+				}
+				s.Log.Info("cluster DNS serving", "port", Port)
+			case !want && running != nil:
+				running.Stop()
+				running = nil
+				s.Log.Info("cluster DNS stopped: the kube-dns Service is gone or not kedge's", "label", ManagedLabel)
+			}
+			return Decision{Service: svc, Serving: running != nil}, nil
+		},
+		// A failed start (such as the port in use) is not tried again sooner.
+		Retry:             backoff.Backoff{Min: time.Second, Max: 30 * time.Second},
+		HoldWhileRetrying: true,
+		What:              "start cluster DNS",
+		FailLevel:         slog.LevelError,
+		Log:               s.Log,
+		Decided:           s.Decided,
 	}
+	return loop.Run(ctx, nil)
 }

@@ -52,18 +52,21 @@ func service(name string, labels map[string]string) *corev1.Service {
 	return &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: Namespace, Labels: labels}}
 }
 
-func waitRunning(t *testing.T, e *fakeEngine, want int, what string) {
+// waitRunning checks the engine after each decision of the server (a
+// wake-up on decided) until want DNS servers run.
+func waitRunning(t *testing.T, e *fakeEngine, decided <-chan struct{}, want int, what string) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.After(10 * time.Second)
 	for {
-		if got, _ := e.state(); got == want {
+		got, _ := e.state()
+		if got == want {
 			return
 		}
-		if time.Now().After(deadline) {
-			got, _ := e.state()
+		select {
+		case <-decided:
+		case <-deadline:
 			t.Fatalf("%s: %d DNS servers running, want %d", what, got, want)
 		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
 
@@ -75,10 +78,15 @@ func TestServerFollowsTheService(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	// Decisions taken on an unlabelled kube-dns Service.
 	unlabelled := make(chan bool, 100)
+	decided := make(chan struct{}, 1)
 	s := &Server{Client: client, Corefile: "corefile", Engine: engine.start, Log: slog.New(slog.DiscardHandler),
-		Decided: func(svc *corev1.Service, serving bool) {
-			if svc != nil && svc.Labels[ManagedLabel] == "" {
-				unlabelled <- serving
+		Decided: func(d Decision, _ error) {
+			if d.Service != nil && d.Service.Labels[ManagedLabel] == "" {
+				unlabelled <- d.Serving
+			}
+			select {
+			case decided <- struct{}{}:
+			default:
 			}
 		}}
 	done := make(chan error, 1)
@@ -112,30 +120,30 @@ func TestServerFollowsTheService(t *testing.T) {
 	if _, err := svcs.Update(ctx, service(ServiceName, map[string]string{ManagedLabel: "true"}), metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	waitRunning(t, engine, 1, "kedge's kube-dns, after one failed start")
+	waitRunning(t, engine, decided, 1, "kedge's kube-dns, after one failed start")
 	if _, starts := engine.state(); starts != 2 || engine.corefile != "corefile" {
 		t.Errorf("starts %d (want 2: one failed, one retried), corefile %q", starts, engine.corefile)
 	}
 	if _, err := svcs.Update(ctx, service(ServiceName, map[string]string{ManagedLabel: "false"}), metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	waitRunning(t, engine, 0, "label no longer true")
+	waitRunning(t, engine, decided, 0, "label no longer true")
 	if _, err := svcs.Update(ctx, service(ServiceName, map[string]string{ManagedLabel: "true"}), metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	waitRunning(t, engine, 1, "label back")
+	waitRunning(t, engine, decided, 1, "label back")
 	if err := svcs.Delete(ctx, ServiceName, metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	waitRunning(t, engine, 0, "Service deleted")
+	waitRunning(t, engine, decided, 0, "Service deleted")
 	if _, err := svcs.Create(ctx, service(ServiceName, map[string]string{ManagedLabel: "true"}), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	waitRunning(t, engine, 1, "Service created again")
+	waitRunning(t, engine, decided, 1, "Service created again")
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatalf("Run: %v", err)
 	}
 	done <- nil
-	waitRunning(t, engine, 0, "component stopped")
+	waitRunning(t, engine, decided, 0, "component stopped")
 }

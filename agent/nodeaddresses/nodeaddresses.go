@@ -9,7 +9,6 @@ package nodeaddresses
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"log/slog"
 	"net"
 	"slices"
@@ -22,7 +21,9 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 
+	"github.com/kedge/kedge/embedded/backoff"
 	"github.com/kedge/kedge/embedded/component"
+	"github.com/kedge/kedge/shared/controlloop"
 	"github.com/kedge/kedge/shared/nodeips"
 )
 
@@ -71,43 +72,31 @@ func (p *Publisher) Run(ctx context.Context, ready func()) error {
 	if err != nil {
 		return err
 	}
-	changed := make(chan struct{}, 1)
-	poke := func(any) {
-		select {
-		case changed <- struct{}{}:
-		default:
-		}
-	}
 	informer := cache.NewSharedIndexInformer(
 		cache.NewListWatchFromClient(p.Client.CoreV1().RESTClient(), "nodes", metav1.NamespaceNone,
 			fields.OneTermEqualSelector(metav1.ObjectNameField, p.Node)),
 		&corev1.Node{}, 0, cache.Indexers{})
-	if _, err := informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc: poke, UpdateFunc: func(_, n any) { poke(n) },
-	}); err != nil {
-		return fmt.Errorf("watch node %s: %w", p.Node, err)
+	loop := &controlloop.Loop[bool]{
+		Watch: []cache.SharedIndexInformer{informer},
+		// Reconcile patches the Node when it lacks want; it decides whether
+		// it patched.
+		Reconcile: func(ctx context.Context) (bool, error) {
+			obj, exists, err := informer.GetStore().GetByKey(p.Node)
+			if err != nil || !exists || Published(obj.(*corev1.Node), want) {
+				return false, nil
+			}
+			if _, err := p.Client.CoreV1().Nodes().Patch(ctx, p.Node, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+				return false, err
+			}
+			p.Log.Info("published the node's addresses", "internal_ip", p.InternalIP, "external_ips", nodeips.JoinIPs(p.ExternalIPs))
+			return true, nil
+		},
+		Retry:     backoff.Backoff{Min: 2 * time.Second},
+		What:      "publish the node's addresses",
+		FailLevel: slog.LevelDebug,
+		Log:       p.Log,
 	}
-	go informer.RunWithContext(ctx)
-	var retry <-chan time.Time
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-changed:
-		case <-retry:
-		}
-		retry = nil
-		obj, exists, err := informer.GetStore().GetByKey(p.Node)
-		if err != nil || !exists || Published(obj.(*corev1.Node), want) {
-			continue
-		}
-		if _, err := p.Client.CoreV1().Nodes().Patch(ctx, p.Node, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
-			p.Log.Debug("cannot publish the node's addresses yet", "error", err)
-			retry = time.After(2 * time.Second)
-			continue
-		}
-		p.Log.Info("published the node's addresses", "internal_ip", p.InternalIP, "external_ips", nodeips.JoinIPs(p.ExternalIPs))
-	}
+	return loop.Run(ctx, nil)
 }
 
 // Published reports whether node carries the wanted annotations.

@@ -7,13 +7,11 @@ package tunnel
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
 	"io"
 	"log/slog"
-	"math/big"
 	"net"
 	"net/url"
 	"os"
@@ -24,13 +22,14 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/rancher/remotedialer"
 
+	"github.com/kedge/kedge/embedded/backoff"
 	"github.com/kedge/kedge/embedded/component"
 	"github.com/kedge/kedge/shared/joinapi"
 	"github.com/kedge/kedge/shared/tunnelwire"
 )
 
 // Reconnect backoff: it starts at minBackoff, doubles up to maxBackoff and
-// each wait is drawn from [b/2, b], so that after a link returns the tunnel
+// each wait is drawn from [b/2, b), so that after a link returns the tunnel
 // is back within maxBackoff plus one handshake.
 const (
 	minBackoff = 250 * time.Millisecond
@@ -68,7 +67,8 @@ func (c *Client) Name() string { return "tunnel" }
 // Run implements component.Component.
 func (c *Client) Run(ctx context.Context, ready func()) error {
 	ready()
-	backoff := minBackoff
+	// Waits from [b/2, b) for b from minBackoff to maxBackoff.
+	retry := backoff.Backoff{Min: minBackoff / 2, Max: maxBackoff / 2, Jitter: 1}
 	failing := false
 	for {
 		start := time.Now()
@@ -77,9 +77,9 @@ func (c *Client) Run(ctx context.Context, ready func()) error {
 			return nil
 		}
 		if connected && time.Since(start) >= stableAfter {
-			backoff = minBackoff
+			retry.Reset()
 		}
-		wait := backoff/2 + jitter(backoff/2)
+		wait := retry.Next()
 		switch {
 		case connected:
 			c.Log.Warn("tunnel lost; reconnecting", "server", c.Server, "error", err, "retry_in", wait.Round(time.Millisecond))
@@ -90,14 +90,9 @@ func (c *Client) Run(ctx context.Context, ready func()) error {
 		default:
 			c.Log.Debug("cannot open the tunnel; retrying", "server", c.Server, "error", err, "retry_in", wait.Round(time.Millisecond))
 		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !backoff.Sleep(ctx, wait) {
 			return nil
-		case <-t.C:
 		}
-		backoff = min(2*backoff, maxBackoff)
 	}
 }
 
@@ -228,15 +223,4 @@ func (w *watchedConn) idle() time.Duration {
 		return 0
 	}
 	return time.Since(time.Unix(0, w.last.Load()))
-}
-
-func jitter(max time.Duration) time.Duration {
-	if max <= 0 {
-		return 0
-	}
-	n, err := rand.Int(rand.Reader, big.NewInt(int64(max)))
-	if err != nil {
-		return 0
-	}
-	return time.Duration(n.Int64())
 }

@@ -38,6 +38,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/kedge/kedge/embedded/backoff"
 	"github.com/kedge/kedge/embedded/component"
 )
 
@@ -225,10 +226,11 @@ var errNoPodCIDR = errors.New("the controller-manager has not given the node a p
 // retry calls fn until it succeeds (true) or ctx ends (false), logging
 // failures and backing off from 1 s to RetryInterval.
 func (f *Flannel) retry(ctx context.Context, what string, fn func() error) bool {
-	backoff, limit := time.Second, f.RetryInterval
+	limit := f.RetryInterval
 	if limit <= 0 {
 		limit = 30 * time.Second
 	}
+	retry := backoff.Backoff{Min: time.Second, Max: limit}
 	for {
 		err := fn()
 		if err == nil {
@@ -241,13 +243,11 @@ func (f *Flannel) retry(ctx context.Context, what string, fn func() error) bool 
 		if errors.Is(err, errNoPodCIDR) {
 			level = slog.LevelInfo // expected for a moment after the node registers
 		}
-		f.Log.Log(ctx, level, "flannel: cannot "+what+"; retrying", "error", err, "retry_in", backoff)
-		select {
-		case <-ctx.Done():
+		wait := retry.Next()
+		f.Log.Log(ctx, level, "flannel: cannot "+what+"; retrying", "error", err, "retry_in", wait)
+		if !backoff.Sleep(ctx, wait) {
 			return false
-		case <-time.After(backoff):
 		}
-		backoff = min(2*backoff, limit)
 	}
 }
 

@@ -9,6 +9,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/kedge/kedge/embedded/backoff"
 )
 
 // state is the Deployer's memory between passes, owned by Run's goroutine.
@@ -32,11 +34,13 @@ type state struct {
 }
 
 // failure is a file's apply failure: the file, unchanged, is retried at
-// next, and the delay doubles each time (up to maxRetry).
+// next, and the delay doubles each time (from the poll interval up to
+// maxRetry).
 type failure struct {
 	checksum string
 	next     time.Time
-	delay    time.Duration
+	delay    time.Duration   // the wait before next
+	retry    backoff.Backoff // the waits after it
 }
 
 // maxRetry bounds the delay between retries of a file that keeps failing.
@@ -52,11 +56,12 @@ func (s *state) due(name, checksum string) bool {
 
 // retryLater backs a failed file off.
 func (s *state) retryLater(name, checksum string) {
-	delay := s.interval
+	retry := backoff.Backoff{Min: s.interval, Max: maxRetry}
 	if f, ok := s.failed[name]; ok && f.checksum == checksum {
-		delay = min(2*f.delay, maxRetry)
+		retry = f.retry
 	}
-	s.failed[name] = failure{checksum: checksum, next: time.Now().Add(delay), delay: delay}
+	delay := retry.Next()
+	s.failed[name] = failure{checksum: checksum, next: time.Now().Add(delay), delay: delay, retry: retry}
 }
 
 // result is the outcome of applying (or removing) one file in a pass.

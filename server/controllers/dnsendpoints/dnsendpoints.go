@@ -36,7 +36,9 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/kedge/kedge/agent/clusterdns"
+	"github.com/kedge/kedge/embedded/backoff"
 	"github.com/kedge/kedge/embedded/component"
+	"github.com/kedge/kedge/shared/controlloop"
 )
 
 // ManagedBy is the endpointslice.kubernetes.io/managed-by value of the
@@ -51,6 +53,9 @@ type Controller struct {
 	// (default 5 minutes), repairing edits to the slices.
 	Resync time.Duration
 	Log    *slog.Logger
+	// Decided, if set, is called after each reconcile with the changes it
+	// planned and its error (see controlloop.Loop.Decided).
+	Decided func(Changes, error)
 }
 
 var _ component.Component = (*Controller)(nil)
@@ -67,65 +72,33 @@ func (c *Controller) Run(ctx context.Context, ready func()) error {
 	if resync <= 0 {
 		resync = 5 * time.Minute
 	}
-	all := informers.NewSharedInformerFactory(c.Client, resync)
-	nodes := all.Core().V1().Nodes()
-	services := informers.NewSharedInformerFactoryWithOptions(c.Client, resync, informers.WithNamespace(clusterdns.Namespace),
+	nodes := informers.NewSharedInformerFactory(c.Client, resync).Core().V1().Nodes()
+	svcs := informers.NewSharedInformerFactoryWithOptions(c.Client, resync, informers.WithNamespace(clusterdns.Namespace),
 		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
 			o.FieldSelector = fields.OneTermEqualSelector("metadata.name", clusterdns.ServiceName).String()
-		}))
-	svcs := services.Core().V1().Services()
-	sliceFactory := informers.NewSharedInformerFactoryWithOptions(c.Client, resync, informers.WithNamespace(clusterdns.Namespace),
+		})).Core().V1().Services()
+	slices := informers.NewSharedInformerFactoryWithOptions(c.Client, resync, informers.WithNamespace(clusterdns.Namespace),
 		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
 			o.LabelSelector = labels.SelectorFromSet(labels.Set{discoveryv1.LabelManagedBy: ManagedBy}).String()
-		}))
-	slices := sliceFactory.Discovery().V1().EndpointSlices()
-	changed := make(chan struct{}, 1)
-	poke := func(any) {
-		select {
-		case changed <- struct{}{}:
-		default:
-		}
-	}
-	handler := cache.ResourceEventHandlerFuncs{AddFunc: poke, UpdateFunc: func(_, n any) { poke(n) }, DeleteFunc: poke}
-	for _, inf := range []cache.SharedIndexInformer{nodes.Informer(), svcs.Informer(), slices.Informer()} {
-		if _, err := inf.AddEventHandler(handler); err != nil {
-			return err
-		}
-	}
-	for _, f := range []informers.SharedInformerFactory{all, services, sliceFactory} {
-		f.Start(ctx.Done())
-		defer f.Shutdown()
-	}
-	if !cache.WaitForCacheSync(ctx.Done(), nodes.Informer().HasSynced, svcs.Informer().HasSynced, slices.Informer().HasSynced) {
-		return nil // cancelled before the caches synced
-	}
-	ready()
-	backoff := time.Second
-	var retry <-chan time.Time
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-changed:
-		case <-retry:
-		}
-		nodeList, _ := nodes.Lister().List(labels.Everything())
-		sliceList, _ := slices.Lister().EndpointSlices(clusterdns.Namespace).List(labels.Everything())
-		svc, err := svcs.Lister().Services(clusterdns.Namespace).Get(clusterdns.ServiceName)
-		if err != nil {
-			svc = nil
-		}
-		if err := c.reconcile(ctx, Plan(Desired(svc, nodeList), sliceList)); err != nil {
-			if ctx.Err() != nil {
-				return nil
+		})).Discovery().V1().EndpointSlices()
+	loop := &controlloop.Loop[Changes]{
+		Watch: []cache.SharedIndexInformer{nodes.Informer(), svcs.Informer(), slices.Informer()},
+		Reconcile: func(ctx context.Context) (Changes, error) {
+			nodeList, _ := nodes.Lister().List(labels.Everything())
+			sliceList, _ := slices.Lister().EndpointSlices(clusterdns.Namespace).List(labels.Everything())
+			svc, err := svcs.Lister().Services(clusterdns.Namespace).Get(clusterdns.ServiceName)
+			if err != nil {
+				svc = nil
 			}
-			c.Log.Warn("update the cluster DNS endpoint slices", "error", err, "retry_in", backoff)
-			retry = time.After(backoff)
-			backoff = min(2*backoff, 30*time.Second)
-			continue
-		}
-		retry, backoff = nil, time.Second
+			ch := Plan(Desired(svc, nodeList), sliceList)
+			return ch, c.reconcile(ctx, ch)
+		},
+		Retry:   backoff.Backoff{Min: time.Second, Max: 30 * time.Second},
+		What:    "update the cluster DNS endpoint slices",
+		Log:     c.Log,
+		Decided: c.Decided,
 	}
+	return loop.Run(ctx, ready)
 }
 
 // Changes is what reconciling writes.

@@ -114,7 +114,14 @@ func TestPlan(t *testing.T) {
 func TestControllerFollowsNodesAndService(t *testing.T) {
 	ctx := t.Context()
 	client := fake.NewClientset(kubeDNS(true), node("a", "10.0.0.1"), node("b", "10.0.0.2"))
-	componenttest.Start(t, &Controller{Client: client, Log: slog.New(slog.DiscardHandler)})
+	// reconciled holds a wake-up once a reconcile is done.
+	reconciled := make(chan struct{}, 1)
+	componenttest.Start(t, &Controller{Client: client, Log: slog.New(slog.DiscardHandler), Decided: func(Changes, error) {
+		select {
+		case reconciled <- struct{}{}:
+		default:
+		}
+	}})
 	slicesNow := func() map[string]string {
 		l, err := client.DiscoveryV1().EndpointSlices(clusterdns.Namespace).List(ctx, metav1.ListOptions{})
 		if err != nil {
@@ -126,9 +133,10 @@ func TestControllerFollowsNodesAndService(t *testing.T) {
 		}
 		return out
 	}
+	// eventually checks the slices after each reconcile until they are want.
 	eventually := func(what string, want map[string]string) {
 		t.Helper()
-		deadline := time.Now().Add(10 * time.Second)
+		deadline := time.After(10 * time.Second)
 		for {
 			got := slicesNow()
 			if len(got) == len(want) && func() bool {
@@ -141,10 +149,11 @@ func TestControllerFollowsNodesAndService(t *testing.T) {
 			}() {
 				return
 			}
-			if time.Now().After(deadline) {
+			select {
+			case <-reconciled:
+			case <-deadline:
 				t.Fatalf("%s: slices %v, want %v", what, got, want)
 			}
-			time.Sleep(20 * time.Millisecond)
 		}
 	}
 	eventually("start", map[string]string{"kube-dns-a": "10.0.0.1", "kube-dns-b": "10.0.0.2"})

@@ -33,6 +33,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/kedge/kedge/embedded/backoff"
 	"github.com/kedge/kedge/embedded/component"
 )
 
@@ -73,23 +74,20 @@ func (r *Reconciler) Run(ctx context.Context, ready func()) error {
 	if interval <= 0 {
 		interval = 5 * time.Minute
 	}
-	retry := time.Second
+	retry := backoff.Backoff{Min: time.Second, Max: 30 * time.Second}
 	for {
 		wait := interval
 		if err := Ensure(ctx, r.Client); err != nil {
 			if ctx.Err() == nil {
 				r.Log.Warn("update kedge cluster roles", "error", err)
 			}
-			wait = retry
-			retry = min(2*retry, 30*time.Second)
+			wait = retry.Next()
 		} else {
 			ready()
-			retry = time.Second
+			retry.Reset()
 		}
-		select {
-		case <-ctx.Done():
+		if !backoff.Sleep(ctx, wait) {
 			return nil
-		case <-time.After(wait):
 		}
 	}
 }

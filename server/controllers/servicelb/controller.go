@@ -19,7 +19,9 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 
+	"github.com/kedge/kedge/embedded/backoff"
 	"github.com/kedge/kedge/embedded/component"
+	"github.com/kedge/kedge/shared/controlloop"
 )
 
 // FieldManager owns the load-balancer status the controller writes; a
@@ -39,6 +41,9 @@ type Controller struct {
 	// Desired); Services asking for them get no ingress.
 	Reserved map[string]string
 	Log      *slog.Logger
+	// Decided, if set, is called after each reconcile with the desired
+	// ingress and its error (see controlloop.Loop.Decided).
+	Decided func(Result, error)
 }
 
 var _ component.Component = (*Controller)(nil)
@@ -55,92 +60,44 @@ func (c *Controller) Run(ctx context.Context, ready func()) error {
 	r := &reconciler{client: c.Client, disabled: c.Disabled, reserved: c.Reserved, log: c.Log,
 		recorder: broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: FieldManager}),
 		blocked:  map[string]string{}}
+	loop := &controlloop.Loop[Result]{Retry: backoff.Backoff{Min: retryAfter}, Log: c.Log, Decided: c.Decided}
 	if c.Disabled {
-		return c.releaseAll(ctx, r, ready)
+		// Give back every Service status kedge set: ready after the first
+		// attempt, retried until one succeeds, then idle (nothing kicks).
+		loop.What = "release LoadBalancer Services"
+		loop.Reconcile = func(ctx context.Context) (Result, error) {
+			defer ready()
+			return c.releaseOnce(ctx, r)
+		}
+		return loop.Run(ctx, nil)
 	}
 	factory := informers.NewSharedInformerFactory(c.Client, 0)
-	defer factory.Shutdown()
 	services := factory.Core().V1().Services()
 	nodes := factory.Core().V1().Nodes()
 	endpoints := factory.Discovery().V1().EndpointSlices()
-	kick := make(chan struct{}, 1)
-	handler := cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(any) { poke(kick) },
-		UpdateFunc: func(any, any) { poke(kick) },
-		DeleteFunc: func(any) { poke(kick) },
-	}
-	var synced []cache.InformerSynced
-	for _, inf := range []cache.SharedIndexInformer{services.Informer(), nodes.Informer(), endpoints.Informer()} {
-		if _, err := inf.AddEventHandler(handler); err != nil {
-			return err
-		}
-		synced = append(synced, inf.HasSynced)
-	}
-	factory.Start(ctx.Done())
-	if !cache.WaitForCacheSync(ctx.Done(), synced...) {
-		return nil
-	}
-	// Ready once the caches synced; a Service whose status cannot be
-	// written is retried without holding up the server.
-	ready()
-	for {
+	loop.What = "update LoadBalancer Services"
+	loop.Watch = []cache.SharedIndexInformer{services.Informer(), nodes.Informer(), endpoints.Informer()}
+	loop.Reconcile = func(ctx context.Context) (Result, error) {
 		svcs, _ := services.Lister().List(labels.Everything())
 		ns, _ := nodes.Lister().List(labels.Everything())
 		eps, _ := endpoints.Lister().List(labels.Everything())
-		var retry <-chan time.Time
-		if err := r.reconcile(ctx, svcs, ns, eps); err != nil {
-			c.Log.Warn("cannot update LoadBalancer Services; retrying", "error", err, "retry_in", retryAfter)
-			retry = time.After(retryAfter)
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-kick:
-		case <-retry:
-		}
+		return r.reconcile(ctx, svcs, ns, eps)
 	}
+	// Ready once the caches synced; a Service whose status cannot be
+	// written is retried without holding up the server.
+	return loop.Run(ctx, ready)
 }
 
-// releaseAll gives back every Service status kedge set: it is ready after
-// the first attempt, retries in the background until one succeeds, and
-// then idles until ctx ends.
-func (c *Controller) releaseAll(ctx context.Context, r *reconciler, ready func()) error {
-	for attempt := 0; ; attempt++ {
-		err := c.releaseOnce(ctx, r)
-		if attempt == 0 {
-			ready()
-		}
-		if err == nil || ctx.Err() != nil {
-			break
-		}
-		c.Log.Warn("cannot release LoadBalancer Services; retrying", "error", err, "retry_in", retryAfter)
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(retryAfter):
-		}
-	}
-	<-ctx.Done()
-	return nil
-}
-
-func (c *Controller) releaseOnce(ctx context.Context, r *reconciler) error {
+func (c *Controller) releaseOnce(ctx context.Context, r *reconciler) (Result, error) {
 	list, err := c.Client.CoreV1().Services(metav1.NamespaceAll).List(ctx, metav1.ListOptions{})
 	if err != nil {
-		return err
+		return Result{}, err
 	}
 	svcs := make([]*corev1.Service, len(list.Items))
 	for i := range list.Items {
 		svcs[i] = &list.Items[i]
 	}
 	return r.reconcile(ctx, svcs, nil, nil)
-}
-
-func poke(kick chan struct{}) {
-	select {
-	case kick <- struct{}{}:
-	default:
-	}
 }
 
 type reconciler struct {
@@ -153,8 +110,8 @@ type reconciler struct {
 }
 
 // reconcile writes every Service's status that differs from the desired
-// one and returns the first error.
-func (r *reconciler) reconcile(ctx context.Context, svcs []*corev1.Service, nodes []*corev1.Node, eps []*discoveryv1.EndpointSlice) error {
+// one; it returns the desired one and the first error.
+func (r *reconciler) reconcile(ctx context.Context, svcs []*corev1.Service, nodes []*corev1.Node, eps []*discoveryv1.EndpointSlice) (Result, error) {
 	want := Result{Ingress: map[string][]string{}, Blocked: map[string]string{}}
 	if !r.disabled {
 		want = Desired(svcs, nodes, eps, r.reserved)
@@ -194,7 +151,7 @@ func (r *reconciler) reconcile(ctx context.Context, svcs []*corev1.Service, node
 	}
 	// Forget Services that are gone or no longer blocked.
 	r.blocked = want.Blocked
-	return firstErr
+	return want, firstErr
 }
 
 func (r *reconciler) apply(ctx context.Context, s *corev1.Service, ips []string) error {

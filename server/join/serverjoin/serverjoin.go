@@ -14,6 +14,7 @@ import (
 	"time"
 
 	agentjoin "github.com/kedge/kedge/agent/join"
+	"github.com/kedge/kedge/embedded/backoff"
 	"github.com/kedge/kedge/server/join"
 	"github.com/kedge/kedge/shared/joinapi"
 	"github.com/kedge/kedge/shared/token"
@@ -29,7 +30,7 @@ func (p permanent) Unwrap() error { return p.error }
 // mismatch, rejected token, other cluster settings, a bad request) return at
 // once. The response is checked against the pinned CA and req.Cluster.
 func Join(ctx context.Context, server string, tok token.Token, req joinapi.ServerJoinRequest, log *slog.Logger) (*joinapi.ServerJoinResponse, error) {
-	backoff := time.Second
+	retry := backoff.Backoff{Min: time.Second, Max: 10 * time.Second}
 	for {
 		resp, err := joinOnce(ctx, server, tok, req)
 		if err == nil {
@@ -39,13 +40,11 @@ func Join(ctx context.Context, server string, tok token.Token, req joinapi.Serve
 		if errors.As(err, &p) || errors.Is(err, agentjoin.ErrCAMismatch) {
 			return nil, err
 		}
-		log.Warn("cannot join the server yet; retrying", "server", server, "error", err, "retry_in", backoff)
-		select {
-		case <-ctx.Done():
+		wait := retry.Next()
+		log.Warn("cannot join the server yet; retrying", "server", server, "error", err, "retry_in", wait)
+		if !backoff.Sleep(ctx, wait) {
 			return nil, fmt.Errorf("join %s: %w (last error: %v)", server, ctx.Err(), err)
-		case <-time.After(backoff):
 		}
-		backoff = min(2*backoff, 10*time.Second)
 	}
 }
 
