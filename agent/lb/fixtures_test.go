@@ -30,6 +30,7 @@ type backend struct {
 	name  string
 	srv   *httptest.Server
 	ready atomic.Bool
+	oks   atomic.Int64 // /readyz requests answered 200
 	quit  chan struct{}
 	link  *link // if set, clients reach the server through it
 }
@@ -61,6 +62,7 @@ func startBackend(t *testing.T, name string, tlsConfig *tls.Config) *backend {
 			http.Error(w, "not ready", http.StatusServiceUnavailable)
 			return
 		}
+		b.oks.Add(1)
 		io.WriteString(w, "ok")
 	})
 	mux.HandleFunc("/name", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, name) })
@@ -103,7 +105,6 @@ type env struct {
 	dir    string
 	caFile string
 	ca     *x509.CertPool
-	logs   *logs // what the balancers logged
 }
 
 func newEnv(t *testing.T, any *backend) *env {
@@ -116,50 +117,29 @@ func newEnv(t *testing.T, any *backend) *env {
 	}
 	pool := x509.NewCertPool()
 	pool.AddCert(cert)
-	return &env{t: t, dir: dir, caFile: caFile, ca: pool, logs: &logs{}}
+	return &env{t: t, dir: dir, caFile: caFile, ca: pool}
 }
 
 func (e *env) balancer(server string) *Balancer {
 	return &Balancer{
 		Listen: fmt.Sprintf("127.0.0.1:%d", freePort(e.t)), Server: server, CAFile: e.caFile,
 		StateFile: filepath.Join(e.dir, "lb-servers.json"),
-		Log:       slog.New(slog.NewTextHandler(io.MultiWriter(tWriter{e.t}, e.logs), &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Log:       slog.New(slog.NewTextHandler(tWriter{e.t}, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	}
 }
 
-// waitLogged polls until the balancers logged a line holding every one of subs.
-func (e *env) waitLogged(within time.Duration, subs ...string) {
+// waitHealthy waits until the balancer has recorded a healthy check of s:
+// its checks of one server follow each other, so once s answered a second
+// check the first one was recorded.
+func (e *env) waitHealthy(s *backend, within time.Duration) {
 	e.t.Helper()
 	deadline := time.Now().Add(within)
-	for !e.logs.has(subs...) {
+	for s.oks.Load() < 2 {
 		if time.Now().After(deadline) {
-			e.t.Fatalf("no log line with %q", subs)
+			e.t.Fatalf("%s was not checked healthy twice within %s", s.name, within)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-}
-
-// logs collects log output; safe for concurrent use.
-type logs struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *logs) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logs) has(subs ...string) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for _, line := range strings.Split(l.b.String(), "\n") {
-		if !slices.ContainsFunc(subs, func(s string) bool { return !strings.Contains(line, s) }) {
-			return true
-		}
-	}
-	return false
 }
 
 // running is a started balancer.

@@ -69,7 +69,7 @@ func twoServers(t *testing.T, linked bool) (*env, *Balancer, *backend, *backend)
 	lb := e.balancer(a.url())
 	e.waitReady(e.start(lb), 5*time.Second)
 	for _, s := range []*backend{a, b} {
-		e.waitLogged(5*time.Second, `msg="server healthy"`, "server="+s.addr())
+		e.waitHealthy(s, 5*time.Second)
 	}
 	waitFile(t, lb.StateFile, b.addr()) // --server is not stored: it was not learned
 	active, other := a, b

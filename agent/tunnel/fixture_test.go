@@ -18,9 +18,11 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/gorilla/websocket"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes/fake"
@@ -43,6 +45,21 @@ type cluster struct {
 	proxy  string
 	logs   *logBuffer
 	stop   func() // stops srv (Run); called by cleanup too
+	// dials counts the requests to the websocket endpoint: each is an
+	// agent's attempt to open a session.
+	dials atomic.Int64
+}
+
+// waitDial waits until the endpoint received more than after requests.
+func (c *cluster) waitDial(t *testing.T, after int64, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for c.dials.Load() <= after {
+		if time.Now().After(deadline) {
+			t.Fatalf("no new attempt to open a session within %s; logs:\n%s", within, c.logs)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 func newCluster(t *testing.T, nodes ...*corev1.Node) *cluster {
@@ -102,7 +119,10 @@ func startCluster(t *testing.T, dir string, files *pki.Files, ca *pki.CA, nodes 
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.public = httptest.NewUnstartedServer(c.srv)
+	c.public = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c.dials.Add(1)
+		c.srv.ServeHTTP(w, r)
+	}))
 	c.public.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, ClientAuth: tls.RequestClientCert}
 	c.public.StartTLS()
 	t.Cleanup(c.public.Close)
@@ -268,3 +288,23 @@ func (l *logBuffer) String() string {
 }
 
 func (l *logBuffer) count(s string) int { return strings.Count(l.String(), s) }
+
+// dialEndpoint opens a session as the agent does, with certFile and
+// keyFile, and returns the HTTP status of the handshake (101 when it opened).
+func (c *cluster) dialEndpoint(t *testing.T, certFile, keyFile string) int {
+	t.Helper()
+	client := &Client{Server: c.public.URL, CertFile: certFile, KeyFile: keyFile, CAFile: c.files.ServerCA}
+	cfg, err := client.tlsConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, _ := tunnelURL(c.public.URL)
+	ws, resp, err := (&websocket.Dialer{TLSClientConfig: cfg, HandshakeTimeout: 5 * time.Second}).Dial(u, nil)
+	if ws != nil {
+		ws.Close()
+	}
+	if resp == nil {
+		t.Fatalf("dial the tunnel endpoint: %v", err)
+	}
+	return resp.StatusCode
+}

@@ -166,10 +166,6 @@ func TestServersJoinEmbeddedEtcd(t *testing.T) {
 	t.Cleanup(func() {
 		_ = exec.Command("ip", "netns", "exec", edge.NS, "nft", "delete", "table", "inet", table).Run()
 	})
-	tunnels := func(p *hosts.Proc) int { return countLines(p.Output(), `msg="tunnel session started"`, "node=edge") }
-	waitFor(t, 30*time.Second, "a tunnel session from the agent on every server", append(all, agent), func() bool {
-		return !slices.ContainsFunc(all, func(p *hosts.Proc) bool { return tunnels(p) == 0 })
-	})
 	if _, err := c2.CoreV1().Pods("default").Create(ctx, testPod("web", "edge"), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
