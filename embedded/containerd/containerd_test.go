@@ -22,8 +22,8 @@ import (
 	"github.com/kedge/kedge/agent/bundle"
 	agentcontainerd "github.com/kedge/kedge/agent/containerd"
 	"github.com/kedge/kedge/agent/images"
-	"github.com/kedge/kedge/scripts/e2e/testenv"
 	"github.com/kedge/kedge/scripts/imagebuild/ociimage"
+	"github.com/kedge/kedge/scripts/testenv"
 )
 
 // TestRunsAPodWithoutARegistry runs the real containerd in this process

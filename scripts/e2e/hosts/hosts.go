@@ -25,7 +25,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kedge/kedge/scripts/e2e/testenv"
+	"github.com/kedge/kedge/scripts/testenv"
 )
 
 // Network is a bridge with hosts attached, on 10.199.<n>.0/24.

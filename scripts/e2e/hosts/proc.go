@@ -6,7 +6,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/kedge/kedge/scripts/e2e/testenv"
+	"github.com/kedge/kedge/scripts/testenv"
 )
 
 // Proc is a process running in a host.

@@ -22,7 +22,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
-	"github.com/kedge/kedge/scripts/e2e/testenv"
+	"github.com/kedge/kedge/scripts/testenv"
 	"github.com/kedge/kedge/server"
 	"github.com/kedge/kedge/server/config"
 )

@@ -16,7 +16,7 @@ import (
 
 	_ "github.com/mattn/go-sqlite3"
 
-	"github.com/kedge/kedge/scripts/e2e/testenv"
+	"github.com/kedge/kedge/scripts/testenv"
 	"github.com/kedge/kedge/server/integration/harness"
 )
 
