@@ -1,8 +1,8 @@
 package clusterdns
 
 import (
-	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"testing"
@@ -11,6 +11,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
+
+	"github.com/kedge/kedge/scripts/testenv"
 )
 
 // fakeEngine records starts and stops; the first failStarts starts fail.
@@ -54,17 +56,12 @@ func service(name string, labels map[string]string) *corev1.Service {
 
 func waitRunning(t *testing.T, e *fakeEngine, want int, what string) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if got, _ := e.state(); got == want {
-			return
+	testenv.WaitFor(t, 10*time.Second, what, func() error {
+		if got, _ := e.state(); got != want {
+			return fmt.Errorf("%d DNS servers running, want %d", got, want)
 		}
-		if time.Now().After(deadline) {
-			got, _ := e.state()
-			t.Fatalf("%s: %d DNS servers running, want %d", what, got, want)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // TestServerFollowsTheService: DNS serves only while kube-dns is kedge's,
@@ -72,7 +69,7 @@ func waitRunning(t *testing.T, e *fakeEngine, want int, what string) {
 func TestServerFollowsTheService(t *testing.T) {
 	client := fake.NewClientset(service("other", map[string]string{ManagedLabel: "true"}))
 	engine := &fakeEngine{failStarts: 1}
-	ctx, cancel := context.WithCancel(t.Context())
+	ctx := t.Context()
 	// Decisions taken on an unlabelled kube-dns Service.
 	unlabelled := make(chan bool, 100)
 	s := &Server{Client: client, Corefile: "corefile", Engine: engine.start, Log: slog.New(slog.DiscardHandler),
@@ -81,18 +78,8 @@ func TestServerFollowsTheService(t *testing.T) {
 				unlabelled <- serving
 			}
 		}}
-	done := make(chan error, 1)
-	readyc := make(chan struct{})
-	go func() { done <- s.Run(ctx, func() { close(readyc) }) }()
-	defer func() {
-		cancel()
-		<-done
-	}()
-	select {
-	case <-readyc:
-	case <-time.After(5 * time.Second):
-		t.Fatal("not ready without a kube-dns Service")
-	}
+	r := testenv.Start(t, s.Run)
+	r.WaitReady(5 * time.Second) // without a kube-dns Service
 	svcs := client.CoreV1().Services(Namespace)
 	if _, err := svcs.Create(ctx, service(ServiceName, nil), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
@@ -132,10 +119,8 @@ func TestServerFollowsTheService(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitRunning(t, engine, 1, "Service created again")
-	cancel()
-	if err := <-done; err != nil {
+	if err := r.Stop(); err != nil {
 		t.Fatalf("Run: %v", err)
 	}
-	done <- nil
 	waitRunning(t, engine, 0, "component stopped")
 }

@@ -1,7 +1,6 @@
 package lb
 
 import (
-	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
@@ -21,6 +20,8 @@ import (
 	"time"
 
 	certutil "k8s.io/client-go/util/cert"
+
+	"github.com/kedge/kedge/scripts/testenv"
 )
 
 // backend is a real TLS server standing in for a kedge server: /readyz
@@ -133,53 +134,15 @@ func (e *env) balancer(server string) *Balancer {
 // check the first one was recorded.
 func (e *env) waitHealthy(s *backend, within time.Duration) {
 	e.t.Helper()
-	deadline := time.Now().Add(within)
-	for s.oks.Load() < 2 {
-		if time.Now().After(deadline) {
-			e.t.Fatalf("%s was not checked healthy twice within %s", s.name, within)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testenv.WaitUntil(e.t, within, s.name+" checked healthy twice", func() bool { return s.oks.Load() >= 2 })
 }
 
-// running is a started balancer.
-type running struct {
-	ready chan struct{}
-	stop  func()
-}
+// start runs b until Stop or the end of the test.
+func (e *env) start(b *Balancer) *testenv.Running { return testenv.Start(e.t, b.Run) }
 
-func (e *env) start(b *Balancer) *running {
-	t := e.t
-	ctx, cancel := context.WithCancel(t.Context())
-	r := &running{ready: make(chan struct{})}
-	var once sync.Once
-	errc := make(chan error, 1)
-	go func() { errc <- b.Run(ctx, func() { once.Do(func() { close(r.ready) }) }) }()
-	var stopOnce sync.Once
-	r.stop = func() {
-		stopOnce.Do(func() {
-			cancel()
-			select {
-			case err := <-errc:
-				if err != nil {
-					t.Errorf("Run: %v", err)
-				}
-			case <-time.After(10 * time.Second):
-				t.Error("the balancer did not stop within 10 s")
-			}
-		})
-	}
-	t.Cleanup(r.stop)
-	return r
-}
-
-func (e *env) waitReady(r *running, within time.Duration) {
+func (e *env) waitReady(r *testenv.Running, within time.Duration) {
 	e.t.Helper()
-	select {
-	case <-r.ready:
-	case <-time.After(within):
-		e.t.Fatalf("not ready within %s", within)
-	}
+	r.WaitReady(within)
 }
 
 // get fetches path through the balancer on a new connection and returns
@@ -219,17 +182,13 @@ func (e *env) waitServedBy(b *Balancer, name string, within time.Duration) time.
 func waitFile(t *testing.T, path string, want ...string) {
 	t.Helper()
 	want = slices.Sorted(slices.Values(want))
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	testenv.WaitFor(t, 5*time.Second, "the stored servers", func() error {
 		got, _, err := loadServers(path)
-		if err == nil && slices.Equal(slices.Sorted(slices.Values(got)), want) {
-			return
+		if err != nil || !slices.Equal(slices.Sorted(slices.Values(got)), want) {
+			return fmt.Errorf("stored servers = %v (%v), want %v", got, err, want)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("stored servers = %v (%v), want %v", got, err, want)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 func freePort(t *testing.T) int {

@@ -2,7 +2,6 @@ package tunnel
 
 import (
 	"bufio"
-	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -29,6 +28,7 @@ import (
 	certutil "k8s.io/client-go/util/cert"
 	"k8s.io/client-go/util/keyutil"
 
+	"github.com/kedge/kedge/scripts/testenv"
 	"github.com/kedge/kedge/server/pki"
 	servertunnel "github.com/kedge/kedge/server/tunnel"
 )
@@ -53,13 +53,7 @@ type cluster struct {
 // waitDial waits until the endpoint received more than after requests.
 func (c *cluster) waitDial(t *testing.T, after int64, within time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for c.dials.Load() <= after {
-		if time.Now().After(deadline) {
-			t.Fatalf("no new attempt to open a session within %s; logs:\n%s", within, c.logs)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testenv.WaitUntil(t, within, "a new attempt to open a session", func() bool { return c.dials.Load() > after })
 }
 
 func newCluster(t *testing.T, nodes ...*corev1.Node) *cluster {
@@ -95,26 +89,13 @@ func startCluster(t *testing.T, dir string, files *pki.Files, ca *pki.CA, nodes 
 	c := &cluster{files: files, ca: ca, dir: dir, proxy: l.Addr().String(), logs: &logBuffer{}}
 	c.srv = &servertunnel.Server{ClientCA: pool, Listener: l, CertFile: files.ServingCert, KeyFile: files.ServingKey,
 		Client: fake.NewClientset(objects(nodes)...), Log: slog.New(slog.NewTextHandler(c.logs, nil))}
-	ctx, cancel := context.WithCancel(context.Background())
-	ready, done := make(chan struct{}), make(chan error, 1)
-	go func() { done <- c.srv.Run(ctx, func() { close(ready) }) }()
-	var once sync.Once
+	r := testenv.Start(t, c.srv.Run)
 	c.stop = func() {
-		once.Do(func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("tunnel server: %v", err)
-			}
-		})
+		if err := r.Stop(); err != nil {
+			t.Errorf("tunnel server: %v", err)
+		}
 	}
-	t.Cleanup(c.stop)
-	select {
-	case <-ready:
-	case err := <-done:
-		t.Fatalf("tunnel server: %v", err)
-	case <-time.After(10 * time.Second):
-		t.Fatal("tunnel server not ready")
-	}
+	r.WaitReady(10 * time.Second)
 	cert, err := tls.LoadX509KeyPair(files.ServingCert, files.ServingKey)
 	if err != nil {
 		t.Fatal(err)
@@ -172,36 +153,23 @@ func (c *cluster) startAgent(t *testing.T, node string, allow *Allow) (stop func
 	certFile, keyFile := c.clientCert(t, "system:node:"+node, "system:nodes")
 	client := &Client{Server: c.public.URL, CertFile: certFile, KeyFile: keyFile, CAFile: c.files.ServerCA,
 		Allow: allow, Log: slog.New(slog.NewTextHandler(c.logs, nil))}
-	ctx, cancel := context.WithCancel(context.Background())
-	ready, done := make(chan struct{}), make(chan error, 1)
-	go func() { done <- client.Run(ctx, func() { close(ready) }) }()
-	select {
-	case <-ready: // at once, whether or not the server answers
-	case <-time.After(time.Second):
-		t.Fatal("the tunnel client is not ready at once")
+	r := testenv.Start(t, client.Run)
+	r.WaitReady(time.Second) // at once, whether or not the server answers
+	return func() {
+		if err := r.Stop(); err != nil {
+			t.Errorf("tunnel client: %v", err)
+		}
 	}
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("tunnel client: %v", err)
-			}
-		})
-	}
-	t.Cleanup(stop)
-	return stop
 }
 
 func (c *cluster) waitSessions(t *testing.T, want string) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for strings.Join(c.srv.Sessions(), ",") != want {
-		if time.Now().After(deadline) {
-			t.Fatalf("sessions = %v, want %q; logs:\n%s", c.srv.Sessions(), want, c.logs)
+	testenv.WaitFor(t, 10*time.Second, "the sessions", func() error {
+		if got := strings.Join(c.srv.Sessions(), ","); got != want {
+			return fmt.Errorf("sessions = %q, want %q; logs:\n%s", got, want, c.logs)
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // connect opens a CONNECT tunnel to target through the egress proxy as the

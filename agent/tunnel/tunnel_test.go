@@ -1,7 +1,6 @@
 package tunnel
 
 import (
-	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"log/slog"
@@ -18,6 +17,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/kedge/kedge/scripts/testenv"
 	"github.com/kedge/kedge/shared/tunnelwire"
 )
 
@@ -228,30 +228,11 @@ func TestClientReadyWithoutServer(t *testing.T) {
 	certFile, keyFile := c.clientCert(t, "system:node:edge", "system:nodes")
 	client := &Client{Server: "https://" + addr, CertFile: certFile, KeyFile: keyFile, CAFile: c.files.ServerCA,
 		Allow: &Allow{}, Log: slog.New(slog.NewTextHandler(c.logs, nil))}
-	ctx, cancel := context.WithCancel(t.Context())
-	ready, done := make(chan struct{}), make(chan error, 1)
-	go func() { done <- client.Run(ctx, func() { close(ready) }) }()
-	select {
-	case <-ready:
-	case <-time.After(time.Second):
-		t.Fatal("not ready at once")
-	}
-	deadline := time.Now().Add(5 * time.Second)
-	for attempts.Load() < 2 {
-		if time.Now().After(deadline) {
-			t.Fatalf("no second attempt to open the tunnel after a failed one:\n%s", c.logs)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(2 * time.Second):
-		t.Fatal("Run did not return after cancel")
-	}
+	r := testenv.Start(t, client.Run)
+	r.WaitReady(time.Second) // at once
+	testenv.WaitUntil(t, 5*time.Second, "a second attempt to open the tunnel after a failed one",
+		func() bool { return attempts.Load() >= 2 })
+	stopWithin(t, r, 2*time.Second)
 }
 
 // TestDeadLinkReconnects: when the link goes silent (a relay that stops
@@ -264,13 +245,7 @@ func TestDeadLinkReconnects(t *testing.T) {
 	certFile, keyFile := c.clientCert(t, "system:node:edge", "system:nodes")
 	client := &Client{Server: "https://" + relay.addr, CertFile: certFile, KeyFile: keyFile, CAFile: c.files.ServerCA,
 		Allow: &Allow{}, Log: slog.New(slog.NewTextHandler(c.logs, nil))}
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() { done <- client.Run(ctx, func() {}) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
+	testenv.Start(t, client.Run)
 	c.waitSessions(t, "edge")
 	dials := c.dials.Load()
 	relay.freeze()
@@ -368,15 +343,8 @@ func TestSetKeepsATunnelToEachServer(t *testing.T) {
 	logs := &logBuffer{}
 	set := &Set{Server: a.public.URL, CertFile: certFile, KeyFile: keyFile, CAFile: a.files.ServerCA,
 		Allow: &Allow{}, Log: slog.New(slog.NewTextHandler(logs, nil))}
-	ctx, cancel := context.WithCancel(t.Context())
-	ready, done := make(chan struct{}), make(chan error, 1)
-	go func() { done <- set.Run(ctx, func() { close(ready) }) }()
-	defer cancel()
-	select {
-	case <-ready:
-	case <-time.After(time.Second):
-		t.Fatal("the set is not ready at once")
-	}
+	r := testenv.Start(t, set.Run)
+	r.WaitReady(time.Second) // at once
 	a.waitSessions(t, "edge")
 	b.waitSessions(t, "")
 
@@ -398,14 +366,18 @@ func TestSetKeepsATunnelToEachServer(t *testing.T) {
 		t.Errorf("closings logged: %d, want 1; logs:\n%s", n, logs)
 	}
 
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("Run did not return after cancel")
-	}
+	stopWithin(t, r, 5*time.Second)
 	b.waitSessions(t, "")
+}
+
+// stopWithin stops r and fails the test unless Run returned nil within limit.
+func stopWithin(t *testing.T, r *testenv.Running, limit time.Duration) {
+	t.Helper()
+	start := time.Now()
+	if err := r.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took > limit {
+		t.Fatalf("Run returned %s after cancel, want within %s", took, limit)
+	}
 }

@@ -1,7 +1,6 @@
 package dnsendpoints
 
 import (
-	"context"
 	"log/slog"
 	"slices"
 	"strings"
@@ -16,6 +15,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/kedge/kedge/agent/clusterdns"
+	"github.com/kedge/kedge/scripts/testenv"
 )
 
 func kubeDNS(managed bool) *corev1.Service {
@@ -112,23 +112,10 @@ func TestPlan(t *testing.T) {
 // API: slices appear for the nodes, follow a node's IP and its deletion,
 // and all go when the Service loses the label.
 func TestControllerFollowsNodesAndService(t *testing.T) {
-	ctx, cancel := context.WithCancel(t.Context())
+	ctx := t.Context()
 	client := fake.NewClientset(kubeDNS(true), node("a", "10.0.0.1"), node("b", "10.0.0.2"))
-	done := make(chan error, 1)
-	readyc := make(chan struct{})
 	c := &Controller{Client: client, Log: slog.New(slog.DiscardHandler)}
-	go func() { done <- c.Run(ctx, func() { close(readyc) }) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
-	select {
-	case <-readyc:
-	case <-time.After(10 * time.Second):
-		t.Fatal("not ready")
-	}
+	testenv.Start(t, c.Run).WaitReady(10 * time.Second)
 	slicesNow := func() map[string]string {
 		l, err := client.DiscoveryV1().EndpointSlices(clusterdns.Namespace).List(ctx, metav1.ListOptions{})
 		if err != nil {

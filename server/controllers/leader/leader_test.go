@@ -16,6 +16,7 @@ import (
 	clienttesting "k8s.io/client-go/testing"
 
 	"github.com/kedge/kedge/embedded/component"
+	"github.com/kedge/kedge/scripts/testenv"
 )
 
 // fakeComponent counts how often it runs; it fails with fail if set.
@@ -46,17 +47,6 @@ func elected(cs kubernetes.Interface, id string, c *fakeComponent) *Elected {
 	}
 }
 
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 type run struct {
 	cancel context.CancelFunc
 	done   chan error
@@ -83,10 +73,10 @@ func TestOneLeaderAndHandoverOnStop(t *testing.T) {
 	a, b := &fakeComponent{}, &fakeComponent{}
 	ra := start(elected(cs, "a", a))
 	t.Cleanup(ra.cancel)
-	waitUntil(t, "a leads", func() bool { return a.running.Load() == 1 && ra.ready.Load() })
+	testenv.WaitUntil(t, 10*time.Second, "a leads", func() bool { return a.running.Load() == 1 && ra.ready.Load() })
 	rb := start(elected(cs, "b", b))
 	t.Cleanup(rb.cancel)
-	waitUntil(t, "b ready as a follower", rb.ready.Load)
+	testenv.WaitUntil(t, 10*time.Second, "b ready as a follower", rb.ready.Load)
 	if b.running.Load() != 0 {
 		t.Fatal("the follower runs the components too")
 	}
@@ -100,7 +90,7 @@ func TestOneLeaderAndHandoverOnStop(t *testing.T) {
 	if a.running.Load() != 0 {
 		t.Fatal("a's components still run after Run returned")
 	}
-	waitUntil(t, "b leads", func() bool { return b.running.Load() == 1 && holder(t, cs) == "b" })
+	testenv.WaitUntil(t, 10*time.Second, "b leads", func() bool { return b.running.Load() == 1 && holder(t, cs) == "b" })
 	if d := time.Since(stopped); d > 5*time.Second {
 		t.Fatalf("handover took %s; the lease was not released", d)
 	}
@@ -147,7 +137,7 @@ func TestLostLeaseEndsRun(t *testing.T) {
 	e.LeaseDuration, e.RenewDeadline = 2*time.Second, 500*time.Millisecond
 	r := start(e)
 	t.Cleanup(r.cancel)
-	waitUntil(t, "a leads", func() bool { return c.running.Load() == 1 })
+	testenv.WaitUntil(t, 10*time.Second, "a leads", func() bool { return c.running.Load() == 1 })
 	failing.Store(true)
 	select {
 	case err := <-r.done:

@@ -230,20 +230,10 @@ func waitReady(t testing.TB, kubeconfig string, alive func() error) *kubernetes.
 	return nil
 }
 
-// WaitFor polls check until it returns nil or timeout passes.
+// WaitFor polls check until it returns nil or timeout passes (testenv.WaitFor).
 func WaitFor(t testing.TB, timeout time.Duration, what string, check func() error) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := check()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s: %v", what, err)
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
+	testenv.WaitFor(t, timeout, what, check)
 }
 
 var (

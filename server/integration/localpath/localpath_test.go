@@ -34,6 +34,7 @@ import (
 	"github.com/kedge/kedge/agent/join"
 	"github.com/kedge/kedge/agent/localstorage"
 	"github.com/kedge/kedge/agent/nodeaddresses"
+	"github.com/kedge/kedge/scripts/testenv"
 	"github.com/kedge/kedge/server/integration/harness"
 	"github.com/kedge/kedge/shared/localvolume"
 	"github.com/kedge/kedge/shared/token"
@@ -277,13 +278,5 @@ func waitPhase(t *testing.T, c kubernetes.Interface, name string, phase corev1.P
 func run(t *testing.T, c interface {
 	Run(context.Context, func()) error
 }) {
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- c.Run(ctx, func() {}) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("stopped with error: %v", err)
-		}
-	})
+	testenv.Start(t, c.Run)
 }

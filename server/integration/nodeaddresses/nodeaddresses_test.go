@@ -15,7 +15,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
@@ -28,6 +27,7 @@ import (
 
 	"github.com/kedge/kedge/agent/join"
 	"github.com/kedge/kedge/agent/nodeaddresses"
+	"github.com/kedge/kedge/scripts/testenv"
 	"github.com/kedge/kedge/server/integration/harness"
 	"github.com/kedge/kedge/shared/token"
 )
@@ -142,20 +142,12 @@ func register(t *testing.T, client kubernetes.Interface, name, ip string) {
 func run(t *testing.T, c interface {
 	Run(context.Context, func()) error
 }) (ready <-chan struct{}, stop func()) {
-	ctx, cancel := context.WithCancel(context.Background())
-	readyCh, done := make(chan struct{}), make(chan error, 1)
-	var once, stopOnce sync.Once
-	go func() { done <- c.Run(ctx, func() { once.Do(func() { close(readyCh) }) }) }()
-	stop = func() {
-		stopOnce.Do(func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("stopped with error: %v", err)
-			}
-		})
+	r := testenv.Start(t, c.Run)
+	return r.Ready(), func() {
+		if err := r.Stop(); err != nil {
+			t.Errorf("stopped with error: %v", err)
+		}
 	}
-	t.Cleanup(stop)
-	return readyCh, stop
 }
 
 // waitReady fails the test unless ready is closed within timeout.
