@@ -16,7 +16,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -43,7 +42,7 @@ type cluster struct {
 	srv    *servertunnel.Server
 	public *httptest.Server
 	proxy  string
-	logs   *logBuffer
+	logs   *testenv.Output
 	stop   func() // stops srv (Run); called by cleanup too
 	// dials counts the requests to the websocket endpoint: each is an
 	// agent's attempt to open a session.
@@ -86,7 +85,7 @@ func startCluster(t *testing.T, dir string, files *pki.Files, ca *pki.CA, nodes 
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &cluster{files: files, ca: ca, dir: dir, proxy: l.Addr().String(), logs: &logBuffer{}}
+	c := &cluster{files: files, ca: ca, dir: dir, proxy: l.Addr().String(), logs: &testenv.Output{}}
 	c.srv = &servertunnel.Server{ClientCA: pool, Listener: l, CertFile: files.ServingCert, KeyFile: files.ServingKey,
 		Client: fake.NewClientset(objects(nodes)...), Log: slog.New(slog.NewTextHandler(c.logs, nil))}
 	r := testenv.Start(t, c.srv.Run)
@@ -238,24 +237,8 @@ func portOf(t *testing.T, addr string) int {
 	return n
 }
 
-type logBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-func (l *logBuffer) count(s string) int { return strings.Count(l.String(), s) }
+// count counts the occurrences of s in what was logged to out.
+func count(out *testenv.Output, s string) int { return strings.Count(out.String(), s) }
 
 // dialEndpoint opens a session as the agent does, with certFile and
 // keyFile, and returns the HTTP status of the handshake (101 when it opened).

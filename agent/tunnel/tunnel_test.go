@@ -64,7 +64,7 @@ func TestConnectRouting(t *testing.T) {
 	if code, ok := api(kubelet); code != http.StatusOK || !ok {
 		t.Errorf("the kubelet after a refused dial: status %d, echoed %v", code, ok)
 	}
-	if n := c.logs.count("tunnel session started"); n != 1 {
+	if n := count(c.logs, "tunnel session started"); n != 1 {
 		t.Errorf("%d sessions started, want 1 (a refusal must not end the session); logs:\n%s", n, c.logs)
 	}
 	// Only the apiserver may use the proxy.
@@ -176,7 +176,7 @@ func TestNewSessionReplacesOld(t *testing.T) {
 		}
 	}
 	c.waitSessions(t, "edge")
-	if n := c.logs.count("a new tunnel session replaces the old one"); n != 1 {
+	if n := count(c.logs, "a new tunnel session replaces the old one"); n != 1 {
 		t.Errorf("replacements logged: %d, want 1; logs:\n%s", n, c.logs)
 	}
 }
@@ -252,7 +252,7 @@ func TestDeadLinkReconnects(t *testing.T) {
 	cut := time.Now()
 	c.waitDial(t, dials, tunnelwire.DeadAfter+2*tunnelwire.PingInterval+maxBackoff+2*time.Second)
 	t.Logf("new session attempt %.1f s after the link went silent", time.Since(cut).Seconds())
-	if c.logs.count("tunnel link is dead") != 1 {
+	if count(c.logs, "tunnel link is dead") != 1 {
 		t.Errorf("the agent did not report the dead link; logs:\n%s", c.logs)
 	}
 	c.waitSessions(t, "edge")
@@ -340,7 +340,7 @@ func TestSetKeepsATunnelToEachServer(t *testing.T) {
 	a := newCluster(t, edgeNode())
 	b := a.sibling(t, edgeNode())
 	certFile, keyFile := a.clientCert(t, "system:node:edge", "system:nodes")
-	logs := &logBuffer{}
+	logs := &testenv.Output{}
 	set := &Set{Server: a.public.URL, CertFile: certFile, KeyFile: keyFile, CAFile: a.files.ServerCA,
 		Allow: &Allow{}, Log: slog.New(slog.NewTextHandler(logs, nil))}
 	r := testenv.Start(t, set.Run)
@@ -356,13 +356,13 @@ func TestSetKeepsATunnelToEachServer(t *testing.T) {
 	set.SetServers([]string{addr(b)})
 	a.waitSessions(t, "")
 	b.waitSessions(t, "edge")
-	if n := a.logs.count("tunnel session started"); n != 1 {
+	if n := count(a.logs, "tunnel session started"); n != 1 {
 		t.Errorf("server a saw %d sessions, want 1; logs:\n%s", n, a.logs)
 	}
-	if n := b.logs.count("tunnel session started"); n != 1 {
+	if n := count(b.logs, "tunnel session started"); n != 1 {
 		t.Errorf("server b saw %d sessions, want 1 (its session must outlive the change); logs:\n%s", n, b.logs)
 	}
-	if n := logs.count("closing the tunnel to a server no longer listed"); n != 1 {
+	if n := count(logs, "closing the tunnel to a server no longer listed"); n != 1 {
 		t.Errorf("closings logged: %d, want 1; logs:\n%s", n, logs)
 	}
 

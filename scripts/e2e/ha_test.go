@@ -39,7 +39,7 @@ func TestServersJoinEmbeddedEtcd(t *testing.T) {
 	kedge := harness.Binary(t)
 	net := hosts.NewNetwork(t)
 	h1, h2, h3 := net.AddHost(t, "server1"), net.AddHost(t, "server2"), net.AddHost(t, "server3")
-	const agentSecret = "agent-secret-0123456789"
+	const agentSecret = harness.AgentSecret
 	var started []*hosts.Proc
 	var names []string
 	start := func(h *hosts.Host, args ...string) *hosts.Proc {

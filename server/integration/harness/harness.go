@@ -133,7 +133,7 @@ func StartInProcess(t testing.TB, c config.Config) *Server {
 	done := make(chan error, 1)
 	notify := testenv.ListenNotify(t)
 	t.Setenv("NOTIFY_SOCKET", notify.Path)
-	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
 	go func() { done <- server.Run(ctx, cc, log) }()
 	s := &Server{Config: c, AllReady: notify.Ready()}
 	s.stop = func(t testing.TB) {
@@ -265,13 +265,6 @@ func Binary(t testing.TB) string {
 		t.Fatalf("build kedge: %v", buildErr)
 	}
 	return binPath
-}
-
-type testWriter struct{ t testing.TB }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
 }
 
 func tail(s string, n int) string {
