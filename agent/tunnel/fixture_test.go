@@ -241,8 +241,9 @@ func portOf(t *testing.T, addr string) int {
 func count(out *testenv.Output, s string) int { return strings.Count(out.String(), s) }
 
 // dialEndpoint opens a session as the agent does, with certFile and
-// keyFile, and returns the HTTP status of the handshake (101 when it opened).
-func (c *cluster) dialEndpoint(t *testing.T, certFile, keyFile string) int {
+// keyFile. It returns the connection (nil if refused) and the HTTP status
+// of the handshake; t.Cleanup closes the connection.
+func (c *cluster) dialEndpoint(t *testing.T, certFile, keyFile string) (*websocket.Conn, int) {
 	t.Helper()
 	client := &Client{Server: c.public.URL, CertFile: certFile, KeyFile: keyFile, CAFile: c.files.ServerCA}
 	cfg, err := client.tlsConfig()
@@ -251,11 +252,11 @@ func (c *cluster) dialEndpoint(t *testing.T, certFile, keyFile string) int {
 	}
 	u, _ := tunnelURL(c.public.URL)
 	ws, resp, err := (&websocket.Dialer{TLSClientConfig: cfg, HandshakeTimeout: 5 * time.Second}).Dial(u, nil)
-	if ws != nil {
-		ws.Close()
-	}
 	if resp == nil {
 		t.Fatalf("dial the tunnel endpoint: %v", err)
 	}
-	return resp.StatusCode
+	if ws != nil {
+		t.Cleanup(func() { ws.Close() })
+	}
+	return ws, resp.StatusCode
 }

@@ -149,18 +149,11 @@ func TestEndpointRefusesNonNodes(t *testing.T) {
 func TestNewSessionReplacesOld(t *testing.T) {
 	c := newCluster(t, edgeNode())
 	certFile, keyFile := c.clientCert(t, "system:node:edge", "system:nodes")
-	client := &Client{Server: c.public.URL, CertFile: certFile, KeyFile: keyFile, CAFile: c.files.ServerCA}
 	dial := func() *websocket.Conn {
-		cfg, err := client.tlsConfig()
-		if err != nil {
-			t.Fatal(err)
+		ws, code := c.dialEndpoint(t, certFile, keyFile)
+		if ws == nil {
+			t.Fatalf("open a session: HTTP %d", code)
 		}
-		u, _ := tunnelURL(c.public.URL)
-		ws, _, err := (&websocket.Dialer{TLSClientConfig: cfg, HandshakeTimeout: 5 * time.Second}).Dial(u, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { ws.Close() })
 		return ws
 	}
 	first := dial()
@@ -195,7 +188,7 @@ func TestServerStopEndsSessions(t *testing.T) {
 	c.waitDial(t, dials, 5*time.Second)
 	// The endpoint is still served (by the test server) but refuses.
 	certFile, keyFile := c.clientCert(t, "system:node:edge", "system:nodes")
-	if code := c.dialEndpoint(t, certFile, keyFile); code != http.StatusServiceUnavailable {
+	if _, code := c.dialEndpoint(t, certFile, keyFile); code != http.StatusServiceUnavailable {
 		t.Fatalf("a new session after the stop: HTTP %d, want 503", code)
 	}
 	if s := c.srv.Sessions(); len(s) != 0 {

@@ -15,7 +15,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/kedge/kedge/agent/cni"
+	agentproxy "github.com/kedge/kedge/agent/proxy"
 	"github.com/kedge/kedge/scripts/e2e/hosts"
 	"github.com/kedge/kedge/server/integration/harness"
 )
@@ -164,17 +164,13 @@ func TestPodTrafficAcrossNodes(t *testing.T) {
 	if err := procs[1].Stop(15 * time.Second); err != nil {
 		t.Fatalf("agent1 stop: %v\n%s", err, procs[1].Output())
 	}
-	// flannel writes the CNI config from its lease before it is ready; with
-	// the file gone, its return shows flannel took the lease offline.
-	cniConf := filepath.Join(agentHosts[0].Root, "var/lib/kedge/agent/etc/cni/net.d", cni.ConfFile)
-	if err := os.Remove(cniConf); err != nil {
-		t.Fatal(err)
-	}
 	offline := time.Now()
-	a1 := agentHosts[0].Start(t, kedge, "agent", "--debug", "--server", "https://"+srvHost.IP+":6443", "--token", strings.TrimSpace(string(tokenBytes)))
-	waitFor(t, 60*time.Second, "flannel on agent1 ready with the server down", []*hosts.Proc{a1}, func() bool {
-		_, err := os.Stat(cniConf)
-		return err == nil
+	a1 := agentHosts[0].Start(t, kedge, "agent", "--server", "https://"+srvHost.IP+":6443", "--token", strings.TrimSpace(string(tokenBytes)))
+	// The agent starts its components in order, each once the one before
+	// is ready: kube-proxy (after flannel and the node's addresses) serves
+	// its healthz, 503 until a first sync, only once flannel is ready.
+	waitFor(t, 60*time.Second, "flannel on agent1 ready with the server down (kube-proxy's healthz up)", []*hosts.Proc{a1}, func() bool {
+		return httpCodeFrom(agentHosts[0], "http://"+agentproxy.HealthzAddress+"/healthz") != "000"
 	})
 	t.Logf("agent1 restarted with the server down: flannel ready in %.1fs", time.Since(offline).Seconds())
 	if out, err = exec.Command("ip", "netns", "exec", agentHosts[0].NS, "curl", "-s", "--max-time", "2", remote).CombinedOutput(); err != nil || string(out) != want {
