@@ -26,7 +26,15 @@ import (
 	"github.com/kedge/kedge/server/integration/harness"
 )
 
+// waitFor calls check every 200 ms until it returns true; it fails the
+// test if one of procs exits or timeout passes first.
 func waitFor(t *testing.T, timeout time.Duration, what string, procs []*hosts.Proc, check func() bool) {
+	t.Helper()
+	waitEvery(t, 200*time.Millisecond, timeout, what, procs, check)
+}
+
+// waitEvery is waitFor with the given period.
+func waitEvery(t *testing.T, period, timeout time.Duration, what string, procs []*hosts.Proc, check func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for !check() {
@@ -42,7 +50,7 @@ func waitFor(t *testing.T, timeout time.Duration, what string, procs []*hosts.Pr
 			}
 			t.Fatalf("timed out waiting for %s; output:\n%s", what, strings.Join(out, "\n---\n"))
 		}
-		time.Sleep(200 * time.Millisecond)
+		time.Sleep(period)
 	}
 }
 
