@@ -3,6 +3,7 @@ package testenv
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -13,12 +14,13 @@ type Running struct {
 	ready  chan struct{}
 	done   chan struct{}
 	err    error
+	seen   atomic.Bool // the test was given err (Stop, Wait)
 	cancel context.CancelFunc
 }
 
 // Start calls run (a component's Run method) in a goroutine with a context
-// that Stop cancels. t.Cleanup stops it and fails the test if it returned
-// an error or did not return within 30 s.
+// that Stop cancels. t.Cleanup stops it and fails the test if it did not
+// return within 30 s or returned an error the test was not given.
 func Start(t testing.TB, run func(ctx context.Context, ready func()) error) *Running {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -29,7 +31,7 @@ func Start(t testing.TB, run func(ctx context.Context, ready func()) error) *Run
 		r.err = run(ctx, func() { once.Do(func() { close(r.ready) }) })
 	}()
 	t.Cleanup(func() {
-		if err := r.Stop(); err != nil {
+		if err := r.stop(); err != nil && !r.seen.Load() {
 			t.Errorf("stopped with error: %v", err)
 		}
 	})
@@ -39,11 +41,29 @@ func Start(t testing.TB, run func(ctx context.Context, ready func()) error) *Run
 // Ready is closed once run called ready.
 func (r *Running) Ready() <-chan struct{} { return r.ready }
 
-// Done is closed once run returned; Err then holds what it returned.
-func (r *Running) Done() <-chan struct{} { return r.done }
+// IsReady reports whether run called ready.
+func (r *Running) IsReady() bool {
+	select {
+	case <-r.ready:
+		return true
+	default:
+		return false
+	}
+}
 
-// Err is what run returned; call it after Done is closed.
-func (r *Running) Err() error { return r.err }
+// Wait waits up to within for run to return by itself (a component that
+// fails) and returns its error; it fails the test if the time passes.
+func (r *Running) Wait(within time.Duration) error {
+	r.t.Helper()
+	select {
+	case <-r.done:
+		r.seen.Store(true)
+		return r.err
+	case <-time.After(within):
+		r.t.Fatalf("did not return within %s", within)
+		return nil
+	}
+}
 
 // WaitReady waits up to within for ready; it fails the test if run
 // returned first or the time passed.
@@ -61,6 +81,11 @@ func (r *Running) WaitReady(within time.Duration) {
 // Stop cancels run's context and waits up to 30 s for it to return, and
 // returns its error. Calling it again returns the same error.
 func (r *Running) Stop() error {
+	r.seen.Store(true)
+	return r.stop()
+}
+
+func (r *Running) stop() error {
 	r.cancel()
 	select {
 	case <-r.done:
