@@ -42,14 +42,7 @@ func Start(t testing.TB, run func(ctx context.Context, ready func()) error) *Run
 func (r *Running) Ready() <-chan struct{} { return r.ready }
 
 // IsReady reports whether run called ready.
-func (r *Running) IsReady() bool {
-	select {
-	case <-r.ready:
-		return true
-	default:
-		return false
-	}
-}
+func (r *Running) IsReady() bool { return closed(r.ready) }
 
 // Wait waits up to within for run to return by itself (a component that
 // fails) and returns its error; it fails the test if the time passes.

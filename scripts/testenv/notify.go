@@ -66,9 +66,12 @@ func (n *Notify) read(done chan<- struct{}) {
 func (n *Notify) Ready() <-chan struct{} { return n.ready }
 
 // IsReady reports whether READY=1 arrived.
-func (n *Notify) IsReady() bool {
+func (n *Notify) IsReady() bool { return closed(n.ready) }
+
+// closed reports whether ch is closed, without waiting.
+func closed(ch <-chan struct{}) bool {
 	select {
-	case <-n.ready:
+	case <-ch:
 		return true
 	default:
 		return false
