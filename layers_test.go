@@ -118,8 +118,8 @@ func TestLayerRules(t *testing.T) {
 		{"agent/join", "shared/token", true},
 		{"server", "agent", true},
 		{"server/controllers/rbac", "embedded/component", true},
-		{"agent/lb", "scripts/e2e/testenv", false},
-		{"server/integration/harness", "scripts/e2e/testenv", true},
+		{"agent/lb", "scripts/testenv", false},
+		{"server/integration/harness", "scripts/testenv", true},
 		{"", "server/command", true},
 	} {
 		if got := crossing(c.from, c.to) == ""; got != c.ok {

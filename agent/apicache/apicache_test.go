@@ -20,6 +20,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/kedge/kedge/agent/apicache"
+	"github.com/kedge/kedge/scripts/testenv"
 	"github.com/kedge/kedge/server/integration/harness"
 )
 
@@ -90,41 +91,12 @@ func (f *forwarder) restore(t *testing.T) {
 }
 
 func startProxy(t *testing.T, p *apicache.Proxy) (stop func()) {
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan struct{})
-	done := make(chan error, 1)
-	var once sync.Once
-	go func() { done <- p.Run(ctx, func() { once.Do(func() { close(ready) }) }) }()
-	select {
-	case <-ready:
-	case err := <-done:
-		t.Fatalf("proxy: %v", err)
-	case <-time.After(10 * time.Second):
-		t.Fatal("proxy not ready")
-	}
-	stopped := false
-	stop = func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		cancel()
-		if err := <-done; err != nil {
+	r := testenv.Start(t, p.Run)
+	r.WaitReady(10 * time.Second)
+	return func() {
+		if err := r.Stop(); err != nil {
 			t.Errorf("proxy stopped with %v", err)
 		}
-	}
-	t.Cleanup(stop)
-	return stop
-}
-
-func waitUntil(t *testing.T, timeout time.Duration, what string, ok func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(50 * time.Millisecond)
 	}
 }
 
@@ -181,9 +153,9 @@ func TestServesNodeFromCacheWhenNoServerAnswers(t *testing.T) {
 	stop1 := startProxy(t, p1)
 	c1 := through(p1)
 	has, stopInformer := informer(c1)
-	waitUntil(t, 20*time.Second, "cm1 and cm2 listed through the proxy", func() bool { return has("cm1") && has("cm2") })
+	testenv.WaitUntil(t, 20*time.Second, "cm1 and cm2 listed through the proxy", func() bool { return has("cm1") && has("cm2") })
 	create("cm3") // arrives by watch event
-	waitUntil(t, 20*time.Second, "cm3 watched through the proxy", func() bool { return has("cm3") })
+	testenv.WaitUntil(t, 20*time.Second, "cm3 watched through the proxy", func() bool { return has("cm3") })
 	if _, err := c1.CoreV1().ConfigMaps("default").Get(ctx, "cm1", metav1.GetOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -199,7 +171,7 @@ func TestServesNodeFromCacheWhenNoServerAnswers(t *testing.T) {
 	}
 	has2, stopInformer2 := informer(c2)
 	defer stopInformer2()
-	waitUntil(t, 20*time.Second, "cm1..cm3 served from the cache", func() bool { return has2("cm1") && has2("cm2") && has2("cm3") })
+	testenv.WaitUntil(t, 20*time.Second, "cm1..cm3 served from the cache", func() bool { return has2("cm1") && has2("cm2") && has2("cm3") })
 	cm, err := c2.CoreV1().ConfigMaps("default").Get(ctx, "cm1", metav1.GetOptions{})
 	if err != nil || cm.Data["k"] != "cm1" {
 		t.Fatalf("GET cm1 offline: %v %v", cm, err)
@@ -224,10 +196,10 @@ func TestServesNodeFromCacheWhenNoServerAnswers(t *testing.T) {
 	// The link returns: the informer's held watch ends, and it follows the server again.
 	start := time.Now()
 	fwd.restore(t)
-	waitUntil(t, 10*time.Second, "the proxy online again", p2.Online)
+	testenv.WaitUntil(t, 10*time.Second, "the proxy online again", p2.Online)
 	t.Logf("proxy online %.1fs after the link returned", time.Since(start).Seconds())
 	create("cm4")
-	waitUntil(t, 30*time.Second, "cm4 watched after the link returned", func() bool { return has2("cm4") })
+	testenv.WaitUntil(t, 30*time.Second, "cm4 watched after the link returned", func() bool { return has2("cm4") })
 }
 
 func mustGlob(t *testing.T, pattern string) []string {

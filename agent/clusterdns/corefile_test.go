@@ -1,15 +1,12 @@
 package clusterdns
 
 import (
-	"flag"
 	"net"
-	"os"
-	"path/filepath"
 	"slices"
 	"testing"
-)
 
-var update = flag.Bool("update", false, "rewrite golden files")
+	"github.com/kedge/kedge/scripts/testenv"
+)
 
 func TestCorefileGolden(t *testing.T) {
 	for _, tc := range []struct {
@@ -25,20 +22,7 @@ func TestCorefileGolden(t *testing.T) {
 			Kubeconfig: "/data dir/kube-proxy.kubeconfig"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got := Corefile(tc.in)
-			golden := filepath.Join("testdata", tc.name+".Corefile")
-			if *update {
-				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got != string(want) {
-				t.Errorf("Corefile differs from %s:\n%s", golden, got)
-			}
+			testenv.Golden(t, tc.name+".Corefile", []byte(Corefile(tc.in)))
 		})
 	}
 }

@@ -1,7 +1,6 @@
 package clusterdns
 
 import (
-	"context"
 	"errors"
 	"log/slog"
 	"sync"
@@ -11,6 +10,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
+
+	"github.com/kedge/kedge/scripts/testenv"
 )
 
 // fakeEngine records starts and stops; the first failStarts starts fail.
@@ -75,7 +76,7 @@ func waitRunning(t *testing.T, e *fakeEngine, decided <-chan struct{}, want int,
 func TestServerFollowsTheService(t *testing.T) {
 	client := fake.NewClientset(service("other", map[string]string{ManagedLabel: "true"}))
 	engine := &fakeEngine{failStarts: 1}
-	ctx, cancel := context.WithCancel(t.Context())
+	ctx := t.Context()
 	// Decisions taken on an unlabelled kube-dns Service.
 	unlabelled := make(chan bool, 100)
 	decided := make(chan struct{}, 1)
@@ -89,18 +90,8 @@ func TestServerFollowsTheService(t *testing.T) {
 			default:
 			}
 		}}
-	done := make(chan error, 1)
-	readyc := make(chan struct{})
-	go func() { done <- s.Run(ctx, func() { close(readyc) }) }()
-	defer func() {
-		cancel()
-		<-done
-	}()
-	select {
-	case <-readyc:
-	case <-time.After(5 * time.Second):
-		t.Fatal("not ready without a kube-dns Service")
-	}
+	r := testenv.Start(t, s.Run)
+	r.WaitReady(5 * time.Second) // without a kube-dns Service
 	svcs := client.CoreV1().Services(Namespace)
 	if _, err := svcs.Create(ctx, service(ServiceName, nil), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
@@ -140,10 +131,8 @@ func TestServerFollowsTheService(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitRunning(t, engine, decided, 1, "Service created again")
-	cancel()
-	if err := <-done; err != nil {
+	if err := r.Stop(); err != nil {
 		t.Fatalf("Run: %v", err)
 	}
-	done <- nil
 	waitRunning(t, engine, decided, 0, "component stopped")
 }

@@ -1,14 +1,13 @@
 package cni
 
 import (
-	"flag"
 	"net"
 	"os"
 	"path/filepath"
 	"testing"
-)
 
-var update = flag.Bool("update", false, "rewrite golden files")
+	"github.com/kedge/kedge/scripts/testenv"
+)
 
 func network(t *testing.T, cidr string, mtu int) Network {
 	t.Helper()
@@ -25,14 +24,7 @@ func TestConflistGolden(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		path := filepath.Join("testdata", file)
-		if *update {
-			os.WriteFile(path, got, 0o644)
-		}
-		want, _ := os.ReadFile(path)
-		if string(got) != string(want) {
-			t.Fatalf("differs from %s:\n%s", path, got)
-		}
+		testenv.Golden(t, file, got)
 	}
 }
 

@@ -1,13 +1,12 @@
 package containerd
 
 import (
-	"flag"
 	"os"
 	"path/filepath"
 	"testing"
-)
 
-var update = flag.Bool("update", false, "rewrite golden files")
+	"github.com/kedge/kedge/scripts/testenv"
+)
 
 func TestRenderGolden(t *testing.T) {
 	got, err := Render(Config{
@@ -19,17 +18,7 @@ func TestRenderGolden(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	path := filepath.Join("testdata", "config.toml")
-	if *update {
-		os.WriteFile(path, []byte(got), 0o644)
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got != string(want) {
-		t.Fatalf("config differs from %s:\n%s", path, got)
-	}
+	testenv.Golden(t, "config.toml", []byte(got))
 }
 
 func TestCanLower(t *testing.T) {

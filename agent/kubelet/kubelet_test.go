@@ -1,15 +1,12 @@
 package kubelet
 
 import (
-	"flag"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
-)
 
-var update = flag.Bool("update", false, "rewrite golden files")
+	"github.com/kedge/kedge/scripts/testenv"
+)
 
 func inputs() Inputs {
 	return Inputs{
@@ -27,14 +24,7 @@ func TestConfigGolden(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	path := filepath.Join("testdata", "kubelet-config.yaml")
-	if *update {
-		os.WriteFile(path, got, 0o644)
-	}
-	want, _ := os.ReadFile(path)
-	if string(got) != string(want) {
-		t.Fatalf("differs from %s:\n%s", path, got)
-	}
+	testenv.Golden(t, "kubelet-config.yaml", got)
 }
 
 func TestFailCgroupV1OnlyOffOnV1Hosts(t *testing.T) {

@@ -104,7 +104,9 @@ func TestLearnsServersFromEndpointSlices(t *testing.T) {
 
 	// The agent restarts while --server is down: the stored list leads
 	// it to c.
-	r.stop()
+	if err := r.Stop(); err != nil {
+		t.Errorf("Run: %v", err)
+	}
 	a.kill()
 	again := e.balancer(a.url())
 	e.waitReady(e.start(again), 2*time.Second)

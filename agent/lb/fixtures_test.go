@@ -1,7 +1,6 @@
 package lb
 
 import (
-	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
@@ -14,13 +13,14 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	certutil "k8s.io/client-go/util/cert"
+
+	"github.com/kedge/kedge/scripts/testenv"
 )
 
 // backend is a real TLS server standing in for a kedge server: /readyz
@@ -30,6 +30,7 @@ type backend struct {
 	name  string
 	srv   *httptest.Server
 	ready atomic.Bool
+	oks   atomic.Int64 // /readyz requests answered 200
 	quit  chan struct{}
 	link  *link // if set, clients reach the server through it
 }
@@ -61,6 +62,7 @@ func startBackend(t *testing.T, name string, tlsConfig *tls.Config) *backend {
 			http.Error(w, "not ready", http.StatusServiceUnavailable)
 			return
 		}
+		b.oks.Add(1)
 		io.WriteString(w, "ok")
 	})
 	mux.HandleFunc("/name", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, name) })
@@ -103,7 +105,6 @@ type env struct {
 	dir    string
 	caFile string
 	ca     *x509.CertPool
-	logs   *logs // what the balancers logged
 }
 
 func newEnv(t *testing.T, any *backend) *env {
@@ -116,90 +117,31 @@ func newEnv(t *testing.T, any *backend) *env {
 	}
 	pool := x509.NewCertPool()
 	pool.AddCert(cert)
-	return &env{t: t, dir: dir, caFile: caFile, ca: pool, logs: &logs{}}
+	return &env{t: t, dir: dir, caFile: caFile, ca: pool}
 }
 
 func (e *env) balancer(server string) *Balancer {
 	return &Balancer{
 		Listen: fmt.Sprintf("127.0.0.1:%d", freePort(e.t)), Server: server, CAFile: e.caFile,
 		StateFile: filepath.Join(e.dir, "lb-servers.json"),
-		Log:       slog.New(slog.NewTextHandler(io.MultiWriter(tWriter{e.t}, e.logs), &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Log:       slog.New(slog.NewTextHandler(e.t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug})),
 	}
 }
 
-// waitLogged polls until the balancers logged a line holding every one of subs.
-func (e *env) waitLogged(within time.Duration, subs ...string) {
+// waitHealthy waits until the balancer has recorded a healthy check of s:
+// its checks of one server follow each other, so once s answered a second
+// check the first one was recorded.
+func (e *env) waitHealthy(s *backend, within time.Duration) {
 	e.t.Helper()
-	deadline := time.Now().Add(within)
-	for !e.logs.has(subs...) {
-		if time.Now().After(deadline) {
-			e.t.Fatalf("no log line with %q", subs)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testenv.WaitUntil(e.t, within, s.name+" checked healthy twice", func() bool { return s.oks.Load() >= 2 })
 }
 
-// logs collects log output; safe for concurrent use.
-type logs struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
+// start runs b until Stop or the end of the test.
+func (e *env) start(b *Balancer) *testenv.Running { return testenv.Start(e.t, b.Run) }
 
-func (l *logs) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logs) has(subs ...string) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for _, line := range strings.Split(l.b.String(), "\n") {
-		if !slices.ContainsFunc(subs, func(s string) bool { return !strings.Contains(line, s) }) {
-			return true
-		}
-	}
-	return false
-}
-
-// running is a started balancer.
-type running struct {
-	ready chan struct{}
-	stop  func()
-}
-
-func (e *env) start(b *Balancer) *running {
-	t := e.t
-	ctx, cancel := context.WithCancel(t.Context())
-	r := &running{ready: make(chan struct{})}
-	var once sync.Once
-	errc := make(chan error, 1)
-	go func() { errc <- b.Run(ctx, func() { once.Do(func() { close(r.ready) }) }) }()
-	var stopOnce sync.Once
-	r.stop = func() {
-		stopOnce.Do(func() {
-			cancel()
-			select {
-			case err := <-errc:
-				if err != nil {
-					t.Errorf("Run: %v", err)
-				}
-			case <-time.After(10 * time.Second):
-				t.Error("the balancer did not stop within 10 s")
-			}
-		})
-	}
-	t.Cleanup(r.stop)
-	return r
-}
-
-func (e *env) waitReady(r *running, within time.Duration) {
+func (e *env) waitReady(r *testenv.Running, within time.Duration) {
 	e.t.Helper()
-	select {
-	case <-r.ready:
-	case <-time.After(within):
-		e.t.Fatalf("not ready within %s", within)
-	}
+	r.WaitReady(within)
 }
 
 // get fetches path through the balancer on a new connection and returns
@@ -239,17 +181,13 @@ func (e *env) waitServedBy(b *Balancer, name string, within time.Duration) time.
 func waitFile(t *testing.T, path string, want ...string) {
 	t.Helper()
 	want = slices.Sorted(slices.Values(want))
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	testenv.WaitFor(t, 5*time.Second, "the stored servers", func() error {
 		got, _, err := loadServers(path)
-		if err == nil && slices.Equal(slices.Sorted(slices.Values(got)), want) {
-			return
+		if err != nil || !slices.Equal(slices.Sorted(slices.Values(got)), want) {
+			return fmt.Errorf("stored servers = %v (%v), want %v", got, err, want)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("stored servers = %v (%v), want %v", got, err, want)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 func freePort(t *testing.T) int {
@@ -263,14 +201,7 @@ func freePort(t *testing.T) int {
 }
 
 func testLogger(t *testing.T) *slog.Logger {
-	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-type tWriter struct{ t *testing.T }
-
-func (w tWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimSpace(string(p)))
-	return len(p), nil
+	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
 // link is a TCP forwarder that can freeze: it then drops all data in both

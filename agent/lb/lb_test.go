@@ -69,7 +69,7 @@ func twoServers(t *testing.T, linked bool) (*env, *Balancer, *backend, *backend)
 	lb := e.balancer(a.url())
 	e.waitReady(e.start(lb), 5*time.Second)
 	for _, s := range []*backend{a, b} {
-		e.waitLogged(5*time.Second, `msg="server healthy"`, "server="+s.addr())
+		e.waitHealthy(s, 5*time.Second)
 	}
 	waitFile(t, lb.StateFile, b.addr()) // --server is not stored: it was not learned
 	active, other := a, b
@@ -152,14 +152,16 @@ func TestStartsWhileEveryServerIsDownWithAStoredList(t *testing.T) {
 	lb := e.balancer(a.url())
 	r := e.start(lb)
 	select {
-	case <-r.ready:
+	case <-r.Ready():
 		t.Fatal("ready with no healthy server and no stored list")
 	case <-time.After(3 * DefaultInterval):
 	}
 	if _, err := os.Stat(lb.StateFile); !os.IsNotExist(err) {
 		t.Fatalf("the list was stored before any server answered: %v", err)
 	}
-	r.stop()
+	if err := r.Stop(); err != nil {
+		t.Errorf("Run: %v", err)
+	}
 
 	// A stored list: ready at once, and serving once b comes back.
 	if err := saveServers(lb.StateFile, []string{a.addr(), b.addr()}); err != nil {

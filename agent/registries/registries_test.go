@@ -1,14 +1,13 @@
 package registries
 
 import (
-	"flag"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-)
 
-var update = flag.Bool("update", false, "rewrite golden files")
+	"github.com/kedge/kedge/scripts/testenv"
+)
 
 const sample = `mirrors:
   docker.io:
@@ -46,15 +45,7 @@ func TestRenderGolden(t *testing.T) {
 	}
 	files := r.HostsFiles()
 	for dir, content := range files {
-		golden := filepath.Join("testdata", dir+".hosts.toml")
-		if *update {
-			os.MkdirAll("testdata", 0o755)
-			os.WriteFile(golden, []byte(content), 0o644)
-		}
-		want, err := os.ReadFile(golden)
-		if err != nil || string(want) != content {
-			t.Fatalf("%s differs from %s (%v):\n%s", dir, golden, err, content)
-		}
+		testenv.Golden(t, dir+".hosts.toml", []byte(content))
 	}
 	if len(files) != 3 {
 		t.Fatalf("rendered %d files, want docker.io, ghcr.io and _default", len(files))

@@ -2,7 +2,6 @@ package tunnel
 
 import (
 	"bufio"
-	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -17,16 +16,18 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/gorilla/websocket"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes/fake"
 	certutil "k8s.io/client-go/util/cert"
 	"k8s.io/client-go/util/keyutil"
 
+	"github.com/kedge/kedge/scripts/testenv"
 	"github.com/kedge/kedge/server/pki"
 	servertunnel "github.com/kedge/kedge/server/tunnel"
 )
@@ -41,8 +42,17 @@ type cluster struct {
 	srv    *servertunnel.Server
 	public *httptest.Server
 	proxy  string
-	logs   *logBuffer
+	logs   *testenv.Output
 	stop   func() // stops srv (Run); called by cleanup too
+	// dials counts the requests to the websocket endpoint: each is an
+	// agent's attempt to open a session.
+	dials atomic.Int64
+}
+
+// waitDial waits until the endpoint received more than after requests.
+func (c *cluster) waitDial(t *testing.T, after int64, within time.Duration) {
+	t.Helper()
+	testenv.WaitUntil(t, within, "a new attempt to open a session", func() bool { return c.dials.Load() > after })
 }
 
 func newCluster(t *testing.T, nodes ...*corev1.Node) *cluster {
@@ -75,34 +85,24 @@ func startCluster(t *testing.T, dir string, files *pki.Files, ca *pki.CA, nodes 
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &cluster{files: files, ca: ca, dir: dir, proxy: l.Addr().String(), logs: &logBuffer{}}
+	c := &cluster{files: files, ca: ca, dir: dir, proxy: l.Addr().String(), logs: &testenv.Output{}}
 	c.srv = &servertunnel.Server{ClientCA: pool, Listener: l, CertFile: files.ServingCert, KeyFile: files.ServingKey,
 		Client: fake.NewClientset(objects(nodes)...), Log: slog.New(slog.NewTextHandler(c.logs, nil))}
-	ctx, cancel := context.WithCancel(context.Background())
-	ready, done := make(chan struct{}), make(chan error, 1)
-	go func() { done <- c.srv.Run(ctx, func() { close(ready) }) }()
-	var once sync.Once
+	r := testenv.Start(t, c.srv.Run)
 	c.stop = func() {
-		once.Do(func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("tunnel server: %v", err)
-			}
-		})
+		if err := r.Stop(); err != nil {
+			t.Errorf("tunnel server: %v", err)
+		}
 	}
-	t.Cleanup(c.stop)
-	select {
-	case <-ready:
-	case err := <-done:
-		t.Fatalf("tunnel server: %v", err)
-	case <-time.After(10 * time.Second):
-		t.Fatal("tunnel server not ready")
-	}
+	r.WaitReady(10 * time.Second)
 	cert, err := tls.LoadX509KeyPair(files.ServingCert, files.ServingKey)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.public = httptest.NewUnstartedServer(c.srv)
+	c.public = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c.dials.Add(1)
+		c.srv.ServeHTTP(w, r)
+	}))
 	c.public.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, ClientAuth: tls.RequestClientCert}
 	c.public.StartTLS()
 	t.Cleanup(c.public.Close)
@@ -152,36 +152,23 @@ func (c *cluster) startAgent(t *testing.T, node string, allow *Allow) (stop func
 	certFile, keyFile := c.clientCert(t, "system:node:"+node, "system:nodes")
 	client := &Client{Server: c.public.URL, CertFile: certFile, KeyFile: keyFile, CAFile: c.files.ServerCA,
 		Allow: allow, Log: slog.New(slog.NewTextHandler(c.logs, nil))}
-	ctx, cancel := context.WithCancel(context.Background())
-	ready, done := make(chan struct{}), make(chan error, 1)
-	go func() { done <- client.Run(ctx, func() { close(ready) }) }()
-	select {
-	case <-ready: // at once, whether or not the server answers
-	case <-time.After(time.Second):
-		t.Fatal("the tunnel client is not ready at once")
+	r := testenv.Start(t, client.Run)
+	r.WaitReady(time.Second) // at once, whether or not the server answers
+	return func() {
+		if err := r.Stop(); err != nil {
+			t.Errorf("tunnel client: %v", err)
+		}
 	}
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("tunnel client: %v", err)
-			}
-		})
-	}
-	t.Cleanup(stop)
-	return stop
 }
 
 func (c *cluster) waitSessions(t *testing.T, want string) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for strings.Join(c.srv.Sessions(), ",") != want {
-		if time.Now().After(deadline) {
-			t.Fatalf("sessions = %v, want %q; logs:\n%s", c.srv.Sessions(), want, c.logs)
+	testenv.WaitFor(t, 10*time.Second, "the sessions", func() error {
+		if got := strings.Join(c.srv.Sessions(), ","); got != want {
+			return fmt.Errorf("sessions = %q, want %q; logs:\n%s", got, want, c.logs)
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // connect opens a CONNECT tunnel to target through the egress proxy as the
@@ -250,21 +237,26 @@ func portOf(t *testing.T, addr string) int {
 	return n
 }
 
-type logBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
+// count counts the occurrences of s in what was logged to out.
+func count(out *testenv.Output, s string) int { return strings.Count(out.String(), s) }
 
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
+// dialEndpoint opens a session as the agent does, with certFile and
+// keyFile. It returns the connection (nil if refused) and the HTTP status
+// of the handshake; t.Cleanup closes the connection.
+func (c *cluster) dialEndpoint(t *testing.T, certFile, keyFile string) (*websocket.Conn, int) {
+	t.Helper()
+	client := &Client{Server: c.public.URL, CertFile: certFile, KeyFile: keyFile, CAFile: c.files.ServerCA}
+	cfg, err := client.tlsConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, _ := tunnelURL(c.public.URL)
+	ws, resp, err := (&websocket.Dialer{TLSClientConfig: cfg, HandshakeTimeout: 5 * time.Second}).Dial(u, nil)
+	if resp == nil {
+		t.Fatalf("dial the tunnel endpoint: %v", err)
+	}
+	if ws != nil {
+		t.Cleanup(func() { ws.Close() })
+	}
+	return ws, resp.StatusCode
 }
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-func (l *logBuffer) count(s string) int { return strings.Count(l.String(), s) }

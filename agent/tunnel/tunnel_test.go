@@ -1,7 +1,6 @@
 package tunnel
 
 import (
-	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"log/slog"
@@ -18,6 +17,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/kedge/kedge/scripts/testenv"
 	"github.com/kedge/kedge/shared/tunnelwire"
 )
 
@@ -64,7 +64,7 @@ func TestConnectRouting(t *testing.T) {
 	if code, ok := api(kubelet); code != http.StatusOK || !ok {
 		t.Errorf("the kubelet after a refused dial: status %d, echoed %v", code, ok)
 	}
-	if n := c.logs.count("tunnel session started"); n != 1 {
+	if n := count(c.logs, "tunnel session started"); n != 1 {
 		t.Errorf("%d sessions started, want 1 (a refusal must not end the session); logs:\n%s", n, c.logs)
 	}
 	// Only the apiserver may use the proxy.
@@ -149,18 +149,11 @@ func TestEndpointRefusesNonNodes(t *testing.T) {
 func TestNewSessionReplacesOld(t *testing.T) {
 	c := newCluster(t, edgeNode())
 	certFile, keyFile := c.clientCert(t, "system:node:edge", "system:nodes")
-	client := &Client{Server: c.public.URL, CertFile: certFile, KeyFile: keyFile, CAFile: c.files.ServerCA}
 	dial := func() *websocket.Conn {
-		cfg, err := client.tlsConfig()
-		if err != nil {
-			t.Fatal(err)
+		ws, code := c.dialEndpoint(t, certFile, keyFile)
+		if ws == nil {
+			t.Fatalf("open a session: HTTP %d", code)
 		}
-		u, _ := tunnelURL(c.public.URL)
-		ws, _, err := (&websocket.Dialer{TLSClientConfig: cfg, HandshakeTimeout: 5 * time.Second}).Dial(u, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { ws.Close() })
 		return ws
 	}
 	first := dial()
@@ -176,7 +169,7 @@ func TestNewSessionReplacesOld(t *testing.T) {
 		}
 	}
 	c.waitSessions(t, "edge")
-	if n := c.logs.count("a new tunnel session replaces the old one"); n != 1 {
+	if n := count(c.logs, "a new tunnel session replaces the old one"); n != 1 {
 		t.Errorf("replacements logged: %d, want 1; logs:\n%s", n, c.logs)
 	}
 }
@@ -188,22 +181,15 @@ func TestServerStopEndsSessions(t *testing.T) {
 	c := newCluster(t, edgeNode())
 	c.startAgent(t, "edge", &Allow{})
 	c.waitSessions(t, "edge")
+	dials := c.dials.Load()
 	c.stop()
 	c.waitSessions(t, "")
-	deadline := time.Now().Add(5 * time.Second)
-	for c.logs.count("tunnel lost; reconnecting") == 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("the agent did not see its session end; logs:\n%s", c.logs)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	// The agent saw its session end: it tries again.
+	c.waitDial(t, dials, 5*time.Second)
 	// The endpoint is still served (by the test server) but refuses.
-	deadline = time.Now().Add(5 * time.Second)
-	for c.logs.count("503 Service Unavailable") == 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("a new session after the stop was not refused with 503; logs:\n%s", c.logs)
-		}
-		time.Sleep(20 * time.Millisecond)
+	certFile, keyFile := c.clientCert(t, "system:node:edge", "system:nodes")
+	if _, code := c.dialEndpoint(t, certFile, keyFile); code != http.StatusServiceUnavailable {
+		t.Fatalf("a new session after the stop: HTTP %d, want 503", code)
 	}
 	if s := c.srv.Sessions(); len(s) != 0 {
 		t.Fatalf("sessions after the stop: %v", s)
@@ -213,40 +199,33 @@ func TestServerStopEndsSessions(t *testing.T) {
 // TestClientReadyWithoutServer: an unreachable server does not hold up the
 // agent, and the client stops at once when cancelled.
 func TestClientReadyWithoutServer(t *testing.T) {
+	// Nothing serves there: every connection is closed at once.
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { l.Close() })
+	var attempts atomic.Int64
+	go func() {
+		for {
+			conn, err := l.Accept()
+			if err != nil {
+				return
+			}
+			attempts.Add(1)
+			conn.Close()
+		}
+	}()
 	addr := l.Addr().String()
-	l.Close() // nothing listens there now
 	c := newCluster(t)
 	certFile, keyFile := c.clientCert(t, "system:node:edge", "system:nodes")
 	client := &Client{Server: "https://" + addr, CertFile: certFile, KeyFile: keyFile, CAFile: c.files.ServerCA,
 		Allow: &Allow{}, Log: slog.New(slog.NewTextHandler(c.logs, nil))}
-	ctx, cancel := context.WithCancel(t.Context())
-	ready, done := make(chan struct{}), make(chan error, 1)
-	go func() { done <- client.Run(ctx, func() { close(ready) }) }()
-	select {
-	case <-ready:
-	case <-time.After(time.Second):
-		t.Fatal("not ready at once")
-	}
-	deadline := time.Now().Add(5 * time.Second)
-	for c.logs.count("cannot open the tunnel") == 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("no failed attempt logged:\n%s", c.logs)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(2 * time.Second):
-		t.Fatal("Run did not return after cancel")
-	}
+	r := testenv.Start(t, client.Run)
+	r.WaitReady(time.Second) // at once
+	testenv.WaitUntil(t, 5*time.Second, "a second attempt to open the tunnel after a failed one",
+		func() bool { return attempts.Load() >= 2 })
+	stopWithin(t, r, 2*time.Second)
 }
 
 // TestDeadLinkReconnects: when the link goes silent (a relay that stops
@@ -259,25 +238,14 @@ func TestDeadLinkReconnects(t *testing.T) {
 	certFile, keyFile := c.clientCert(t, "system:node:edge", "system:nodes")
 	client := &Client{Server: "https://" + relay.addr, CertFile: certFile, KeyFile: keyFile, CAFile: c.files.ServerCA,
 		Allow: &Allow{}, Log: slog.New(slog.NewTextHandler(c.logs, nil))}
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() { done <- client.Run(ctx, func() {}) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
+	testenv.Start(t, client.Run)
 	c.waitSessions(t, "edge")
+	dials := c.dials.Load()
 	relay.freeze()
 	cut := time.Now()
-	deadline := cut.Add(tunnelwire.DeadAfter + 2*tunnelwire.PingInterval + maxBackoff + 2*time.Second)
-	for c.logs.count("a new tunnel session replaces the old one") == 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("no new session %s after the link went silent; logs:\n%s", time.Since(cut), c.logs)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Logf("new session %.1f s after the link went silent", time.Since(cut).Seconds())
-	if c.logs.count("tunnel link is dead") != 1 {
+	c.waitDial(t, dials, tunnelwire.DeadAfter+2*tunnelwire.PingInterval+maxBackoff+2*time.Second)
+	t.Logf("new session attempt %.1f s after the link went silent", time.Since(cut).Seconds())
+	if count(c.logs, "tunnel link is dead") != 1 {
 		t.Errorf("the agent did not report the dead link; logs:\n%s", c.logs)
 	}
 	c.waitSessions(t, "edge")
@@ -365,18 +333,11 @@ func TestSetKeepsATunnelToEachServer(t *testing.T) {
 	a := newCluster(t, edgeNode())
 	b := a.sibling(t, edgeNode())
 	certFile, keyFile := a.clientCert(t, "system:node:edge", "system:nodes")
-	logs := &logBuffer{}
+	logs := &testenv.Output{}
 	set := &Set{Server: a.public.URL, CertFile: certFile, KeyFile: keyFile, CAFile: a.files.ServerCA,
 		Allow: &Allow{}, Log: slog.New(slog.NewTextHandler(logs, nil))}
-	ctx, cancel := context.WithCancel(t.Context())
-	ready, done := make(chan struct{}), make(chan error, 1)
-	go func() { done <- set.Run(ctx, func() { close(ready) }) }()
-	defer cancel()
-	select {
-	case <-ready:
-	case <-time.After(time.Second):
-		t.Fatal("the set is not ready at once")
-	}
+	r := testenv.Start(t, set.Run)
+	r.WaitReady(time.Second) // at once
 	a.waitSessions(t, "edge")
 	b.waitSessions(t, "")
 
@@ -388,24 +349,28 @@ func TestSetKeepsATunnelToEachServer(t *testing.T) {
 	set.SetServers([]string{addr(b)})
 	a.waitSessions(t, "")
 	b.waitSessions(t, "edge")
-	if n := a.logs.count("tunnel session started"); n != 1 {
+	if n := count(a.logs, "tunnel session started"); n != 1 {
 		t.Errorf("server a saw %d sessions, want 1; logs:\n%s", n, a.logs)
 	}
-	if n := b.logs.count("tunnel session started"); n != 1 {
+	if n := count(b.logs, "tunnel session started"); n != 1 {
 		t.Errorf("server b saw %d sessions, want 1 (its session must outlive the change); logs:\n%s", n, b.logs)
 	}
-	if n := logs.count("closing the tunnel to a server no longer listed"); n != 1 {
+	if n := count(logs, "closing the tunnel to a server no longer listed"); n != 1 {
 		t.Errorf("closings logged: %d, want 1; logs:\n%s", n, logs)
 	}
 
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("Run did not return after cancel")
-	}
+	stopWithin(t, r, 5*time.Second)
 	b.waitSessions(t, "")
+}
+
+// stopWithin stops r and fails the test unless Run returned nil within limit.
+func stopWithin(t *testing.T, r *testenv.Running, limit time.Duration) {
+	t.Helper()
+	start := time.Now()
+	if err := r.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took > limit {
+		t.Fatalf("Run returned %s after cancel, want within %s", took, limit)
+	}
 }

@@ -22,8 +22,8 @@ import (
 	"github.com/kedge/kedge/agent/bundle"
 	agentcontainerd "github.com/kedge/kedge/agent/containerd"
 	"github.com/kedge/kedge/agent/images"
-	"github.com/kedge/kedge/scripts/e2e/testenv"
 	"github.com/kedge/kedge/scripts/imagebuild/ociimage"
+	"github.com/kedge/kedge/scripts/testenv"
 )
 
 // TestRunsAPodWithoutARegistry runs the real containerd in this process
@@ -53,28 +53,9 @@ func TestRunsAPodWithoutARegistry(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	ctx, cancel := context.WithCancel(context.Background())
 	c := &Containerd{ConfigFile: cfgFile, Socket: socket}
-	ready, done := make(chan struct{}), make(chan error, 1)
-	go func() { done <- c.Run(ctx, func() { close(ready) }) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("containerd stopped with %v", err)
-			}
-		case <-time.After(20 * time.Second):
-			t.Error("containerd did not stop within 20s")
-		}
-	})
-	select {
-	case <-ready:
-	case err := <-done:
-		t.Fatalf("containerd exited: %v", err)
-	case <-time.After(60 * time.Second):
-		t.Fatal("containerd not ready within 60s")
-	}
+	testenv.Start(t, c.Run).WaitReady(60 * time.Second)
+	ctx := t.Context()
 
 	for _, name := range []string{"pause", "testimage"} {
 		tarball := buildImage(t, name)
@@ -135,18 +116,17 @@ func TestRunsAPodWithoutARegistry(t *testing.T) {
 	if _, err := rt.StartContainer(ctx, &runtimeapi.StartContainerRequest{ContainerId: ctr.ContainerId}); err != nil {
 		t.Fatalf("start container: %v", err)
 	}
-	deadline := time.Now().Add(30 * time.Second)
 	var body string
-	for time.Now().Before(deadline) {
+	testenv.WaitFor(t, 30*time.Second, "the container to answer", func() error {
 		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/", port))
-		if err == nil {
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			body = string(b)
-			break
+		if err != nil {
+			return err
 		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		body = string(b)
+		return err
+	})
 	host, _ := os.Hostname() // a host-network pod shares the host's UTS namespace
 	if body != "hello from "+host+"\n" {
 		t.Fatalf("container answered %q", body)

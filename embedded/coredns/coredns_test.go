@@ -1,14 +1,12 @@
 package coredns
 
 import (
-	"bytes"
 	"fmt"
 	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,25 +14,8 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/kedge/kedge/embedded/component"
+	"github.com/kedge/kedge/scripts/testenv"
 )
-
-// syncBuffer is a log sink safe for concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // freeDNSPort returns a port free on 127.0.0.1 for both UDP and TCP (a
 // DNS server listens on both; a port free for UDP alone may be an outgoing
@@ -106,7 +87,7 @@ func query(addr, name string) ([]string, error) {
 // slog logger it had (also during the wait), and after Stop the port is
 // free for the next Start.
 func TestServerForwardsAndKeepsKlog(t *testing.T) {
-	var logs syncBuffer
+	var logs testenv.Output
 	klog.SetSlogLogger(slog.New(slog.NewTextHandler(&logs, nil)).With("component", "k8s"))
 	t.Cleanup(klog.ClearLogger)
 

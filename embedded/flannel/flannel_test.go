@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/kedge/kedge/scripts/testenv"
 )
 
 const netnsEnv = "KEDGE_FLANNEL_TEST_NETNS"
@@ -69,28 +71,12 @@ current-context: c
 		OnLease: func(Lease) error { t.Error("a lease without a server"); return nil },
 		Log:     slog.New(slog.NewTextHandler(os.Stderr, nil)),
 	}
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	ready := make(chan struct{}, 1)
-	done := make(chan error, 1)
-	go func() { done <- f.Run(ctx, func() { ready <- struct{}{} }) }()
-	select {
-	case <-ready:
-	case err := <-done:
-		t.Fatalf("Run returned before ready: %v", err)
-	case <-time.After(10 * time.Second):
-		t.Fatal("not ready within 10s")
-	}
+	r := testenv.Start(t, f.Run)
+	r.WaitReady(10 * time.Second)
 	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_forward"); err != nil || string(b) != "1\n" {
 		t.Fatalf("ip_forward = %q (%v)", b, err)
 	}
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("Run after cancel: %v", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("Run did not return within 10s of cancel")
+	if err := r.Stop(); err != nil {
+		t.Fatalf("Run after cancel: %v", err)
 	}
 }

@@ -1,17 +1,14 @@
 package flannel
 
 import (
-	"flag"
 	"net"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/flannel-io/flannel/pkg/subnet"
-)
 
-var update = flag.Bool("update", false, "rewrite golden files")
+	"github.com/kedge/kedge/scripts/testenv"
+)
 
 func TestNetConfGolden(t *testing.T) {
 	for cidr, file := range map[string]string{"10.42.0.0/16": "net-conf.json", "fd00:42::/56": "net-conf-ipv6.json"} {
@@ -19,14 +16,7 @@ func TestNetConfGolden(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		path := filepath.Join("testdata", file)
-		if *update {
-			os.WriteFile(path, got, 0o644)
-		}
-		want, _ := os.ReadFile(path)
-		if string(got) != string(want) {
-			t.Fatalf("differs from %s:\n%s", path, got)
-		}
+		testenv.Golden(t, file, got)
 		// flannel reads it the way we mean it.
 		sc, err := subnet.ParseConfig(string(got))
 		if err != nil {

@@ -179,18 +179,7 @@ func allServing(t *testing.T, h *hosts.Host, kedge string, names []string) bool 
 // poll is waitFor with a 50 ms period, for measurements.
 func poll(t *testing.T, timeout time.Duration, what string, procs []*hosts.Proc, check func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !check() {
-		for _, p := range procs {
-			if err, done := p.Exited(); done {
-				t.Fatalf("a process exited (%v) while waiting for %s:\n%s", err, what, p.Output())
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitEvery(t, 50*time.Millisecond, timeout, what, procs, check)
 }
 
 // envInt is the positive integer in the environment variable name, or def.

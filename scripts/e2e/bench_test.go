@@ -71,8 +71,8 @@ func TestBenchAgent(t *testing.T) {
 	joinReady := time.Since(start)
 	time.Sleep(idle) // measuring idle memory: the wait is the measurement
 	agentRSS, shims := rssMB(agent.Cmd.Process.Pid), shimsRSSMB()
-	t.Logf("agent idle memory (kB): %s; cluster DNS serving: %v", memoryBreakdown(agent.Cmd.Process.Pid),
-		strings.Contains(agent.Output(), "cluster DNS serving"))
+	t.Logf("agent idle memory (kB): %s; cluster DNS listening: %v", memoryBreakdown(agent.Cmd.Process.Pid),
+		dnsListening(t, h))
 
 	paced := podStarts(t, admin, procs, "paced", 10, time.Second)
 	deletePods(t, admin, procs, "paced")

@@ -259,7 +259,7 @@ func TestClusterAcrossHosts(t *testing.T) {
 	}
 	a2 = h2.Start(t, agentArgs()...)
 	procs = []*hosts.Proc{srv, a1, a2}
-	waitFor(t, 60*time.Second, "agent2 ready again", procs, func() bool { return strings.Contains(a2.Output(), "kedge agent is ready") })
+	waitFor(t, 60*time.Second, "agent2 ready again", procs, a2.Ready)
 	waitNodeReady(t, admin, "agent2", procs)
 	if after := containersOn(t, admin, "agent2"); !equalMaps(before, after) {
 		t.Fatalf("agent2's containers changed across an agent restart:\nbefore %v\nafter  %v", before, after)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -192,9 +193,7 @@ func TestClusterDNS(t *testing.T) {
 	cut(t, edge, false)
 	t.Cleanup(func() { cut(t, edge, true) })
 	procs = []*hosts.Proc{agent}
-	waitFor(t, 30*time.Second, "the agent to notice the cut", procs, func() bool {
-		return strings.Contains(agent.Output(), "no server answers")
-	})
+	waitFor(t, 30*time.Second, "the agent's upstream to fail with the link cut", procs, func() bool { return !upstreamAnswers(edge) })
 	waitFor(t, 30*time.Second, "the Service name resolving with the link cut", procs, resolves("shop.default.svc.cluster.local", svc.Spec.ClusterIP))
 	if out, ok := inTill("get", "http://shop/"); !ok || out != "hello from shop" {
 		t.Fatalf("the shop Service by name with the link cut: %q", out)
@@ -206,9 +205,7 @@ func TestClusterDNS(t *testing.T) {
 	}
 	agent = edge.Start(t, agentArgs...)
 	procs = []*hosts.Proc{agent}
-	waitFor(t, 90*time.Second, "the agent serving DNS again offline", procs, func() bool {
-		return strings.Contains(agent.Output(), "kedge agent is ready") && strings.Contains(agent.Output(), "cluster DNS serving")
-	})
+	waitFor(t, 90*time.Second, "the agent ready again offline", procs, agent.Ready)
 	waitFor(t, 30*time.Second, "the Service name after an offline agent restart", procs, resolves("shop.default.svc.cluster.local", svc.Spec.ClusterIP))
 	waitFor(t, 30*time.Second, "kubernetes.default after an offline agent restart", procs, resolves("kubernetes.default.svc.cluster.local", "10.43.0.1"))
 	if out, ok := inTill("get", "http://shop/"); !ok || out != "hello from shop" {
@@ -231,9 +228,7 @@ func TestClusterDNS(t *testing.T) {
 		_, err := admin.CoreV1().Services(clusterdns.Namespace).Get(ctx, clusterdns.ServiceName, metav1.GetOptions{})
 		return apierrors.IsNotFound(err)
 	})
-	waitFor(t, 60*time.Second, "the edge's DNS to stop", procs, func() bool {
-		return strings.Contains(agent.Output(), "cluster DNS stopped")
-	})
+	waitFor(t, 60*time.Second, "the edge's DNS to stop", procs, func() bool { return !dnsListening(t, edge) })
 	waitFor(t, 60*time.Second, "the kube-dns slices to go", procs, func() bool {
 		l, err := admin.DiscoveryV1().EndpointSlices(clusterdns.Namespace).List(ctx, metav1.ListOptions{
 			LabelSelector: discoveryv1.LabelServiceName + "=" + clusterdns.ServiceName})
@@ -252,4 +247,15 @@ func TestClusterDNS(t *testing.T) {
 			t.Log("agent after the offline restart: " + l)
 		}
 	}
+}
+
+// dnsListening reports whether the agent's cluster DNS listens in h (on UDP
+// port clusterdns.Port).
+func dnsListening(t *testing.T, h *hosts.Host) bool {
+	t.Helper()
+	out, err := exec.Command("ip", "netns", "exec", h.NS, "ss", "-Hlun", "sport", "=", ":"+strconv.Itoa(clusterdns.Port)).Output()
+	if err != nil {
+		t.Fatalf("ss in %s: %v", h.Name, err)
+	}
+	return strings.TrimSpace(string(out)) != ""
 }

@@ -15,6 +15,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	agentproxy "github.com/kedge/kedge/agent/proxy"
 	"github.com/kedge/kedge/scripts/e2e/hosts"
 	"github.com/kedge/kedge/server/integration/harness"
 )
@@ -57,9 +58,7 @@ func TestPodTrafficAcrossNodes(t *testing.T) {
 		procs = append(procs, h.Start(t, kedge, "agent", "--server", "https://"+srvHost.IP+":6443", "--token", strings.TrimSpace(string(tokenBytes))))
 	}
 	for i, h := range agentHosts {
-		waitFor(t, 120*time.Second, h.Name+" ready", procs, func() bool {
-			return strings.Contains(procs[i+1].Output(), "kedge agent is ready")
-		})
+		waitFor(t, 120*time.Second, h.Name+" ready", procs, procs[i+1].Ready)
 	}
 	t.Logf("two agents ready with flannel in %.1fs", time.Since(start).Seconds())
 
@@ -166,9 +165,12 @@ func TestPodTrafficAcrossNodes(t *testing.T) {
 		t.Fatalf("agent1 stop: %v\n%s", err, procs[1].Output())
 	}
 	offline := time.Now()
-	a1 := agentHosts[0].Start(t, kedge, "agent", "--debug", "--server", "https://"+srvHost.IP+":6443", "--token", strings.TrimSpace(string(tokenBytes)))
-	waitFor(t, 60*time.Second, "flannel on agent1 ready with the server down", []*hosts.Proc{a1}, func() bool {
-		return strings.Contains(a1.Output(), "msg=ready component=flannel")
+	a1 := agentHosts[0].Start(t, kedge, "agent", "--server", "https://"+srvHost.IP+":6443", "--token", strings.TrimSpace(string(tokenBytes)))
+	// The agent starts its components in order, each once the one before
+	// is ready: kube-proxy (after flannel and the node's addresses) serves
+	// its healthz, 503 until a first sync, only once flannel is ready.
+	waitFor(t, 60*time.Second, "flannel on agent1 ready with the server down (kube-proxy's healthz up)", []*hosts.Proc{a1}, func() bool {
+		return httpCodeFrom(agentHosts[0], "http://"+agentproxy.HealthzAddress+"/healthz") != "000"
 	})
 	t.Logf("agent1 restarted with the server down: flannel ready in %.1fs", time.Since(offline).Seconds())
 	if out, err = exec.Command("ip", "netns", "exec", agentHosts[0].NS, "curl", "-s", "--max-time", "2", remote).CombinedOutput(); err != nil || string(out) != want {
@@ -177,9 +179,8 @@ func TestPodTrafficAcrossNodes(t *testing.T) {
 	srv = srvHost.Start(t, kedge, "server", "--disable-agent")
 	waitForServer(t, srvHost, srv)
 	procs = []*hosts.Proc{srv, a1, procs[2]}
-	waitFor(t, 120*time.Second, "agent1 ready with flannel's lease after the server is back", procs, func() bool {
-		return strings.Contains(a1.Output(), "flannel is ready") && strings.Contains(a1.Output(), "kedge agent is ready")
-	})
+	// READY=1 comes after every component, flannel too, is ready.
+	waitFor(t, 120*time.Second, "agent1 ready with flannel's lease after the server is back", procs, a1.Ready)
 	after, err := admin.CoreV1().Nodes().Get(ctx, agentHosts[0].Name, metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)

@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"fmt"
 	"net/http"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -174,15 +173,13 @@ type probeResult struct {
 
 func lbProbe(t *testing.T, h *hosts.Host) *lbProber {
 	p := &lbProber{done: make(chan struct{}), finished: make(chan struct{})}
-	ca := filepath.Join(h.Root, "var/lib/kedge/agent/cred/server-ca.crt")
 	go func() {
 		defer close(p.finished)
 		for {
 			start := time.Now()
-			out, err := exec.Command("ip", "netns", "exec", h.NS, "curl", "-s", "--max-time", "1", "--cacert", ca,
-				"https://127.0.0.1:6444/readyz").Output()
+			ok := upstreamAnswers(h)
 			p.mu.Lock()
-			p.results = append(p.results, probeResult{at: start, ok: err == nil && string(out) == "ok"})
+			p.results = append(p.results, probeResult{at: start, ok: ok})
 			p.mu.Unlock()
 			select {
 			case <-p.done:

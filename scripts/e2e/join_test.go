@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -88,7 +89,7 @@ func TestJoinRefusalsRestartAndImageDropIn(t *testing.T) {
 		t.Fatal(err)
 	}
 	a := h.Start(t, kedge, "agent", "--server", url, "--token", agentToken.String())
-	waitFor(t, 90*time.Second, "agent ready", []*hosts.Proc{srv, a}, func() bool { return strings.Contains(a.Output(), "kedge agent is ready") })
+	waitFor(t, 90*time.Second, "agent ready", []*hosts.Proc{srv, a}, a.Ready)
 	for _, f := range []string{"cred/kubelet-client.key", "cred/kubelet.kubeconfig", "node-password"} {
 		st, err := os.Stat(filepath.Join(h.Root, "var/lib/kedge/agent", f))
 		if err != nil || st.Mode().Perm() != 0o600 {
@@ -101,12 +102,16 @@ func TestJoinRefusalsRestartAndImageDropIn(t *testing.T) {
 	if !strings.Contains(a.Output(), "kedge agent stopped") {
 		t.Fatalf("no clean stop:\n%s", a.Output())
 	}
+	// A join issues new credentials; a restart keeps the stored ones.
+	clientCert := filepath.Join(h.Root, "var/lib/kedge/agent/cred/kubelet-client.crt")
+	certBefore, err := os.ReadFile(clientCert)
+	if err != nil {
+		t.Fatal(err)
+	}
 	b := h.Start(t, kedge, "agent", "--server", url, "--token", agentToken.String())
-	waitFor(t, 60*time.Second, "restarted agent ready", []*hosts.Proc{srv, b}, func() bool {
-		return strings.Contains(b.Output(), "kedge agent is ready")
-	})
-	if !strings.Contains(b.Output(), "using stored node credentials") {
-		t.Fatalf("restart joined again instead of using stored credentials:\n%s", b.Output())
+	waitFor(t, 60*time.Second, "restarted agent ready", []*hosts.Proc{srv, b}, b.Ready)
+	if certAfter, err := os.ReadFile(clientCert); err != nil || !bytes.Equal(certAfter, certBefore) {
+		t.Fatalf("restart joined again instead of using stored credentials (kubelet-client.crt changed, %v):\n%s", err, b.Output())
 	}
 	// `kedge ctr` on the node talks to kedge's containerd in the k8s.io namespace.
 	ctr := h.Start(t, kedge, "ctr", "images", "ls", "-q")

@@ -84,9 +84,7 @@ func TestAgentThroughOutages(t *testing.T) {
 	cut(t, edge, false)
 	t.Cleanup(func() { cut(t, edge, true) })
 	procs := []*hosts.Proc{agent}
-	waitFor(t, 30*time.Second, "the agent to notice the cut", procs, func() bool {
-		return strings.Contains(agent.Output(), "no server answers")
-	})
+	waitFor(t, 30*time.Second, "the agent's upstream to fail with the link cut", procs, func() bool { return !upstreamAnswers(edge) })
 	if got := curlFrom(edge, "http://"+podIP+":8080/"); got != "hello from till\n" {
 		t.Fatalf("the pod answered %q inside the host when the link was cut", got)
 	}
@@ -107,7 +105,7 @@ func TestAgentThroughOutages(t *testing.T) {
 	}
 	agent = edge.Start(t, agentArgs...)
 	procs = []*hosts.Proc{agent}
-	waitFor(t, 90*time.Second, "the agent ready again offline", procs, func() bool { return strings.Contains(agent.Output(), "kedge agent is ready") })
+	waitFor(t, 90*time.Second, "the agent ready again offline", procs, agent.Ready)
 	// The Node was initialized (uninitialized taint removed) before the
 	// link was cut; the cached Node says so, and kube-proxy does not wait.
 	if strings.Contains(agent.Output(), "not initialized by the server's cloud node controller") {

@@ -21,9 +21,7 @@ func TestServerIsANode(t *testing.T) {
 	h := net.AddHost(t, "solo")
 	stageTestImage(t, h)
 	srv := h.Start(t, kedge, "server", "--node-label", "role=solo")
-	waitFor(t, 120*time.Second, "the server (with its agent) to be ready", []*hosts.Proc{srv}, func() bool {
-		return strings.Contains(srv.Output(), "kedge server is ready")
-	})
+	waitFor(t, 120*time.Second, "the server (with its agent) to be ready", []*hosts.Proc{srv}, srv.Ready)
 	admin := adminClient(t, h)
 	ctx := t.Context()
 	waitNodeReady(t, admin, "solo", []*hosts.Proc{srv})

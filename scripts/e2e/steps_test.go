@@ -103,6 +103,16 @@ func curlFrom(h *hosts.Host, url string) string {
 	return string(out)
 }
 
+// upstreamAnswers reports whether the agent's load balancer in h reaches a
+// server's /readyz: the agent's API cache asks the same every second and
+// serves from its cache while it does not.
+func upstreamAnswers(h *hosts.Host) bool {
+	ca := filepath.Join(h.Root, "var/lib/kedge/agent/cred/server-ca.crt")
+	out, err := exec.Command("ip", "netns", "exec", h.NS, "curl", "-s", "--max-time", "1", "--cacert", ca,
+		"https://127.0.0.1:6444/readyz").Output()
+	return err == nil && string(out) == "ok"
+}
+
 // curlPost POSTs to url from inside the host and returns the body.
 func curlPost(h *hosts.Host, url string) string {
 	out, err := exec.Command("ip", "netns", "exec", h.NS, "curl", "-s", "--max-time", "3", "-X", "POST", url).Output()
@@ -142,9 +152,7 @@ func cut(t *testing.T, h *hosts.Host, up bool) {
 func startServer(t *testing.T, kedge string, h *hosts.Host, args ...string) (*hosts.Proc, []string) {
 	t.Helper()
 	srv := h.Start(t, append([]string{kedge, "server"}, args...)...)
-	waitFor(t, 120*time.Second, "the server on "+h.Name+" to be ready", []*hosts.Proc{srv}, func() bool {
-		return strings.Contains(srv.Output(), "kedge server is ready")
-	})
+	waitFor(t, 120*time.Second, "the server on "+h.Name+" to be ready", []*hosts.Proc{srv}, srv.Ready)
 	tok, err := os.ReadFile(filepath.Join(h.Root, "var/lib/kedge/server/token"))
 	if err != nil {
 		t.Fatal(err)

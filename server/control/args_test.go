@@ -1,7 +1,6 @@
 package control
 
 import (
-	"flag"
 	"log/slog"
 	"net"
 	"os"
@@ -12,11 +11,10 @@ import (
 
 	"k8s.io/apiserver/pkg/server/egressselector"
 
+	"github.com/kedge/kedge/scripts/testenv"
 	"github.com/kedge/kedge/server/config"
 	"github.com/kedge/kedge/server/pki"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files")
 
 func inputs(t *testing.T, mutate func(*config.Config)) Inputs {
 	t.Helper()
@@ -43,20 +41,7 @@ func inputs(t *testing.T, mutate func(*config.Config)) Inputs {
 
 func golden(t *testing.T, name string, args []string) {
 	t.Helper()
-	got := strings.Join(args, "\n") + "\n"
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run with -update to create)", err)
-	}
-	if got != string(want) {
-		t.Fatalf("%s differs from golden file:\n%s", name, got)
-	}
+	testenv.Golden(t, name, []byte(strings.Join(args, "\n")+"\n"))
 }
 
 func TestGoldenArgs(t *testing.T) {

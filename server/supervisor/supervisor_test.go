@@ -15,8 +15,9 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
-	"github.com/kedge/kedge/embedded/component/componenttest"
+	"github.com/kedge/kedge/scripts/testenv"
 	"github.com/kedge/kedge/server/pki"
 	"github.com/kedge/kedge/shared/joinapi"
 )
@@ -94,7 +95,7 @@ func TestRunServesTLS(t *testing.T) {
 		}),
 		Named: &Named{ServerName: metricsName, CertFile: f.MetricsServingCert, KeyFile: f.MetricsServingKey, Handler: named("metrics")},
 		Log:   slog.New(slog.DiscardHandler)}
-	componenttest.Start(t, s)
+	testenv.Start(t, s.Run).WaitReady(30 * time.Second)
 
 	caPEM, err := os.ReadFile(f.ServerCA)
 	if err != nil {

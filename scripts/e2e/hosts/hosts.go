@@ -25,7 +25,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kedge/kedge/scripts/e2e/testenv"
+	"github.com/kedge/kedge/scripts/testenv"
 )
 
 // Network is a bridge with hosts attached, on 10.199.<n>.0/24.
@@ -126,11 +126,16 @@ func (h *Host) Gateway() string { return h.net.Gateway() }
 // UTS and cgroup namespaces of the host's init process (see ensureInit), so
 // that every process of a host, like on a real machine, sees the same
 // mounts (network namespaces of pods, container root filesystems) whether
-// it started before or after another one.
+// it started before or after another one. The process gets its own
+// $NOTIFY_SOCKET, as under systemd (see Proc.Ready).
 func (h *Host) Start(t testing.TB, argv ...string) *Proc {
 	t.Helper()
 	pid := h.ensureInit(t)
-	return h.spawn(t, "exec nsenter -t "+strconv.Itoa(pid)+` -m -u -n -C -- "$@"`, append([]string{"kedge-host"}, argv...)...)
+	notify := testenv.ListenNotify(t)
+	p := h.spawn(t, []string{"NOTIFY_SOCKET=" + notify.Path},
+		"exec nsenter -t "+strconv.Itoa(pid)+` -m -u -n -C -- "$@"`, append([]string{"kedge-host"}, argv...)...)
+	p.notify = notify
+	return p
 }
 
 // InitPID is the pid of the host's init process (its /proc/PID/mountinfo
@@ -193,7 +198,7 @@ func (h *Host) ensureInit(t testing.TB) int {
 		fmt.Sprintf("touch %q", marker),
 		"exec sleep infinity",
 	}, "\n")
-	init = h.spawn(t, `exec ip netns exec "$0" unshare --mount --cgroup --uts --propagation private bash -c "$1"`, h.NS, inner)
+	init = h.spawn(t, nil, `exec ip netns exec "$0" unshare --mount --cgroup --uts --propagation private bash -c "$1"`, h.NS, inner)
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		if _, err := os.Stat(marker); err == nil {
@@ -210,12 +215,16 @@ func (h *Host) ensureInit(t testing.TB) int {
 	return init.Cmd.Process.Pid
 }
 
-// spawn runs `bash -c script args...` after joining the host's cgroups (the
-// cgroup namespace entered later is rooted there).
-func (h *Host) spawn(t testing.TB, script string, args ...string) *Proc {
+// spawn runs `bash -c script args...` with env added to the test's
+// environment after joining the host's cgroups (the cgroup namespace
+// entered later is rooted there).
+func (h *Host) spawn(t testing.TB, env []string, script string, args ...string) *Proc {
 	t.Helper()
 	outer := h.cgroupJoin(t) + script
 	cmd := exec.Command("bash", append([]string{"-c", outer}, args...)...)
+	if env != nil {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	p := &Proc{Cmd: cmd, out: &testenv.Output{}, exited: make(chan error, 1)}
 	cmd.Stdout, cmd.Stderr = p.out, p.out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}

@@ -6,7 +6,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/kedge/kedge/scripts/e2e/testenv"
+	"github.com/kedge/kedge/scripts/testenv"
 )
 
 // Proc is a process running in a host.
@@ -14,7 +14,12 @@ type Proc struct {
 	Cmd    *exec.Cmd
 	out    *testenv.Output
 	exited chan error
+	notify *testenv.Notify // nil for a host's init process
 }
+
+// Ready reports whether the process sent READY=1 to its $NOTIFY_SOCKET
+// (kedge does once every component is ready).
+func (p *Proc) Ready() bool { return p.notify != nil && p.notify.IsReady() }
 
 // Output is everything the process printed so far.
 func (p *Proc) Output() string { return p.out.String() }

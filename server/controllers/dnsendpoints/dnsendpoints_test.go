@@ -15,7 +15,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/kedge/kedge/agent/clusterdns"
-	"github.com/kedge/kedge/embedded/component/componenttest"
+	"github.com/kedge/kedge/scripts/testenv"
 )
 
 func kubeDNS(managed bool) *corev1.Service {
@@ -116,12 +116,13 @@ func TestControllerFollowsNodesAndService(t *testing.T) {
 	client := fake.NewClientset(kubeDNS(true), node("a", "10.0.0.1"), node("b", "10.0.0.2"))
 	// reconciled holds a wake-up once a reconcile is done.
 	reconciled := make(chan struct{}, 1)
-	componenttest.Start(t, &Controller{Client: client, Log: slog.New(slog.DiscardHandler), Decided: func(Changes, error) {
+	c := &Controller{Client: client, Log: slog.New(slog.DiscardHandler), Decided: func(Changes, error) {
 		select {
 		case reconciled <- struct{}{}:
 		default:
 		}
-	}})
+	}}
+	testenv.Start(t, c.Run).WaitReady(10 * time.Second)
 	slicesNow := func() map[string]string {
 		l, err := client.DiscoveryV1().EndpointSlices(clusterdns.Namespace).List(ctx, metav1.ListOptions{})
 		if err != nil {

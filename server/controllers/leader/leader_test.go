@@ -16,6 +16,7 @@ import (
 	clienttesting "k8s.io/client-go/testing"
 
 	"github.com/kedge/kedge/embedded/component"
+	"github.com/kedge/kedge/scripts/testenv"
 )
 
 // fakeComponent counts how often it runs; it fails with fail if set.
@@ -46,30 +47,6 @@ func elected(cs kubernetes.Interface, id string, c *fakeComponent) *Elected {
 	}
 }
 
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-type run struct {
-	cancel context.CancelFunc
-	done   chan error
-	ready  atomic.Bool
-}
-
-func start(e *Elected) *run {
-	ctx, cancel := context.WithCancel(context.Background())
-	r := &run{cancel: cancel, done: make(chan error, 1)}
-	go func() { r.done <- e.Run(ctx, func() { r.ready.Store(true) }) }()
-	return r
-}
-
 func holder(t *testing.T, cs kubernetes.Interface) string {
 	l, err := cs.CoordinationV1().Leases("kube-system").Get(t.Context(), "kedge-controllers", metav1.GetOptions{})
 	if err != nil || l.Spec.HolderIdentity == nil {
@@ -81,31 +58,27 @@ func holder(t *testing.T, cs kubernetes.Interface) string {
 func TestOneLeaderAndHandoverOnStop(t *testing.T) {
 	cs := fake.NewClientset()
 	a, b := &fakeComponent{}, &fakeComponent{}
-	ra := start(elected(cs, "a", a))
-	t.Cleanup(ra.cancel)
-	waitUntil(t, "a leads", func() bool { return a.running.Load() == 1 && ra.ready.Load() })
-	rb := start(elected(cs, "b", b))
-	t.Cleanup(rb.cancel)
-	waitUntil(t, "b ready as a follower", rb.ready.Load)
+	ra := testenv.Start(t, elected(cs, "a", a).Run)
+	testenv.WaitUntil(t, 10*time.Second, "a leads", func() bool { return a.running.Load() == 1 && ra.IsReady() })
+	rb := testenv.Start(t, elected(cs, "b", b).Run)
+	testenv.WaitUntil(t, 10*time.Second, "b ready as a follower", rb.IsReady)
 	if b.running.Load() != 0 {
 		t.Fatal("the follower runs the components too")
 	}
 	// a stops: its components stop, then the lease is released, so b takes
 	// over long before the 30 s lease would expire.
 	stopped := time.Now()
-	ra.cancel()
-	if err := <-ra.done; err != nil {
+	if err := ra.Stop(); err != nil {
 		t.Fatalf("a: %v", err)
 	}
 	if a.running.Load() != 0 {
 		t.Fatal("a's components still run after Run returned")
 	}
-	waitUntil(t, "b leads", func() bool { return b.running.Load() == 1 && holder(t, cs) == "b" })
+	testenv.WaitUntil(t, 10*time.Second, "b leads", func() bool { return b.running.Load() == 1 && holder(t, cs) == "b" })
 	if d := time.Since(stopped); d > 5*time.Second {
 		t.Fatalf("handover took %s; the lease was not released", d)
 	}
-	rb.cancel()
-	if err := <-rb.done; err != nil {
+	if err := rb.Stop(); err != nil {
 		t.Fatalf("b: %v", err)
 	}
 	if h := holder(t, cs); h != "" {
@@ -116,15 +89,9 @@ func TestOneLeaderAndHandoverOnStop(t *testing.T) {
 func TestFailingComponentEndsRunAndReleases(t *testing.T) {
 	cs := fake.NewClientset()
 	c := &fakeComponent{fail: errors.New("boom")}
-	r := start(elected(cs, "a", c))
-	t.Cleanup(r.cancel)
-	select {
-	case err := <-r.done:
-		if err == nil || !strings.Contains(err.Error(), "boom") {
-			t.Fatalf("err = %v, want the component's failure", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("Run did not return after its component failed")
+	r := testenv.Start(t, elected(cs, "a", c).Run)
+	if err := r.Wait(10 * time.Second); err == nil || !strings.Contains(err.Error(), "boom") {
+		t.Fatalf("err = %v, want the component's failure", err)
 	}
 	if h := holder(t, cs); h != "" {
 		t.Fatalf("lease still held by %q after the leader failed", h)
@@ -145,17 +112,11 @@ func TestLostLeaseEndsRun(t *testing.T) {
 	c := &fakeComponent{}
 	e := elected(cs, "a", c)
 	e.LeaseDuration, e.RenewDeadline = 2*time.Second, 500*time.Millisecond
-	r := start(e)
-	t.Cleanup(r.cancel)
-	waitUntil(t, "a leads", func() bool { return c.running.Load() == 1 })
+	r := testenv.Start(t, e.Run)
+	testenv.WaitUntil(t, 10*time.Second, "a leads", func() bool { return c.running.Load() == 1 })
 	failing.Store(true)
-	select {
-	case err := <-r.done:
-		if err == nil || !strings.Contains(err.Error(), "lost the kube-system/kedge-controllers lease") {
-			t.Fatalf("err = %v, want a lost lease", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("Run did not return after the lease could not be renewed")
+	if err := r.Wait(10 * time.Second); err == nil || !strings.Contains(err.Error(), "lost the kube-system/kedge-controllers lease") {
+		t.Fatalf("err = %v, want a lost lease", err)
 	}
 	if c.running.Load() != 0 {
 		t.Fatal("the components still run after the lease was lost")

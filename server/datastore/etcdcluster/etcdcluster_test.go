@@ -11,6 +11,7 @@ import (
 
 	"github.com/kedge/kedge/embedded/etcd"
 	"github.com/kedge/kedge/embedded/etcdcheck"
+	"github.com/kedge/kedge/scripts/testenv"
 	"github.com/kedge/kedge/server/join"
 	"github.com/kedge/kedge/server/pki"
 )
@@ -44,31 +45,9 @@ func startEtcd(t *testing.T, abandonedAfter time.Duration) *Cluster {
 			ClientCert: files.EtcdClientCert, ClientKey: files.EtcdClientKey}}
 	c := &Cluster{Target: etcdcheck.Target{Endpoints: []string{e.ClientURL()}, CAFile: files.EtcdServerCA,
 		CertFile: files.EtcdClientCert, KeyFile: files.EtcdClientKey}, PromoteInterval: 100 * time.Millisecond, AbandonedAfter: abandonedAfter, Log: log}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 2)
-	etcdReady, clusterReady := make(chan struct{}), make(chan struct{})
-	go func() { done <- e.Run(ctx, func() { close(etcdReady) }) }()
-	t.Cleanup(func() {
-		cancel()
-		for range 2 {
-			if err := <-done; err != nil {
-				t.Errorf("stop: %v", err)
-			}
-		}
-	})
-	select {
-	case <-etcdReady:
-	case err := <-done:
-		t.Fatalf("etcd: %v", err)
-	case <-time.After(30 * time.Second):
-		t.Fatal("etcd not ready")
-	}
-	go func() { done <- c.Run(ctx, func() { close(clusterReady) }) }()
-	select {
-	case <-clusterReady:
-	case <-time.After(30 * time.Second):
-		t.Fatal("membership not ready")
-	}
+	// Stopped in reverse order by cleanup: the membership, then etcd.
+	testenv.Start(t, e.Run).WaitReady(30 * time.Second)
+	testenv.Start(t, c.Run).WaitReady(30 * time.Second)
 	return c
 }
 
@@ -116,15 +95,11 @@ func TestAbandonedLearnerIsRemoved(t *testing.T) {
 		t.Fatal(err)
 	}
 	// It never starts: after AbandonedAfter another server may join.
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	testenv.WaitFor(t, 20*time.Second, "the unstarted learner to stop blocking joins", func() error {
 		_, err := c.AddLearner(t.Context(), "third", "https://192.0.2.3:2380")
-		if err == nil {
-			break
+		if err != nil && !errors.Is(err, join.ErrUnavailable) {
+			t.Fatalf("joining after an unstarted learner: %v", err)
 		}
-		if !errors.Is(err, join.ErrUnavailable) || time.Now().After(deadline) {
-			t.Fatalf("the unstarted learner still blocks joins: %v", err)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		return err
+	})
 }

@@ -24,6 +24,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/kedge/kedge/scripts/testenv"
 	"github.com/kedge/kedge/server/controllers/deploy"
 	"github.com/kedge/kedge/server/integration/harness"
 )
@@ -167,12 +168,9 @@ func TestManifests(t *testing.T) {
 			d := &deploy.Deployer{Dir: dir2, Server: "server-2", Vars: deploy.Variables{ClusterDNS: "10.43.0.10", ClusterDomain: "cluster.local"},
 				Ignore: func(f string) bool { return disabled[deploy.AddonName(f)] },
 				Client: cs, Dynamic: dyn, Interval: 500 * time.Millisecond, Log: testLogger(t)}
-			ctx, cancel := context.WithCancel(ctx)
-			done := make(chan error, 1)
-			go func() { done <- d.Run(ctx, func() {}) }()
+			r := testenv.Start(t, d.Run)
 			return func() {
-				cancel()
-				if err := <-done; err != nil {
+				if err := r.Stop(); err != nil {
 					t.Errorf("deployer: %v", err)
 				}
 			}
@@ -408,11 +406,4 @@ func waitEvent(t *testing.T, cs kubernetes.Interface, file, reason string) corev
 	return found
 }
 
-type logWriter struct{ t *testing.T }
-
-func (w logWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
-}
-
-func testLogger(t *testing.T) *slog.Logger { return slog.New(slog.NewTextHandler(logWriter{t}, nil)) }
+func testLogger(t *testing.T) *slog.Logger { return slog.New(slog.NewTextHandler(t.Output(), nil)) }

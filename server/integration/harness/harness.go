@@ -22,7 +22,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
-	"github.com/kedge/kedge/scripts/e2e/testenv"
+	"github.com/kedge/kedge/scripts/testenv"
 	"github.com/kedge/kedge/server"
 	"github.com/kedge/kedge/server/config"
 )
@@ -105,8 +105,8 @@ func Args(c config.Config) []string {
 type Server struct {
 	Config config.Config
 	Client *kubernetes.Clientset
-	// AllReady is closed once every component of an in-process server is
-	// ready ("kedge server is ready"), which may come after /readyz.
+	// AllReady is closed once every component of the server is ready: it
+	// sent READY=1 to its $NOTIFY_SOCKET, which may come after /readyz.
 	AllReady <-chan struct{}
 	stop     func(t testing.TB)
 }
@@ -121,6 +121,8 @@ func (s *Server) Stop(t testing.TB) {
 }
 
 // StartInProcess runs server.Run in this process and waits for /readyz.
+// It sets $NOTIFY_SOCKET for server.Run to take, so the test must not be
+// parallel.
 func StartInProcess(t testing.TB, c config.Config) *Server {
 	t.Helper()
 	cc, err := c.Complete()
@@ -129,11 +131,11 @@ func StartInProcess(t testing.TB, c config.Config) *Server {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	allReady := make(chan struct{})
-	log := slog.New(&readySignal{Handler: slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}),
-		ready: allReady, once: &sync.Once{}})
+	notify := testenv.ListenNotify(t)
+	t.Setenv("NOTIFY_SOCKET", notify.Path)
+	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
 	go func() { done <- server.Run(ctx, cc, log) }()
-	s := &Server{Config: c, AllReady: allReady}
+	s := &Server{Config: c, AllReady: notify.Ready()}
 	s.stop = func(t testing.TB) {
 		cancel()
 		select {
@@ -163,7 +165,9 @@ func StartInProcess(t testing.TB, c config.Config) *Server {
 func StartBinary(t testing.TB, c config.Config) *Server {
 	t.Helper()
 	out := &testenv.Output{}
+	notify := testenv.ListenNotify(t)
 	cmd := exec.Command(Binary(t), Args(c)...)
+	cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+notify.Path)
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
@@ -171,7 +175,7 @@ func StartBinary(t testing.TB, c config.Config) *Server {
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
-	s := &Server{Config: c}
+	s := &Server{Config: c, AllReady: notify.Ready()}
 	s.stop = func(t testing.TB) {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		select {
@@ -226,20 +230,10 @@ func waitReady(t testing.TB, kubeconfig string, alive func() error) *kubernetes.
 	return nil
 }
 
-// WaitFor polls check until it returns nil or timeout passes.
+// WaitFor polls check until it returns nil or timeout passes (testenv.WaitFor).
 func WaitFor(t testing.TB, timeout time.Duration, what string, check func() error) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := check()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s: %v", what, err)
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
+	testenv.WaitFor(t, timeout, what, check)
 }
 
 var (
@@ -271,41 +265,6 @@ func Binary(t testing.TB) string {
 		t.Fatalf("build kedge: %v", buildErr)
 	}
 	return binPath
-}
-
-// readySignal passes records of its level on to Handler and closes ready
-// at the server's "kedge server is ready" record, whatever the level.
-type readySignal struct {
-	slog.Handler
-	ready chan struct{}
-	once  *sync.Once
-}
-
-func (h *readySignal) Enabled(context.Context, slog.Level) bool { return true }
-
-func (h *readySignal) Handle(ctx context.Context, r slog.Record) error {
-	if r.Message == "kedge server is ready" {
-		h.once.Do(func() { close(h.ready) })
-	}
-	if !h.Handler.Enabled(ctx, r.Level) {
-		return nil
-	}
-	return h.Handler.Handle(ctx, r)
-}
-
-func (h *readySignal) WithAttrs(attrs []slog.Attr) slog.Handler {
-	return &readySignal{Handler: h.Handler.WithAttrs(attrs), ready: h.ready, once: h.once}
-}
-
-func (h *readySignal) WithGroup(name string) slog.Handler {
-	return &readySignal{Handler: h.Handler.WithGroup(name), ready: h.ready, once: h.once}
-}
-
-type testWriter struct{ t testing.TB }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
 }
 
 func tail(s string, n int) string {

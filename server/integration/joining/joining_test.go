@@ -8,15 +8,12 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
 	certutil "k8s.io/client-go/util/cert"
 
 	"github.com/kedge/kedge/agent/join"
@@ -25,22 +22,13 @@ import (
 	"github.com/kedge/kedge/shared/token"
 )
 
-const agentSecret = "agent-secret-0123456789"
-
 func TestJoin(t *testing.T) {
 	ctx := t.Context()
 	dataDir := t.TempDir()
 	c := harness.NewConfig(t, dataDir)
-	c.AgentToken = agentSecret
-	srv := harness.StartInProcess(t, c)
-	server := "https://127.0.0.1:" + strconv.Itoa(c.HTTPSListenPort)
-
-	serverToken, err := token.Read(filepath.Join(dataDir, "server/token"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv := harness.StartJoinable(t, c)
+	server, serverToken, agentToken := srv.URL, srv.ServerToken, srv.AgentToken
 	caFile, _ := os.ReadFile(filepath.Join(dataDir, "server/tls/server-ca.crt"))
-	agentToken := token.Token{CAHash: serverToken.CAHash, Username: token.NodeUser, Secret: agentSecret}
 
 	// Pinning.
 	ca, err := join.FetchCA(ctx, server, agentToken)
@@ -55,7 +43,7 @@ func TestJoin(t *testing.T) {
 	if _, err := join.FetchCA(ctx, server, wrongHash); !errors.Is(err, join.ErrCAMismatch) {
 		t.Fatalf("wrong CA hash: err = %v", err)
 	}
-	if _, err := join.FetchCA(ctx, server, token.Token{Secret: agentSecret}); err == nil {
+	if _, err := join.FetchCA(ctx, server, token.Token{Secret: harness.AgentSecret}); err == nil {
 		t.Fatal("a token without a CA hash was trusted")
 	}
 
@@ -98,7 +86,7 @@ func TestJoin(t *testing.T) {
 
 	// The credentials are the node's identity: it may create its own Node,
 	// and NodeRestriction stops it from creating another.
-	nodeClient := clientFor(t, server, certs.ServerCA, certs.KubeletClientCert, certs.KubeletClientKey)
+	nodeClient := srv.ClientAs(certs.KubeletClientCert, certs.KubeletClientKey)
 	if _, err := nodeClient.CoreV1().Nodes().Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "edge-1"}}, metav1.CreateOptions{}); err != nil {
 		t.Fatalf("node cannot register itself: %v", err)
 	}
@@ -108,7 +96,7 @@ func TestJoin(t *testing.T) {
 	if _, err := nodeClient.CoreV1().Secrets("kube-system").List(ctx, metav1.ListOptions{}); !apierrors.IsForbidden(err) {
 		t.Fatalf("node listed secrets: %v", err)
 	}
-	proxyClient := clientFor(t, server, certs.ServerCA, certs.KubeProxyCert, certs.KubeProxyKey)
+	proxyClient := srv.ClientAs(certs.KubeProxyCert, certs.KubeProxyKey)
 	if _, err := proxyClient.DiscoveryV1().EndpointSlices("").List(ctx, metav1.ListOptions{}); err != nil {
 		t.Fatalf("kube-proxy credentials cannot list EndpointSlices: %v", err)
 	}
@@ -146,9 +134,4 @@ func parseCert(t *testing.T, pemBytes []byte) *x509.Certificate {
 		t.Fatal(err)
 	}
 	return certs[0]
-}
-
-func clientFor(t *testing.T, server string, ca, cert, key []byte) kubernetes.Interface {
-	t.Helper()
-	return kubernetes.NewForConfigOrDie(&rest.Config{Host: server, TLSClientConfig: rest.TLSClientConfig{CAData: ca, CertData: cert, KeyData: key}})
 }

@@ -6,7 +6,6 @@ package lifecycle
 import (
 	"context"
 	"database/sql"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,7 +16,7 @@ import (
 
 	_ "github.com/mattn/go-sqlite3"
 
-	"github.com/kedge/kedge/scripts/e2e/testenv"
+	"github.com/kedge/kedge/scripts/testenv"
 	"github.com/kedge/kedge/server/integration/harness"
 )
 
@@ -25,29 +24,12 @@ func TestStartNotifyAndCleanStop(t *testing.T) {
 	dataDir := t.TempDir()
 	c := harness.NewConfig(t, dataDir)
 
-	notifyPath := filepath.Join(t.TempDir(), "notify.sock")
-	notify, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: notifyPath, Net: "unixgram"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer notify.Close()
-	messages := make(chan string, 10)
-	go func() {
-		buf := make([]byte, 512)
-		for {
-			n, err := notify.Read(buf)
-			if err != nil {
-				close(messages)
-				return
-			}
-			messages <- string(buf[:n])
-		}
-	}()
+	notify := testenv.ListenNotify(t)
 
 	var out testenv.Output
 	args := append(harness.Args(c), "--write-kubeconfig-mode", "0640")
 	cmd := exec.Command(harness.Binary(t), args...)
-	cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+notifyPath)
+	cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+notify.Path)
 	cmd.Stdout, cmd.Stderr = &out, &out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
@@ -63,10 +45,7 @@ func TestStartNotifyAndCleanStop(t *testing.T) {
 	})
 
 	select {
-	case msg := <-messages:
-		if !strings.Contains(msg, "READY=1") {
-			t.Fatalf("systemd notification = %q, want READY=1", msg)
-		}
+	case <-notify.Ready():
 	case err := <-exited:
 		t.Fatalf("kedge exited before notifying systemd: %v\n%s", err, out.String())
 	case <-time.After(90 * time.Second):

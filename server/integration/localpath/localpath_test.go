@@ -18,7 +18,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -29,28 +28,22 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
 
 	"github.com/kedge/kedge/agent/join"
 	"github.com/kedge/kedge/agent/localstorage"
 	"github.com/kedge/kedge/agent/nodeaddresses"
+	"github.com/kedge/kedge/scripts/testenv"
 	"github.com/kedge/kedge/server/integration/harness"
 	"github.com/kedge/kedge/shared/localvolume"
-	"github.com/kedge/kedge/shared/token"
 )
-
-const agentSecret = "agent-secret-0123456789"
 
 func TestLocalPathVolumeLifecycle(t *testing.T) {
 	ctx := t.Context()
-	dataDir := t.TempDir()
-	c := harness.NewConfig(t, dataDir)
-	c.AgentToken = agentSecret
-	srv := harness.StartInProcess(t, c)
+	srv := harness.StartJoinable(t, harness.NewConfig(t, t.TempDir()))
 	admin := srv.Client
 	waitStorageClass(t, admin)
 
-	node := nodeClient(t, c.HTTPSListenPort, dataDir, "edge-1")
+	node := nodeClient(t, srv, "edge-1")
 	storage := filepath.Join(t.TempDir(), "storage")
 	register(t, node, "edge-1")
 	run(t, &nodeaddresses.Publisher{Client: node, Node: "edge-1", InternalIP: []byte{192, 0, 2, 61},
@@ -161,7 +154,7 @@ func TestLocalPathVolumeLifecycle(t *testing.T) {
 
 	// A claim for a node that publishes no storage directory (not a kedge
 	// agent) stays pending with a Warning event saying why.
-	register(t, nodeClient(t, c.HTTPSListenPort, dataDir, "foreign"), "foreign")
+	register(t, nodeClient(t, srv, "foreign"), "foreign")
 	stray := &corev1.PersistentVolumeClaim{
 		ObjectMeta: metav1.ObjectMeta{Name: "stray", Namespace: "default", Annotations: map[string]string{localvolume.SelectedNodeAnnotation: "foreign"}},
 		Spec: corev1.PersistentVolumeClaimSpec{
@@ -229,24 +222,10 @@ func waitStorageClass(t *testing.T, c kubernetes.Interface) {
 
 // nodeClient joins node with the agent token and returns a client with
 // the node's own credentials.
-func nodeClient(t *testing.T, port int, dataDir, node string) kubernetes.Interface {
+func nodeClient(t *testing.T, srv *harness.Joinable, node string) kubernetes.Interface {
 	t.Helper()
-	server := "https://127.0.0.1:" + strconv.Itoa(port)
-	serverToken, err := token.Read(filepath.Join(dataDir, "server/token"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	agentToken := token.Token{CAHash: serverToken.CAHash, Username: token.NodeUser, Secret: agentSecret}
-	ca, err := join.FetchCA(t.Context(), server, agentToken)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certs, err := join.RequestCerts(t.Context(), server, ca, agentToken, join.Node{Name: node, Password: "pw", Addresses: []string{"192.0.2.61"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return kubernetes.NewForConfigOrDie(&rest.Config{Host: server,
-		TLSClientConfig: rest.TLSClientConfig{CAData: certs.ServerCA, CertData: certs.KubeletClientCert, KeyData: certs.KubeletClientKey}})
+	certs := srv.Join(t, join.Node{Name: node, Password: "pw", Addresses: []string{"192.0.2.61"}})
+	return srv.ClientAs(certs.KubeletClientCert, certs.KubeletClientKey)
 }
 
 // register creates the Node as its kubelet does.
@@ -277,13 +256,5 @@ func waitPhase(t *testing.T, c kubernetes.Interface, name string, phase corev1.P
 func run(t *testing.T, c interface {
 	Run(context.Context, func()) error
 }) {
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- c.Run(ctx, func() {}) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("stopped with error: %v", err)
-		}
-	})
+	testenv.Start(t, c.Run)
 }

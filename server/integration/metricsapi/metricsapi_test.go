@@ -8,6 +8,7 @@ package metricsapi_test
 import (
 	"crypto/tls"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -17,11 +18,13 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/kedge/kedge/scripts/testenv"
 	"github.com/kedge/kedge/server/integration/harness"
 )
 
@@ -104,20 +107,17 @@ func TestMetricsAPIOnRealControlPlane(t *testing.T) {
 		t.Fatal(err)
 	}
 	// RBAC changes reach the authorizer through its informers.
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		code, body := get(proxy, "/apis/metrics.k8s.io/v1beta1/namespaces/default/pods", "alice")
-		if code == http.StatusOK {
-			var list struct{ Kind string }
-			if err := json.Unmarshal([]byte(body), &list); err != nil || list.Kind != "PodMetricsList" {
-				t.Errorf("pods in default: %s", body)
-			}
-			break
+	var body string
+	testenv.WaitFor(t, 30*time.Second, "alice with a RoleBinding in default to get 200", func() error {
+		var code int
+		if code, body = get(proxy, "/apis/metrics.k8s.io/v1beta1/namespaces/default/pods", "alice"); code != http.StatusOK {
+			return fmt.Errorf("%d %s", code, body)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("alice with a RoleBinding in default: %d %s, want 200", code, body)
-		}
-		time.Sleep(200 * time.Millisecond)
+		return nil
+	})
+	var list struct{ Kind string }
+	if err := json.Unmarshal([]byte(body), &list); err != nil || list.Kind != "PodMetricsList" {
+		t.Errorf("pods in default: %s", body)
 	}
 	if code, body := get(proxy, "/apis/metrics.k8s.io/v1beta1/namespaces/kube-system/pods", "alice"); code != http.StatusForbidden {
 		t.Errorf("alice in kube-system: %d %s, want 403", code, body)
@@ -140,37 +140,24 @@ func TestMetricsAPIOnRealControlPlane(t *testing.T) {
 	// EndpointSlice points at this server's public port, owned by the
 	// Service, so that deleting the Service (what --disable metrics-server
 	// does) removes it.
-	deadline = time.Now().Add(60 * time.Second)
-	for {
-		svc, err := srv.Client.CoreV1().Services("kube-system").Get(ctx, "metrics-server", metav1.GetOptions{})
-		var s *discoveryv1.EndpointSlice
-		if err == nil {
-			s, err = srv.Client.DiscoveryV1().EndpointSlices("kube-system").Get(ctx, "metrics-server", metav1.GetOptions{})
+	var svc *corev1.Service
+	var slice *discoveryv1.EndpointSlice
+	testenv.WaitFor(t, 60*time.Second, "the Service and EndpointSlice kube-system/metrics-server", func() (err error) {
+		if svc, err = srv.Client.CoreV1().Services("kube-system").Get(ctx, "metrics-server", metav1.GetOptions{}); err != nil {
+			return err
 		}
-		if err == nil {
-			if len(s.Ports) != 1 || *s.Ports[0].Port != int32(c.HTTPSListenPort) || len(s.Endpoints) != 1 ||
-				len(s.OwnerReferences) != 1 || s.OwnerReferences[0].UID != svc.UID {
-				t.Errorf("endpointslice = %+v", s)
-			}
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no Service and EndpointSlice kube-system/metrics-server: %v", err)
-		}
-		time.Sleep(200 * time.Millisecond)
+		slice, err = srv.Client.DiscoveryV1().EndpointSlices("kube-system").Get(ctx, "metrics-server", metav1.GetOptions{})
+		return err
+	})
+	if s := slice; len(s.Ports) != 1 || *s.Ports[0].Port != int32(c.HTTPSListenPort) || len(s.Endpoints) != 1 ||
+		len(s.OwnerReferences) != 1 || s.OwnerReferences[0].UID != svc.UID {
+		t.Errorf("endpointslice = %+v", s)
 	}
 	if err := srv.Client.CoreV1().Services("kube-system").Delete(ctx, "metrics-server", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	deadline = time.Now().Add(60 * time.Second)
-	for {
+	testenv.WaitUntil(t, 60*time.Second, "the EndpointSlice to go with its Service", func() bool {
 		_, err := srv.Client.DiscoveryV1().EndpointSlices("kube-system").Get(ctx, "metrics-server", metav1.GetOptions{})
-		if apierrors.IsNotFound(err) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("EndpointSlice still there 60 s after its Service was deleted: %v", err)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		return apierrors.IsNotFound(err)
+	})
 }

@@ -12,10 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"path/filepath"
 	"slices"
-	"strconv"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,33 +20,17 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
 	cloudproviderapi "k8s.io/cloud-provider/api"
 
 	"github.com/kedge/kedge/agent/join"
 	"github.com/kedge/kedge/agent/nodeaddresses"
+	"github.com/kedge/kedge/scripts/testenv"
 	"github.com/kedge/kedge/server/integration/harness"
-	"github.com/kedge/kedge/shared/token"
 )
-
-const agentSecret = "agent-secret-0123456789"
 
 func TestCloudNodeControllerSetsAddresses(t *testing.T) {
 	ctx := t.Context()
-	dataDir := t.TempDir()
-	c := harness.NewConfig(t, dataDir)
-	c.AgentToken = agentSecret
-	srv := harness.StartInProcess(t, c)
-	server := "https://127.0.0.1:" + strconv.Itoa(c.HTTPSListenPort)
-	serverToken, err := token.Read(filepath.Join(dataDir, "server/token"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	agentToken := token.Token{CAHash: serverToken.CAHash, Username: token.NodeUser, Secret: agentSecret}
-	ca, err := join.FetchCA(ctx, server, agentToken)
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv := harness.StartJoinable(t, harness.NewConfig(t, t.TempDir()))
 	cases := []struct {
 		name     string
 		ip       string
@@ -66,12 +47,8 @@ func TestCloudNodeControllerSetsAddresses(t *testing.T) {
 	publishers := map[string]*nodeaddresses.Publisher{}
 	stops := map[string]func(){}
 	for _, tc := range cases {
-		certs, err := join.RequestCerts(ctx, server, ca, agentToken, join.Node{Name: tc.name, Password: "pw-of-" + tc.name, Addresses: []string{tc.ip}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		client := kubernetes.NewForConfigOrDie(&rest.Config{Host: server,
-			TLSClientConfig: rest.TLSClientConfig{CAData: certs.ServerCA, CertData: certs.KubeletClientCert, KeyData: certs.KubeletClientKey}})
+		certs := srv.Join(t, join.Node{Name: tc.name, Password: "pw-of-" + tc.name, Addresses: []string{tc.ip}})
+		client := srv.ClientAs(certs.KubeletClientCert, certs.KubeletClientKey)
 		registered := time.Now()
 		register(t, client, tc.name, tc.ip)
 		p := &nodeaddresses.Publisher{Client: client, Node: tc.name, InternalIP: net.ParseIP(tc.ip), Log: slog.New(slog.DiscardHandler)}
@@ -142,20 +119,12 @@ func register(t *testing.T, client kubernetes.Interface, name, ip string) {
 func run(t *testing.T, c interface {
 	Run(context.Context, func()) error
 }) (ready <-chan struct{}, stop func()) {
-	ctx, cancel := context.WithCancel(context.Background())
-	readyCh, done := make(chan struct{}), make(chan error, 1)
-	var once, stopOnce sync.Once
-	go func() { done <- c.Run(ctx, func() { once.Do(func() { close(readyCh) }) }) }()
-	stop = func() {
-		stopOnce.Do(func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("stopped with error: %v", err)
-			}
-		})
+	r := testenv.Start(t, c.Run)
+	return r.Ready(), func() {
+		if err := r.Stop(); err != nil {
+			t.Errorf("stopped with error: %v", err)
+		}
 	}
-	t.Cleanup(stop)
-	return readyCh, stop
 }
 
 // waitReady fails the test unless ready is closed within timeout.

@@ -7,8 +7,6 @@ package nodenetwork
 
 import (
 	"fmt"
-	"path/filepath"
-	"strconv"
 	"testing"
 	"time"
 
@@ -17,12 +15,10 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
 
 	"github.com/kedge/kedge/agent/join"
 	"github.com/kedge/kedge/server/controllers/rbac"
 	"github.com/kedge/kedge/server/integration/harness"
-	"github.com/kedge/kedge/shared/token"
 )
 
 // TestNodeNetworkRBAC: with kedge's node-network role a node identity may
@@ -32,31 +28,13 @@ import (
 // or status is forbidden by NodeRestriction.
 func TestNodeNetworkRBAC(t *testing.T) {
 	ctx := t.Context()
-	dataDir := t.TempDir()
-	c := harness.NewConfig(t, dataDir)
-	c.AgentToken = agentSecret
-	srv := harness.StartInProcess(t, c)
-	server := "https://127.0.0.1:" + strconv.Itoa(c.HTTPSListenPort)
-	serverToken, err := token.Read(filepath.Join(dataDir, "server/token"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	agentToken := token.Token{CAHash: serverToken.CAHash, Username: token.NodeUser, Secret: agentSecret}
-	ca, err := join.FetchCA(ctx, server, agentToken)
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv := harness.StartJoinable(t, harness.NewConfig(t, t.TempDir()))
 	nodes := map[string]kubernetes.Interface{}
 	var kubeProxy kubernetes.Interface
 	for i, name := range []string{"net-1", "net-2"} {
-		certs, err := join.RequestCerts(ctx, server, ca, agentToken, join.Node{
-			Name: name, Password: "pw-of-" + name, Addresses: []string{fmt.Sprintf("192.0.2.%d", 31+i)},
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		nodes[name] = clientFor(t, server, certs.ServerCA, certs.KubeletClientCert, certs.KubeletClientKey)
-		kubeProxy = clientFor(t, server, certs.ServerCA, certs.KubeProxyCert, certs.KubeProxyKey)
+		certs := srv.Join(t, join.Node{Name: name, Password: "pw-of-" + name, Addresses: []string{fmt.Sprintf("192.0.2.%d", 31+i)}})
+		nodes[name] = srv.ClientAs(certs.KubeletClientCert, certs.KubeletClientKey)
+		kubeProxy = srv.ClientAs(certs.KubeProxyCert, certs.KubeProxyKey)
 		if _, err := nodes[name].CoreV1().Nodes().Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{}); err != nil {
 			t.Fatalf("%s cannot register itself: %v", name, err)
 		}
@@ -164,11 +142,4 @@ func TestNodeNetworkRBAC(t *testing.T) {
 		_, err := n1.List(ctx, metav1.ListOptions{})
 		return err
 	})
-}
-
-const agentSecret = "agent-secret-0123456789"
-
-func clientFor(t *testing.T, server string, ca, cert, key []byte) kubernetes.Interface {
-	t.Helper()
-	return kubernetes.NewForConfigOrDie(&rest.Config{Host: server, TLSClientConfig: rest.TLSClientConfig{CAData: ca, CertData: cert, KeyData: key}})
 }

@@ -1,5 +1,8 @@
-// Package testenv holds small helpers that tests running real processes
-// share: unique names and removing what those processes mounted.
+// Package testenv holds small helpers that tests of every layer share:
+// polling with a deadline, golden files, running a component for the
+// length of a test, collecting output, systemd readiness notifications,
+// unique names and removing what processes mounted. Product code never
+// imports it (layers_test.go).
 package testenv
 
 import (
