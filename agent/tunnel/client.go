@@ -66,6 +66,7 @@ func (c *Client) Name() string { return "tunnel" }
 
 // Run implements component.Component.
 func (c *Client) Run(ctx context.Context, ready func()) error {
+	register()
 	ready()
 	// Waits from [b/2, b) for b from minBackoff to maxBackoff.
 	retry := backoff.Backoff{Min: minBackoff / 2, Max: maxBackoff / 2, Jitter: 1}
@@ -82,6 +83,7 @@ func (c *Client) Run(ctx context.Context, ready func()) error {
 		wait := retry.Next()
 		switch {
 		case connected:
+			sessionsLost.Inc()
 			c.Log.Warn("tunnel lost; reconnecting", "server", c.Server, "error", err, "retry_in", wait.Round(time.Millisecond))
 			failing = false
 		case !failing:

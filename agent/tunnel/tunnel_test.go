@@ -8,14 +8,17 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/gorilla/websocket"
+	dto "github.com/prometheus/client_model/go"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/component-base/metrics/legacyregistry"
 
 	"github.com/kedge/kedge/scripts/testenv"
 	"github.com/kedge/kedge/shared/tunnelwire"
@@ -240,6 +243,8 @@ func TestDeadLinkReconnects(t *testing.T) {
 		Allow: &Allow{}, Log: slog.New(slog.NewTextHandler(c.logs, nil))}
 	testenv.Start(t, client.Run)
 	c.waitSessions(t, "edge")
+	lost, started := metric(t, "kedge_agent_tunnel_sessions_lost_total"), metric(t, "kedge_tunnel_sessions_started_total", "edge")
+	ended := metric(t, "kedge_tunnel_sessions_ended_total", "edge")
 	dials := c.dials.Load()
 	relay.freeze()
 	cut := time.Now()
@@ -248,7 +253,40 @@ func TestDeadLinkReconnects(t *testing.T) {
 	if count(c.logs, "tunnel link is dead") != 1 {
 		t.Errorf("the agent did not report the dead link; logs:\n%s", c.logs)
 	}
+	if got := metric(t, "kedge_agent_tunnel_sessions_lost_total"); got != lost+1 {
+		t.Errorf("kedge_agent_tunnel_sessions_lost_total = %v after one dead link, want %v", got, lost+1)
+	}
 	c.waitSessions(t, "edge")
+	testenv.WaitUntil(t, 2*tunnelwire.DeadAfter, "the server to count the dead session as ended", func() bool {
+		return metric(t, "kedge_tunnel_sessions_ended_total", "edge") == ended+1
+	})
+	if got := metric(t, "kedge_tunnel_sessions_started_total", "edge"); got != started+1 {
+		t.Errorf("kedge_tunnel_sessions_started_total{node=edge} = %v after a reconnect, want %v", got, started+1)
+	}
+}
+
+// metric is the value of the counter name in the process's Kubernetes
+// metrics registry (0 before its first increment), of the series whose
+// node label is node when one is given.
+func metric(t *testing.T, name string, node ...string) float64 {
+	t.Helper()
+	families, err := legacyregistry.DefaultGatherer.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			if len(node) == 0 || slices.ContainsFunc(m.GetLabel(), func(l *dto.LabelPair) bool {
+				return l.GetName() == "node" && l.GetValue() == node[0]
+			}) {
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	return 0
 }
 
 // relay forwards TCP connections to a target until frozen, after which the

@@ -70,9 +70,9 @@ func TestBenchEdge(t *testing.T) {
 	waitFor(t, 30*time.Second, "kubectl logs through the tunnel", procs, logsWork)
 
 	// Tunnel reconnect after the link returns.
-	started := func() int { return countLines(srv.Output(), `msg="tunnel session started"`, "node=edge") }
-	ended := func() int { return countLines(srv.Output(), `msg="tunnel session ended"`, "node=edge") }
-	lost := func() int { return countLines(agent.Output(), "tunnel lost; reconnecting") }
+	started := func() float64 { return serverCounter(t, admin, "kedge_tunnel_sessions_started_total", "edge") }
+	ended := func() float64 { return serverCounter(t, admin, "kedge_tunnel_sessions_ended_total", "edge") }
+	lost := func() float64 { return agentCounter(t, edge, "kedge_agent_tunnel_sessions_lost_total") }
 	t.Cleanup(func() { cut(t, edge, true) })
 	var detect, session, logs []time.Duration
 	for i := range cuts {

@@ -4,11 +4,13 @@ import (
 	"fmt"
 	"os/exec"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/kedge/kedge/scripts/e2e/hosts"
 	"github.com/kedge/kedge/server/integration/harness"
@@ -73,7 +75,7 @@ func TestReverseTunnel(t *testing.T) {
 		}
 	}
 	t.Cleanup(func() { link("up") })
-	ended := func() int { return countLines(srv.Output(), `msg="tunnel session ended"`, "node=edge") }
+	ended := func() float64 { return serverCounter(t, admin, "kedge_tunnel_sessions_ended_total", "edge") }
 	const cuts = 5
 	var detect, back []time.Duration
 	for i := 0; i < cuts; i++ {
@@ -119,6 +121,50 @@ func nft(t *testing.T, h *hosts.Host, ruleset string) {
 func httpCodeFrom(h *hosts.Host, url string) string {
 	out, _ := exec.Command("ip", "netns", "exec", h.NS, "curl", "-sk", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "2", url).Output()
 	return strings.TrimSpace(string(out))
+}
+
+// counter is the value of the counter name in the Prometheus text, of the
+// series labelled node="node" when node is not "" (0 when there is none).
+func counter(text, name, node string) float64 {
+	for _, line := range strings.Split(text, "\n") {
+		series, value, ok := strings.Cut(line, " ")
+		if !ok || (series != name && !strings.HasPrefix(series, name+"{")) {
+			continue
+		}
+		if node != "" && !strings.Contains(series, `node="`+node+`"`) {
+			continue
+		}
+		v, err := strconv.ParseFloat(strings.TrimSpace(value), 64)
+		if err == nil {
+			return v
+		}
+	}
+	return 0
+}
+
+// serverCounter reads a counter from the kube-apiserver's /metrics, where
+// the server's tunnel counts its sessions (kedge_tunnel_sessions_*_total).
+func serverCounter(t *testing.T, admin kubernetes.Interface, name, node string) float64 {
+	t.Helper()
+	text, err := admin.Discovery().RESTClient().Get().AbsPath("/metrics").DoRaw(t.Context())
+	if err != nil {
+		t.Logf("read the server's metrics: %v", err)
+		return -1
+	}
+	return counter(string(text), name, node)
+}
+
+// agentCounter reads a counter of the agent on h from its kube-proxy's
+// metrics port (127.0.0.1:10249, in the agent's process registry), which
+// answers also while the host's link is down.
+func agentCounter(t *testing.T, h *hosts.Host, name string) float64 {
+	t.Helper()
+	out, err := exec.Command("ip", "netns", "exec", h.NS, "curl", "-sf", "--max-time", "2", "http://127.0.0.1:10249/metrics").Output()
+	if err != nil {
+		t.Logf("read the agent's metrics: %v", err)
+		return -1
+	}
+	return counter(string(out), name, "")
 }
 
 // countLines counts the lines of out that contain every one of subs.
@@ -176,7 +222,7 @@ func TestTunnelOnLossyLink(t *testing.T) {
 	t.Cleanup(func() {
 		_ = exec.Command("ip", "netns", "exec", edge.NS, "nft", "delete", "table", "inet", table).Run()
 	})
-	sessions := func() int { return countLines(srv.Output(), `msg="tunnel session started"`, "node=edge") }
+	sessions := func() float64 { return serverCounter(t, admin, "kedge_tunnel_sessions_started_total", "edge") }
 	before := sessions()
 	calls := 0
 	for end := time.Now().Add(30 * time.Second); time.Now().Before(end); calls++ {
@@ -186,7 +232,7 @@ func TestTunnelOnLossyLink(t *testing.T) {
 		}
 		time.Sleep(time.Until(start.Add(time.Second))) // one call a second, not synchronisation
 	}
-	t.Logf("10%% loss each way for 30 s: %d logs calls, %d new tunnel sessions", calls, sessions()-before)
+	t.Logf("10%% loss each way for 30 s: %d logs calls, %.0f new tunnel sessions", calls, sessions()-before)
 	for _, p := range []*hosts.Proc{agent, srv} {
 		if err := p.Stop(20 * time.Second); err != nil {
 			t.Fatalf("stop: %v\n%s", err, p.Output())

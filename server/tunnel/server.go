@@ -129,6 +129,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	start := time.Now()
+	sessionsStarted.WithLabelValues(node).Inc()
 	s.Log.Info("tunnel session started", "node", node, "remote", r.RemoteAddr)
 	s.rd.ServeHTTP(&hijacker{ResponseWriter: w, session: cur, log: s.Log},
 		r.WithContext(context.WithValue(r.Context(), nodeKey{}, node)))
@@ -139,6 +140,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		delete(s.sessions, node)
 	}
 	s.mu.Unlock()
+	sessionsEnded.WithLabelValues(node).Inc()
 	s.Log.Info("tunnel session ended", "node", node, "seconds", int(time.Since(start).Seconds()))
 }
 
@@ -189,6 +191,7 @@ func (h *hijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 // cache has synced.
 func (s *Server) Run(ctx context.Context, ready func()) error {
 	s.init()
+	register()
 	proxy, err := s.connectServer()
 	if err != nil {
 		s.Listener.Close()
