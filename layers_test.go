@@ -18,13 +18,13 @@ var layers = []string{"server", "agent", "shared", "embedded", "manifests"}
 // testOnlyCrossings are test files that run a piece against the real
 // counterpart one layer up, with the reason. Product code never crosses.
 var testOnlyCrossings = map[string]string{
-	"agent/apicache -> server/integration/harness": "the cache is tested against a real apiserver",
-	"agent/join -> server/pki":                     "joining is tested with certificates of the server's real PKI",
-	"agent/tunnel -> server/pki":                   "the client is tested against the real tunnel server",
-	"agent/tunnel -> server/tunnel":                "the client is tested against the real tunnel server",
-	"embedded/containerd -> agent/bundle":          "containerd is tested with the runc and shim of the bundle",
-	"embedded/containerd -> agent/containerd":      "containerd is tested with the agent's configuration",
-	"embedded/containerd -> agent/images":          "containerd is tested with an image imported the agent's way",
+	"agent/uplink/apicache -> server/integration/harness": "the cache is tested against a real apiserver",
+	"agent/join -> server/pki":                            "joining is tested with certificates of the server's real PKI",
+	"agent/uplink/tunnel -> server/pki":                   "the client is tested against the real tunnel server",
+	"agent/uplink/tunnel -> server/tunnel":                "the client is tested against the real tunnel server",
+	"embedded/containerd -> agent/runtime/bundle":         "containerd is tested with the runc and shim of the bundle",
+	"embedded/containerd -> agent/runtime/containerd":     "containerd is tested with the agent's configuration",
+	"embedded/containerd -> agent/runtime/images":         "containerd is tested with an image imported the agent's way",
 }
 
 type goPackage struct {
@@ -118,7 +118,7 @@ func TestLayerRules(t *testing.T) {
 		{"agent/join", "shared/token", true},
 		{"server", "agent", true},
 		{"server/controllers/rbac", "embedded/component", true},
-		{"agent/lb", "scripts/testenv", false},
+		{"agent/uplink/lb", "scripts/testenv", false},
 		{"server/integration/harness", "scripts/testenv", true},
 		{"", "server/command", true},
 	} {

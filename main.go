@@ -17,7 +17,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	agentcommand "github.com/kedge/kedge/agent/command"
-	"github.com/kedge/kedge/agent/crictl"
+	"github.com/kedge/kedge/agent/runtime/crictl"
 	"github.com/kedge/kedge/embedded/ctr"
 	"github.com/kedge/kedge/embedded/kubectl"
 	"github.com/kedge/kedge/embedded/logging"

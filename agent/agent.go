@@ -27,9 +27,9 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/kedge/kedge/agent/checkconfig"
-	"github.com/kedge/kedge/agent/clusterdns"
 	"github.com/kedge/kedge/agent/config"
 	"github.com/kedge/kedge/agent/join"
+	"github.com/kedge/kedge/agent/network/clusterdns"
 	"github.com/kedge/kedge/embedded/backoff"
 	"github.com/kedge/kedge/embedded/component"
 	"github.com/kedge/kedge/embedded/memtune"

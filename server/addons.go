@@ -9,8 +9,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
-	"github.com/kedge/kedge/agent/clusterdns"
-	agenttunnel "github.com/kedge/kedge/agent/tunnel"
+	"github.com/kedge/kedge/agent/network/clusterdns"
+	agenttunnel "github.com/kedge/kedge/agent/uplink/tunnel"
 	"github.com/kedge/kedge/embedded/flannel"
 	"github.com/kedge/kedge/manifests"
 	"github.com/kedge/kedge/server/config"

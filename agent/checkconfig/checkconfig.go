@@ -15,7 +15,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	agentcontainerd "github.com/kedge/kedge/agent/containerd"
+	agentcontainerd "github.com/kedge/kedge/agent/runtime/containerd"
 )
 
 // Status is the verdict on one item.

@@ -12,7 +12,7 @@ import (
 	"syscall"
 
 	agentconfig "github.com/kedge/kedge/agent/config"
-	agentkubelet "github.com/kedge/kedge/agent/kubelet"
+	agentkubelet "github.com/kedge/kedge/agent/node/kubelet"
 )
 
 // port is a port kedge listens on, at its default.

@@ -8,7 +8,7 @@ import (
 
 	"github.com/kedge/kedge/agent"
 	"github.com/kedge/kedge/agent/config"
-	"github.com/kedge/kedge/agent/hostip"
+	"github.com/kedge/kedge/agent/network/hostip"
 	"github.com/kedge/kedge/embedded/memtune"
 	"github.com/kedge/kedge/shared/cliflags"
 	"github.com/kedge/kedge/shared/sdnotify"

@@ -16,7 +16,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/util/validation"
 
-	"github.com/kedge/kedge/agent/resolvconf"
+	"github.com/kedge/kedge/agent/network/resolvconf"
 	"github.com/kedge/kedge/shared/datadir"
 	"github.com/kedge/kedge/shared/token"
 )

@@ -19,7 +19,7 @@ import (
 
 // Containerd is containerd serving on the socket its config names.
 type Containerd struct {
-	// ConfigFile is a rendered config.toml (see agent/containerd).
+	// ConfigFile is a rendered config.toml (see agent/runtime/containerd).
 	ConfigFile string
 	// Socket is the gRPC socket the config sets, used by the readiness check.
 	Socket string

@@ -19,9 +19,9 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
-	"github.com/kedge/kedge/agent/bundle"
-	agentcontainerd "github.com/kedge/kedge/agent/containerd"
-	"github.com/kedge/kedge/agent/images"
+	"github.com/kedge/kedge/agent/runtime/bundle"
+	agentcontainerd "github.com/kedge/kedge/agent/runtime/containerd"
+	"github.com/kedge/kedge/agent/runtime/images"
 	"github.com/kedge/kedge/scripts/imagebuild/ociimage"
 	"github.com/kedge/kedge/scripts/testenv"
 )

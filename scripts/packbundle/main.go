@@ -1,9 +1,9 @@
 // Command packbundle packs a directory into the zstd-compressed tarball that
-// agent/bundle embeds: packbundle [-arch ARCH] DIR OUT. It compresses with
+// agent/runtime/bundle embeds: packbundle [-arch ARCH] DIR OUT. It compresses with
 // the zstd command at level 19 with a 32 MiB window (--long=25): a third
 // smaller than the Go encoder's best level (14.4 vs 21.0 MB for amd64), and
 // the bytes stay incompressible in the release .xz, so this is the download
-// size too. Unpacking (agent/bundle) needs that much memory once. With -arch, every
+// size too. Unpacking (agent/runtime/bundle) needs that much memory once. With -arch, every
 // file must be a static executable for ARCH (amd64, arm64 or armv7), so a
 // kedge binary never carries a runc it cannot run.
 package main

@@ -10,7 +10,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/kedge/kedge/agent/hostip"
+	"github.com/kedge/kedge/agent/network/hostip"
 	"github.com/kedge/kedge/shared/datadir"
 	"github.com/kedge/kedge/shared/token"
 )

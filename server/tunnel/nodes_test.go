@@ -8,7 +8,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
-// The round trip through real sessions is tested in agent/tunnel, which
+// The round trip through real sessions is tested in agent/uplink/tunnel, which
 // imports this package.
 
 func TestNodeOf(t *testing.T) {

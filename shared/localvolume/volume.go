@@ -1,6 +1,6 @@
 // Package localvolume is the contract of kedge's local-path volumes between
 // the server's provisioner (server/controllers/localpath), which creates the
-// PersistentVolume, and each node's agent (agent/localstorage), which owns
+// PersistentVolume, and each node's agent (agent/node/localstorage), which owns
 // the directory on its disk: the names, labels and annotations both read,
 // the volume a claim gets, and the only directory a volume may name.
 package localvolume

@@ -1,5 +1,5 @@
 // Package dnsendpoints keeps one EndpointSlice per Node for the cluster DNS
-// Service (kube-system/kube-dns, see agent/clusterdns): each names its
+// Service (kube-system/kube-dns, see agent/network/clusterdns): each names its
 // node's InternalIP at clusterdns.Port with nodeName set, so that
 // kube-proxy, with the Service's internalTrafficPolicy Local, sends every
 // pod's queries to the DNS in its own node's agent. A node's slice stays
@@ -35,7 +35,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/utils/ptr"
 
-	"github.com/kedge/kedge/agent/clusterdns"
+	"github.com/kedge/kedge/agent/network/clusterdns"
 	"github.com/kedge/kedge/embedded/backoff"
 	"github.com/kedge/kedge/embedded/component"
 	"github.com/kedge/kedge/shared/controlloop"

@@ -14,7 +14,7 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/utils/ptr"
 
-	"github.com/kedge/kedge/agent/clusterdns"
+	"github.com/kedge/kedge/agent/network/clusterdns"
 	"github.com/kedge/kedge/scripts/testenv"
 )
 

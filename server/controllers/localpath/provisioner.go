@@ -6,7 +6,7 @@
 // PersistentVolume (a `local` volume under the node's storage directory,
 // with node affinity to that node) once the scheduler has picked the node
 // of the claim's first pod; the upstream PV controller binds it; the node's
-// agent (agent/localstorage) creates the directory and, when the volume is
+// agent (agent/node/localstorage) creates the directory and, when the volume is
 // released under reclaim policy Delete, removes the directory and the
 // volume. Nodes publish their storage directory in localvolume.StoragePathAnnotation;
 // the names and the volume both sides read are in shared/localvolume.

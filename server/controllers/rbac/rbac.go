@@ -16,7 +16,7 @@
 //
 // The LocalStorage role lets nodes list, watch and delete
 // PersistentVolumes: a node's agent removes the directory of a released
-// local-path volume on its disk and then the volume (agent/localstorage).
+// local-path volume on its disk and then the volume (agent/node/localstorage).
 // The Node authorizer alone lets a node only get the volumes of its pods;
 // the LocalStorage admission policy (volumepolicy.go) lets a node delete
 // only its own released local-path volumes.

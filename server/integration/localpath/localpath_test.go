@@ -30,8 +30,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/kedge/kedge/agent/join"
-	"github.com/kedge/kedge/agent/localstorage"
-	"github.com/kedge/kedge/agent/nodeaddresses"
+	"github.com/kedge/kedge/agent/node/localstorage"
+	"github.com/kedge/kedge/agent/node/nodeaddresses"
 	"github.com/kedge/kedge/scripts/testenv"
 	"github.com/kedge/kedge/server/integration/harness"
 	"github.com/kedge/kedge/shared/localvolume"

@@ -23,7 +23,7 @@ import (
 	cloudproviderapi "k8s.io/cloud-provider/api"
 
 	"github.com/kedge/kedge/agent/join"
-	"github.com/kedge/kedge/agent/nodeaddresses"
+	"github.com/kedge/kedge/agent/node/nodeaddresses"
 	"github.com/kedge/kedge/scripts/testenv"
 	"github.com/kedge/kedge/server/integration/harness"
 )

@@ -19,7 +19,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
-	"github.com/kedge/kedge/agent/apicache"
+	"github.com/kedge/kedge/agent/uplink/apicache"
 	"github.com/kedge/kedge/scripts/testenv"
 	"github.com/kedge/kedge/server/integration/harness"
 )

@@ -20,7 +20,7 @@ type Config struct {
 	Root   string // persistent state, <data-dir>/agent/containerd
 	State  string // runtime state, under /run
 	Socket string // gRPC socket; ttrpc uses Socket + ".ttrpc"
-	// BinDir holds runc, containerd-shim-runc-v2 and cni/ (agent/bundle).
+	// BinDir holds runc, containerd-shim-runc-v2 and cni/ (agent/runtime/bundle).
 	BinDir     string
 	CNIConfDir string
 	// RegistryConfigDir holds hosts.toml files rendered from registries.yaml.

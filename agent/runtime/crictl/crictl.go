@@ -8,7 +8,7 @@ import (
 	"path/filepath"
 	"syscall"
 
-	"github.com/kedge/kedge/agent/bundle"
+	"github.com/kedge/kedge/agent/runtime/bundle"
 	"github.com/kedge/kedge/embedded/ctr"
 	"github.com/kedge/kedge/shared/atomicfile"
 	"github.com/kedge/kedge/shared/datadir"

@@ -19,7 +19,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/kedge/kedge/agent/resolvconf"
+	"github.com/kedge/kedge/agent/network/resolvconf"
 )
 
 // The contract between the agent, the server's EndpointSlice controller and
