@@ -22,6 +22,7 @@ import (
 	"github.com/kedge/kedge/embedded/kubectl"
 	"github.com/kedge/kedge/embedded/logging"
 	"github.com/kedge/kedge/embedded/version"
+	"github.com/kedge/kedge/server/certificate"
 	"github.com/kedge/kedge/server/command"
 	"github.com/kedge/kedge/server/config"
 )
@@ -88,6 +89,10 @@ func newApp() *cli.App {
 	agentCmd.OnUsageError = onUsageError
 	checkConfigCmd := agentcommand.CheckConfig()
 	checkConfigCmd.OnUsageError = onUsageError
+	certificateCmd := certificate.Command()
+	for _, sub := range certificateCmd.Subcommands {
+		sub.OnUsageError = onUsageError
+	}
 	return &cli.App{
 		Name:                      "kedge",
 		Usage:                     "Lightweight Kubernetes for edge and IoT devices",
@@ -103,6 +108,7 @@ func newApp() *cli.App {
 			serverCmd,
 			agentCmd,
 			checkConfigCmd,
+			certificateCmd,
 			{
 				Name:            "crictl",
 				Usage:           "Run crictl against this node's containerd ($CONTAINER_RUNTIME_ENDPOINT overrides)",

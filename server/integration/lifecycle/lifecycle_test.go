@@ -6,9 +6,11 @@ package lifecycle
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -17,6 +19,7 @@ import (
 	_ "github.com/mattn/go-sqlite3"
 
 	"github.com/kedge/kedge/scripts/testenv"
+	"github.com/kedge/kedge/server/certificate"
 	"github.com/kedge/kedge/server/integration/harness"
 )
 
@@ -87,6 +90,21 @@ func TestStartNotifyAndCleanStop(t *testing.T) {
 	}
 	if strings.Contains(out.String(), secret) {
 		t.Fatal("the server token's secret appears in the log")
+	}
+
+	// `kedge certificate check` on the running server's data dir lists its
+	// certificates, a year left on the leaves just issued.
+	certs, err := exec.Command(harness.Binary(t), "certificate", "check", "--data-dir", dataDir, "--output", "json").Output()
+	if err != nil {
+		t.Fatalf("kedge certificate check: %v", err)
+	}
+	var listed []certificate.Info
+	if err := json.Unmarshal(certs, &listed); err != nil {
+		t.Fatalf("kedge certificate check -o json: %v\n%s", err, certs)
+	}
+	serving := filepath.Join(dataDir, "server/tls/serving-kube-apiserver.crt")
+	if !slices.ContainsFunc(listed, func(c certificate.Info) bool { return c.File == serving && c.DaysLeft >= 363 }) {
+		t.Errorf("kedge certificate check does not list %s with a year left:\n%s", serving, certs)
 	}
 
 	stopStart := time.Now()

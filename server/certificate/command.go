@@ -1,0 +1,73 @@
+package certificate
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"path/filepath"
+	"text/tabwriter"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/kedge/kedge/shared/cliflags"
+	"github.com/kedge/kedge/shared/datadir"
+)
+
+// Command is `kedge certificate`, with `check`.
+func Command() *cli.Command {
+	return &cli.Command{
+		Name:  "certificate",
+		Usage: "Inspect the certificates in the data dir",
+		Subcommands: []*cli.Command{{
+			Name:  "check",
+			Usage: "List every certificate of this server and its node with its expiry and days left",
+			Flags: []cli.Flag{
+				cliflags.DataDir("Directory for all state, whose certificates are listed"),
+				&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "table", Usage: "table or json"},
+			},
+			Action: func(c *cli.Context) error {
+				return check(c.App.Writer, c.String("data-dir"), c.String("output"), time.Now())
+			},
+		}},
+	}
+}
+
+func check(w io.Writer, dataDir, output string, now time.Time) error {
+	if output != "table" && output != "json" {
+		return fmt.Errorf("--output %q is not table or json", output)
+	}
+	abs, err := filepath.Abs(dataDir)
+	if err != nil {
+		return fmt.Errorf("--data-dir: %w", err)
+	}
+	infos, err := Scan(now, datadir.NewServer(abs).TLSDir, datadir.NewAgent(abs, datadir.DefaultRunDir).CredDir)
+	if err != nil {
+		return err
+	}
+	if len(infos) == 0 {
+		return fmt.Errorf("no certificates under --data-dir %s (server/tls or agent/cred)", abs)
+	}
+	if output == "json" {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(infos)
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "FILE\tSUBJECT\tEXPIRES\tDAYS LEFT\tSTATUS")
+	for _, i := range infos {
+		status := "ok"
+		switch {
+		case i.Expired(now):
+			status = "EXPIRED"
+		case i.CA:
+			status = "ok (CA)"
+		}
+		rel, err := filepath.Rel(abs, i.File)
+		if err != nil {
+			rel = i.File
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", rel, i.Subject, i.NotAfter.Format(time.DateOnly), i.DaysLeft, status)
+	}
+	return tw.Flush()
+}
