@@ -25,6 +25,7 @@ import (
 	"github.com/kedge/kedge/server/certificate"
 	"github.com/kedge/kedge/server/command"
 	"github.com/kedge/kedge/server/config"
+	"github.com/kedge/kedge/server/snapshot"
 )
 
 // shutdownGrace is how long a stop signal may take before kedge exits anyway.
@@ -89,8 +90,8 @@ func newApp() *cli.App {
 	agentCmd.OnUsageError = onUsageError
 	checkConfigCmd := agentcommand.CheckConfig()
 	checkConfigCmd.OnUsageError = onUsageError
-	certificateCmd := certificate.Command()
-	for _, sub := range certificateCmd.Subcommands {
+	certificateCmd, snapshotCmd := certificate.Command(), snapshot.Command()
+	for _, sub := range append(certificateCmd.Subcommands, snapshotCmd.Subcommands...) {
 		sub.OnUsageError = onUsageError
 	}
 	return &cli.App{
@@ -109,6 +110,7 @@ func newApp() *cli.App {
 			agentCmd,
 			checkConfigCmd,
 			certificateCmd,
+			snapshotCmd,
 			{
 				Name:            "crictl",
 				Usage:           "Run crictl against this node's containerd ($CONTAINER_RUNTIME_ENDPOINT overrides)",

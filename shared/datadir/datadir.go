@@ -18,6 +18,7 @@ type Server struct {
 	DBDir          string // <data-dir>/server/db
 	SQLiteFile     string // <data-dir>/server/db/state.db
 	EtcdDir        string // <data-dir>/server/db/etcd
+	SnapshotsDir   string // <data-dir>/server/db/snapshots: kedge snapshot's default
 	TLSDir         string // <data-dir>/server/tls
 	CredDir        string // <data-dir>/server/cred: component kubeconfigs
 	EtcDir         string // <data-dir>/server/etc: generated component configs
@@ -43,6 +44,7 @@ func NewServer(dataDir string) Server {
 		DBDir:          db,
 		SQLiteFile:     filepath.Join(db, "state.db"),
 		EtcdDir:        filepath.Join(db, "etcd"),
+		SnapshotsDir:   filepath.Join(db, "snapshots"),
 		TLSDir:         filepath.Join(server, "tls"),
 		CredDir:        cred,
 		EtcDir:         etc,

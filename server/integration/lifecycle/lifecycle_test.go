@@ -107,6 +107,20 @@ func TestStartNotifyAndCleanStop(t *testing.T) {
 		t.Errorf("kedge certificate check does not list %s with a year left:\n%s", serving, certs)
 	}
 
+	// `kedge snapshot save` copies the running server's database; ls lists it.
+	saved, err := exec.Command(harness.Binary(t), "snapshot", "save", "--data-dir", dataDir, "--node-name", "lifecycle").Output()
+	if err != nil {
+		t.Fatalf("kedge snapshot save: %v", err)
+	}
+	if path := strings.TrimSpace(string(saved)); !strings.HasPrefix(filepath.Base(path), "on-demand-lifecycle-") {
+		t.Errorf("kedge snapshot save printed %q", saved)
+	} else if st, err := os.Stat(path); err != nil || st.Mode().Perm() != 0o600 || st.Size() < 4096 {
+		t.Errorf("snapshot %s: %v %v", path, st, err)
+	}
+	if ls, err := exec.Command(harness.Binary(t), "snapshot", "ls", "--data-dir", dataDir).Output(); err != nil || !strings.Contains(string(ls), "on-demand-lifecycle-") {
+		t.Errorf("kedge snapshot ls: %v\n%s", err, ls)
+	}
+
 	stopStart := time.Now()
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
