@@ -3,8 +3,10 @@
 package command
 
 import (
+	"fmt"
 	"log/slog"
 	"strings"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -12,6 +14,7 @@ import (
 	"github.com/kedge/kedge/embedded/memtune"
 	"github.com/kedge/kedge/server"
 	"github.com/kedge/kedge/server/config"
+	"github.com/kedge/kedge/server/snapshot"
 	"github.com/kedge/kedge/shared/cliflags"
 )
 
@@ -39,6 +42,8 @@ func New(logger func(debug bool) *slog.Logger) *cli.Command {
 			&cli.StringFlag{Name: "datastore-certfile", EnvVars: cliflags.Env("DATASTORE_CERTFILE"), Usage: "Client certificate for an external etcd"},
 			&cli.StringFlag{Name: "datastore-keyfile", EnvVars: cliflags.Env("DATASTORE_KEYFILE"), Usage: "Client key for an external etcd"},
 			&cli.BoolFlag{Name: "cluster-init", EnvVars: cliflags.Env("CLUSTER_INIT"), Usage: "Use an embedded etcd (later starts reuse it without the flag)"},
+			&cli.BoolFlag{Name: "cluster-reset", EnvVars: cliflags.Env("CLUSTER_RESET"), Usage: "With --restore-path: restore a snapshot into the data dir, then exit"},
+			&cli.StringFlag{Name: "restore-path", EnvVars: cliflags.Env("RESTORE_PATH"), Usage: "Snapshot file (kedge snapshot save) to restore with --cluster-reset; the database in the data dir is kept aside"},
 			&cli.IntFlag{Name: "etcd-client-port", EnvVars: cliflags.Env("ETCD_CLIENT_PORT"), Value: d.EtcdClientPort, Usage: "Embedded etcd client port"},
 			&cli.IntFlag{Name: "etcd-peer-port", EnvVars: cliflags.Env("ETCD_PEER_PORT"), Value: d.EtcdPeerPort, Usage: "Embedded etcd peer port"},
 			&cli.StringSliceFlag{Name: "disable", EnvVars: cliflags.Env("DISABLE"), Usage: "Leave out a packaged add-on and remove it if deployed: coredns, local-storage, metrics-server, servicelb (repeatable)"},
@@ -58,6 +63,13 @@ func New(logger func(debug bool) *slog.Logger) *cli.Command {
 			cc, err := fromFlags(c).Complete()
 			if err != nil {
 				return err
+			}
+			if cc.RestorePath != "" {
+				if err := snapshot.Restore(cc.RestorePath, cc.DataDir, time.Now()); err != nil {
+					return err
+				}
+				fmt.Fprintf(c.App.Writer, "restored %s into %s; start kedge server without --cluster-reset and --restore-path\n", cc.RestorePath, cc.DataDir)
+				return nil
 			}
 			memtune.SetGCDefaults()
 			return server.Run(c.Context, cc, logger(cc.Debug))
@@ -90,6 +102,8 @@ func fromFlags(c *cli.Context) config.Config {
 		DatastoreCertFile:         c.String("datastore-certfile"),
 		DatastoreKeyFile:          c.String("datastore-keyfile"),
 		ClusterInit:               c.Bool("cluster-init"),
+		ClusterReset:              c.Bool("cluster-reset"),
+		RestorePath:               c.String("restore-path"),
 		EtcdClientPort:            c.Int("etcd-client-port"),
 		EtcdPeerPort:              c.Int("etcd-peer-port"),
 		DisableAgent:              c.Bool("disable-agent"),

@@ -62,7 +62,11 @@ type Config struct {
 	DatastoreCertFile string
 	DatastoreKeyFile  string
 	ClusterInit       bool
-	DisableAgent      bool
+	// ClusterReset with RestorePath restores a snapshot (kedge snapshot
+	// save) into the data dir and exits.
+	ClusterReset bool
+	RestorePath  string
+	DisableAgent bool
 	// Disable names packaged add-ons (see Addons) this server leaves out,
 	// and removes if they were deployed.
 	Disable             []string
@@ -186,6 +190,12 @@ func (c Config) check() (Tokens, error) {
 	}
 	if !validDNSName(c.ClusterDomain) {
 		bad("--cluster-domain %q is not a DNS name", c.ClusterDomain)
+	}
+	switch {
+	case c.RestorePath != "" && !c.ClusterReset:
+		bad("--restore-path needs --cluster-reset")
+	case c.ClusterReset && c.RestorePath == "":
+		bad("--cluster-reset without --restore-path (resetting embedded etcd's membership) is not supported yet")
 	}
 	if err := validateDatastore(c); err != nil {
 		errs = append(errs, err)

@@ -76,6 +76,9 @@ func TestValidate(t *testing.T) {
 			c.Server, c.Token, c.DatastoreEndpoint = "https://192.0.2.1:6443", fullToken, "sqlite:///tmp/x.db"
 		}, "cannot be used with --datastore-endpoint"},
 		{"join and cluster-init", func(c *Config) { c.Server, c.Token, c.ClusterInit = "https://192.0.2.1:6443", fullToken, true }, "use only one"},
+		{"restore", func(c *Config) { c.ClusterReset, c.RestorePath = true, "/backup/s.tar.gz" }, ""},
+		{"restore without reset", func(c *Config) { c.RestorePath = "/backup/s.tar.gz" }, "--restore-path needs --cluster-reset"},
+		{"reset without restore", func(c *Config) { c.ClusterReset = true }, "not supported yet"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
