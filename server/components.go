@@ -48,8 +48,7 @@ func (p *prepared) components() ([]component.Component, error) {
 	}
 	clientCAs := x509.NewCertPool()
 	clientCAs.AddCert(p.clientCA.Cert)
-	tunnels := &tunnel.Server{ClientCA: clientCAs, Listener: p.egress, CertFile: p.tls.ServingCert, KeyFile: p.tls.ServingKey,
-		Client: p.client, Log: log.With("component", "tunnel")}
+	tunnels := &tunnel.Server{ClientCA: clientCAs, Listener: p.egress, Client: p.client, Log: log.With("component", "tunnel")}
 	store, storage := datastore.New(cc, p.tls, p.initialCluster, log)
 	in := control.Inputs{Config: cc, TLS: p.tls, Storage: storage}
 	api := &apiserver.APIServer{Args: control.APIServerArgs(in), Ready: readyz(p.client)}

@@ -16,6 +16,7 @@ import (
 	"github.com/kedge/kedge/server/config"
 	"github.com/kedge/kedge/server/control"
 	"github.com/kedge/kedge/server/pki"
+	"github.com/kedge/kedge/server/tunnel"
 	"github.com/kedge/kedge/shared/datadir"
 	"github.com/kedge/kedge/shared/kubeconfig"
 	"github.com/kedge/kedge/shared/token"
@@ -60,9 +61,9 @@ func prepare(ctx context.Context, cc *config.Completed, log *slog.Logger) (*prep
 	if err := p.credentials(); err != nil {
 		return nil, err
 	}
-	// kube-apiserver reaches kubelets and pods through this loopback
-	// CONNECT proxy (tunnel.Server), which uses agents' reverse tunnels.
-	egress, err := listenEgress(control.EgressProxyAddr(cc))
+	// kube-apiserver reaches kubelets and pods through this CONNECT proxy
+	// (tunnel.Server), which uses agents' reverse tunnels.
+	egress, err := tunnel.ListenEgress(cc.Paths.EgressSocket)
 	if err != nil {
 		return nil, fmt.Errorf("egress proxy: %w", err)
 	}
@@ -112,7 +113,7 @@ func (p *prepared) credentials() error {
 // the client of the server's own controllers.
 func (p *prepared) files() error {
 	cc, tls := p.cc, p.tls
-	if err := writeComponentFiles(cc, tls, p.egress.Addr().String()); err != nil {
+	if err := writeComponentFiles(cc, tls); err != nil {
 		return err
 	}
 	admin := kubeconfig.Spec{Server: control.LocalURL(cc), CAFile: tls.ServerCA, CertFile: tls.AdminCert, KeyFile: tls.AdminKey, Embed: true}
@@ -133,27 +134,15 @@ func (p *prepared) files() error {
 	return err
 }
 
-// listenEgress listens on loopback for the egress proxy: on prev, the
-// address of the previous start, if it is free (so the egress selector file
-// stays the same), else on a free port.
-func listenEgress(prev string) (net.Listener, error) {
-	if prev != "" {
-		if l, err := net.Listen("tcp", prev); err == nil {
-			return l, nil
-		}
-	}
-	return net.Listen("tcp", "127.0.0.1:0")
-}
-
 // writeComponentFiles writes the components' kubeconfigs and config files.
-func writeComponentFiles(cc *config.Completed, tls *pki.Files, egressProxy string) error {
+func writeComponentFiles(cc *config.Completed, tls *pki.Files) error {
 	if err := os.MkdirAll(cc.Paths.EtcDir, 0o700); err != nil {
 		return err
 	}
 	if err := os.WriteFile(cc.Paths.AuthenticationConfig, []byte(control.AuthenticationConfig), 0o600); err != nil {
 		return err
 	}
-	if err := os.WriteFile(cc.Paths.EgressSelectorConfig, []byte(control.EgressSelectorConfig(egressProxy, tls)), 0o600); err != nil {
+	if err := os.WriteFile(cc.Paths.EgressSelectorConfig, []byte(control.EgressSelectorConfig(cc.Paths.EgressSocket)), 0o600); err != nil {
 		return err
 	}
 	local := control.APIServerURL(cc)

@@ -8,12 +8,10 @@ import (
 	"encoding/json"
 	"net"
 	"net/netip"
-	"net/url"
 	"path/filepath"
 	"strconv"
 	"strings"
 
-	"k8s.io/apiserver/pkg/server/egressselector"
 
 	"github.com/kedge/kedge/embedded/kubeflags"
 	"github.com/kedge/kedge/server/config"
@@ -35,10 +33,10 @@ type Inputs struct {
 
 // EgressSelectorConfig sends the apiserver's "cluster" traffic (kubelets:
 // logs, exec, attach, port-forward; pod and service proxy; webhooks) to
-// kedge's HTTP CONNECT proxy at proxyAddr (loopback host:port), which uses
-// a node's reverse tunnel when it has one. upstream dials a TCP proxy only
-// over TLS; the apiserver presents its kubelet client certificate.
-func EgressSelectorConfig(proxyAddr string, tls *pki.Files) string {
+// kedge's HTTP CONNECT proxy on the unix socket at socketPath, which uses a
+// node's reverse tunnel when it has one. A socket needs no client
+// certificate, which upstream would read only once, at start.
+func EgressSelectorConfig(socketPath string) string {
 	q := func(s string) string { b, _ := json.Marshal(s); return string(b) }
 	return `apiVersion: apiserver.k8s.io/v1beta1
 kind: EgressSelectorConfiguration
@@ -47,35 +45,9 @@ egressSelections:
   connection:
     proxyProtocol: HTTPConnect
     transport:
-      tcp:
-        url: ` + q("https://"+proxyAddr) + `
-        tlsConfig:
-          caBundle: ` + q(tls.ServerCA) + `
-          clientCert: ` + q(tls.KubeletClientCert) + `
-          clientKey: ` + q(tls.KubeletKey) + `
+      uds:
+        udsName: ` + q(socketPath) + `
 `
-}
-
-// EgressProxyAddr is the proxy address in the egress selector file of an
-// earlier start, if it is a loopback host:port ("" otherwise), so that a
-// restart can listen there again and leave the file as it was.
-func EgressProxyAddr(cc *config.Completed) string {
-	cfg, err := egressselector.ReadEgressSelectorConfiguration(cc.Paths.EgressSelectorConfig)
-	if err != nil {
-		return ""
-	}
-	for _, sel := range cfg.EgressSelections {
-		if tcp := sel.Connection.Transport; sel.Name == "cluster" && tcp != nil && tcp.TCP != nil {
-			u, err := url.Parse(tcp.TCP.URL)
-			if err != nil {
-				return ""
-			}
-			if host, _, err := net.SplitHostPort(u.Host); err == nil && host == "127.0.0.1" {
-				return u.Host
-			}
-		}
-	}
-	return ""
 }
 
 // AuthenticationConfig allows anonymous requests to the health endpoints only.

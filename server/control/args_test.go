@@ -1,8 +1,6 @@
 package control
 
 import (
-	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -49,7 +47,7 @@ func TestGoldenArgs(t *testing.T) {
 	golden(t, "kube-apiserver.args", APIServerArgs(in))
 	golden(t, "kube-scheduler.args", SchedulerArgs(in))
 	golden(t, "kube-controller-manager.args", ControllerManagerArgs(in))
-	golden(t, "egress-selector.yaml", []string{strings.TrimSuffix(EgressSelectorConfig("127.0.0.1:40123", in.TLS), "\n")})
+	golden(t, "egress-selector.yaml", []string{strings.TrimSuffix(EgressSelectorConfig("/var/lib/kedge/server/egress.sock"), "\n")})
 }
 
 func TestEtcdStorageArgs(t *testing.T) {
@@ -101,16 +99,11 @@ func TestLocalURL(t *testing.T) {
 }
 
 // TestEgressSelectorConfigLoads: upstream reads, validates and builds a
-// dialer from the rendered file (a TCP proxy URL must be https:// with
-// client certificate files that exist).
+// dialer from the rendered file.
 func TestEgressSelectorConfigLoads(t *testing.T) {
 	dir := t.TempDir()
-	files, err := pki.Ensure(pki.Request{Dir: dir, APIServerIPs: []net.IP{net.ParseIP("127.0.0.1")}}, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
 	path := filepath.Join(dir, "egress-selector.yaml")
-	if err := os.WriteFile(path, []byte(EgressSelectorConfig("127.0.0.1:40123", files)), 0o600); err != nil {
+	if err := os.WriteFile(path, []byte(EgressSelectorConfig(filepath.Join(dir, "egress.sock"))), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	cfg, err := egressselector.ReadEgressSelectorConfiguration(path)
@@ -126,29 +119,6 @@ func TestEgressSelectorConfigLoads(t *testing.T) {
 	}
 	if dial, err := sel.Lookup(egressselector.Cluster.AsNetworkContext()); err != nil || dial == nil {
 		t.Fatalf("no dialer for the cluster egress: %v", err)
-	}
-}
-
-func TestEgressProxyAddrFromAnEarlierStart(t *testing.T) {
-	in := inputs(t, func(c *config.Config) { c.DataDir = t.TempDir() })
-	if got := EgressProxyAddr(in.Config); got != "" {
-		t.Fatalf("without a file: %q", got)
-	}
-	file := in.Config.Paths.EgressSelectorConfig
-	if err := os.MkdirAll(filepath.Dir(file), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	for config, want := range map[string]string{
-		EgressSelectorConfig("127.0.0.1:40123", in.TLS): "127.0.0.1:40123",
-		EgressSelectorConfig("192.0.2.1:40123", in.TLS): "", // only loopback is taken over
-		"not: [yaml": "",
-	} {
-		if err := os.WriteFile(file, []byte(config), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		if got := EgressProxyAddr(in.Config); got != want {
-			t.Errorf("EgressProxyAddr = %q, want %q for\n%s", got, want, config)
-		}
 	}
 }
 

@@ -21,12 +21,7 @@ import (
 	"k8s.io/client-go/util/keyutil"
 
 	"github.com/kedge/kedge/shared/atomicfile"
-)
-
-const (
-	leafValidity = 365 * 24 * time.Hour
-	// renewBefore is how close to expiry a leaf certificate is renewed on start.
-	renewBefore = 90 * 24 * time.Hour
+	"github.com/kedge/kedge/shared/certlife"
 )
 
 // CA is a loaded certificate authority.
@@ -84,29 +79,35 @@ func ensureCA(dir, name, commonName string) (*CA, error) {
 }
 
 // ensureLeaf returns dir/name.{crt,key}, issuing a new certificate when the
-// existing one is missing, unreadable, not signed by ca, close to expiry, or
-// lacks a requested name. It reports whether it issued a new one.
-func ensureLeaf(ca *CA, dir, name string, leaf Leaf, now time.Time) (certPath, keyPath string, issued bool, err error) {
+// existing one is missing, unreadable, not signed by ca, due for renewal
+// (certlife.Due), or lacks a requested name. A renewal keeps a good existing
+// key, so only the certificate file changes and a reader never sees a
+// certificate with the wrong key. It returns the certificate it replaced,
+// if any, and whether it issued one.
+func ensureLeaf(ca *CA, dir, name string, leaf Leaf, now time.Time) (certPath, keyPath string, replaced *x509.Certificate, issued bool, err error) {
 	certPath, keyPath = filepath.Join(dir, name+".crt"), filepath.Join(dir, name+".key")
-	if cert, _, err := loadPair(certPath, keyPath); err == nil && reusable(cert, ca, leaf, now) {
-		return certPath, keyPath, false, nil
+	cert, key, err := loadPair(certPath, keyPath)
+	if err == nil && reusable(cert, ca, leaf, now) {
+		return certPath, keyPath, nil, false, nil
 	}
-	key, err := newKey()
 	if err != nil {
-		return "", "", false, err
+		cert = nil
+		if key, err = newKey(); err != nil {
+			return "", "", nil, false, err
+		}
 	}
-	cert, err := sign(ca, leaf, key.Public(), now)
+	newCert, err := sign(ca, leaf, key.Public(), now)
 	if err != nil {
-		return "", "", false, fmt.Errorf("issue %s: %w", name, err)
+		return "", "", nil, false, fmt.Errorf("issue %s: %w", name, err)
 	}
-	if err := writePair(certPath, keyPath, cert, key); err != nil {
-		return "", "", false, err
+	if err := writePair(certPath, keyPath, newCert, key); err != nil {
+		return "", "", nil, false, err
 	}
-	return certPath, keyPath, true, nil
+	return certPath, keyPath, cert, true, nil
 }
 
 func reusable(cert *x509.Certificate, ca *CA, leaf Leaf, now time.Time) bool {
-	if cert.CheckSignatureFrom(ca.Cert) != nil || now.Add(renewBefore).After(cert.NotAfter) {
+	if cert.CheckSignatureFrom(ca.Cert) != nil || certlife.Due(cert, now) {
 		return false
 	}
 	if cert.Subject.CommonName != leaf.CommonName || !slices.Equal(cert.Subject.Organization, leaf.Organization) {
@@ -126,17 +127,22 @@ func reusable(cert *x509.Certificate, ca *CA, leaf Leaf, now time.Time) bool {
 }
 
 func sign(ca *CA, leaf Leaf, pub crypto.PublicKey, now time.Time) (*x509.Certificate, error) {
+	lifetime, err := certlife.Lifetime()
+	if err != nil {
+		return nil, err
+	}
 	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
 	if err != nil {
 		return nil, err
 	}
+	notBefore, notAfter := certlife.Validity(now, lifetime)
 	tmpl := &x509.Certificate{
 		SerialNumber: serial,
 		Subject:      pkix.Name{CommonName: leaf.CommonName, Organization: leaf.Organization},
 		DNSNames:     leaf.DNSNames,
 		IPAddresses:  leaf.IPs,
-		NotBefore:    now.Add(-time.Hour),
-		NotAfter:     now.Add(leafValidity),
+		NotBefore:    notBefore,
+		NotAfter:     notAfter,
 		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
 		ExtKeyUsage:  leaf.Usages,
 	}
@@ -239,7 +245,7 @@ func LoadCA(certPath, keyPath string) (*CA, error) {
 	return &CA{Cert: cert, Key: key, CertPath: certPath, KeyPath: keyPath}, nil
 }
 
-// Sign issues a certificate for pub, valid for a year, with leaf's subject,
+// Sign issues a certificate for pub, valid for certlife.Lifetime(), with leaf's subject,
 // names and usages. Callers decide the subject; nothing is taken from the
 // requester but its public key.
 func (ca *CA) Sign(leaf Leaf, pub crypto.PublicKey) (*x509.Certificate, error) {

@@ -2,9 +2,9 @@
 // needs, under <data-dir>/server/tls.
 //
 // Certificate authorities are created once and never replaced. Leaf
-// certificates are reused across restarts and reissued only when missing,
-// broken, within 90 days of expiry, or lacking a requested name. Private keys
-// are written 0600.
+// certificates are reused and reissued only when missing, broken, due for
+// renewal (certlife: a third of their year left), or lacking a requested
+// name; a renewal keeps the key. Private keys are written 0600.
 package pki
 
 import (
@@ -55,6 +55,18 @@ type Files struct {
 	// MetricsServingCert and MetricsServingKey are set if
 	// Request.MetricsServerDNS is.
 	MetricsServingCert, MetricsServingKey string
+
+	// Issued lists the leaf certificates this call issued.
+	Issued []Issued
+}
+
+// Issued is a leaf certificate Ensure issued.
+type Issued struct {
+	Name     string // file name without .crt, e.g. serving-kube-apiserver
+	CertFile string
+	// Replaced is the certificate it replaced (due for renewal, or lacking
+	// a name), nil for a new one.
+	Replaced *x509.Certificate
 }
 
 // Key usages for Leaf.Usages.
@@ -132,12 +144,20 @@ func Ensure(req Request, log *slog.Logger) (*Files, error) {
 		)
 	}
 	for _, is := range issues {
-		cert, key, issued, err := ensureLeaf(is.ca, is.dir, is.name, is.leaf, now)
+		cert, key, replaced, issued, err := ensureLeaf(is.ca, is.dir, is.name, is.leaf, now)
 		if err != nil {
 			return nil, err
 		}
-		if issued && log != nil {
-			log.Info("issued certificate", "name", is.name)
+		if issued {
+			f.Issued = append(f.Issued, Issued{Name: is.name, CertFile: cert, Replaced: replaced})
+			switch {
+			case log == nil:
+			case replaced == nil:
+				log.Info("issued certificate", "name", is.name)
+			default:
+				log.Warn("renewed certificate", "name", is.name, "file", cert,
+					"expires", replaced.NotAfter.Format(time.RFC3339), "daysLeft", int(replaced.NotAfter.Sub(now).Hours()/24))
+			}
 		}
 		*is.cert, *is.key = cert, key
 	}

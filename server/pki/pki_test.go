@@ -5,6 +5,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -96,7 +97,11 @@ func TestEnsureReusesOnRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if *f1 != *f2 {
+	if len(f1.Issued) == 0 || len(f2.Issued) != 0 {
+		t.Fatalf("issued %d certificates on the first run and %d on the second", len(f1.Issued), len(f2.Issued))
+	}
+	f1.Issued = nil
+	if !reflect.DeepEqual(f1, f2) {
 		t.Fatal("paths changed between runs")
 	}
 	after := snapshot(t, dir)
@@ -126,13 +131,36 @@ func TestEnsureReissuesForNewSANAndExpiryButKeepsCA(t *testing.T) {
 		t.Fatal("serving cert not reissued for a new --tls-san")
 	}
 
-	adminSerial := readCert(t, f.AdminCert).SerialNumber
-	req.Now = time.Now().Add(300 * 24 * time.Hour) // within 90 days of expiry
-	if _, err := Ensure(req, nil); err != nil {
+	admin := readCert(t, f.AdminCert)
+	adminKey, _ := os.ReadFile(f.AdminKey)
+	req.Now = time.Now().Add(243 * 24 * time.Hour) // 122 days left: not yet
+	if g, err := Ensure(req, nil); err != nil || len(g.Issued) != 0 {
+		t.Fatalf("with 122 days left: issued %v, error %v", g.Issued, err)
+	}
+	req.Now = time.Now().Add(246 * 24 * time.Hour) // 119 days left
+	g, err := Ensure(req, nil)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if readCert(t, f.AdminCert).SerialNumber.Cmp(adminSerial) == 0 {
-		t.Fatal("admin cert close to expiry was not renewed")
+	renewed := readCert(t, f.AdminCert)
+	if renewed.SerialNumber.Cmp(admin.SerialNumber) == 0 {
+		t.Fatal("admin cert with 119 days left was not renewed")
+	}
+	if !renewed.NotAfter.After(admin.NotAfter.Add(200 * 24 * time.Hour)) {
+		t.Errorf("renewed admin cert expires %s, the old one %s", renewed.NotAfter, admin.NotAfter)
+	}
+	if key, _ := os.ReadFile(f.AdminKey); string(key) != string(adminKey) {
+		t.Error("the renewal replaced the admin key; it keeps it")
+	}
+	var names []string
+	for _, is := range g.Issued {
+		names = append(names, is.Name)
+		if is.Replaced == nil {
+			t.Errorf("%s: the certificate it replaced is not reported", is.Name)
+		}
+	}
+	if !slices.Contains(names, "client-admin") || !slices.Contains(names, "serving-kube-apiserver") {
+		t.Errorf("renewed %v, want every leaf", names)
 	}
 	if snapshot(t, dir)[f.ServerCA] != caBefore {
 		t.Fatal("server CA changed")

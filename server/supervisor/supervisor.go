@@ -20,6 +20,7 @@ import (
 
 	"github.com/kedge/kedge/embedded/component"
 	"github.com/kedge/kedge/shared/joinapi"
+	"github.com/kedge/kedge/shared/keypair"
 )
 
 // Supervisor is the HTTPS listener on the server's public port.
@@ -83,17 +84,16 @@ func (s *Supervisor) Handler() http.Handler {
 // Run listens and serves until ctx is done. It is ready once a TLS request to
 // itself, verified against CAFile, returns the CA bundle.
 func (s *Supervisor) Run(ctx context.Context, ready func()) error {
-	cert, err := tls.LoadX509KeyPair(s.CertFile, s.KeyFile)
+	// Renewed certificates are served without a restart.
+	cert, err := keypair.Load(s.CertFile, s.KeyFile)
 	if err != nil {
 		return fmt.Errorf("load serving certificate: %w", err)
 	}
-	var named *tls.Certificate
+	var named *keypair.Files
 	if s.Named != nil {
-		c, err := tls.LoadX509KeyPair(s.Named.CertFile, s.Named.KeyFile)
-		if err != nil {
+		if named, err = keypair.Load(s.Named.CertFile, s.Named.KeyFile); err != nil {
 			return fmt.Errorf("load %s serving certificate: %w", s.Named.ServerName, err)
 		}
-		named = &c
 	}
 	l, err := net.Listen("tcp", s.Addr)
 	if err != nil {
@@ -104,9 +104,9 @@ func (s *Supervisor) Run(ctx context.Context, ready func()) error {
 		TLSConfig: &tls.Config{
 			GetCertificate: func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
 				if named != nil && hello.ServerName == s.Named.ServerName {
-					return named, nil
+					return named.Certificate()
 				}
-				return &cert, nil
+				return cert.Certificate()
 			},
 			MinVersion: tls.VersionTLS12,
 			// Client certificates are verified by the apiserver's

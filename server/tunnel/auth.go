@@ -16,9 +16,6 @@ import (
 const (
 	nodeUserPrefix = "system:node:"
 	nodesGroup     = "system:nodes"
-	// APIServerUser is the identity (the kube-apiserver's kubelet client
-	// certificate) that may use the CONNECT proxy.
-	APIServerUser = "system:kube-apiserver"
 )
 
 // authError is a refusal with the HTTP status to answer.

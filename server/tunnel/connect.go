@@ -2,13 +2,13 @@ package tunnel
 
 import (
 	"context"
-	"crypto/tls"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
 	"sync"
 	"time"
 )
@@ -23,26 +23,17 @@ const (
 	reconnectWait = 5 * time.Second
 )
 
-// connectServer is the CONNECT proxy: TLS with a verified client
-// certificate, HTTP/1.1 only (CONNECT needs to hijack the connection).
-func (s *Server) connectServer() (*http.Server, error) {
-	cert, err := tls.LoadX509KeyPair(s.CertFile, s.KeyFile)
-	if err != nil {
-		return nil, fmt.Errorf("load the egress proxy's certificate: %w", err)
-	}
+// connectServer is the CONNECT proxy: plain HTTP/1.1 (CONNECT needs to
+// hijack the connection) on a unix socket that only the server's user can
+// open. No certificate is involved, so nothing here expires: upstream's
+// egress dialer reads its TLS client certificate once at start and could
+// not follow a renewal.
+func (s *Server) connectServer() *http.Server {
 	return &http.Server{
-		Handler: http.HandlerFunc(s.serveConnect),
-		TLSConfig: &tls.Config{
-			Certificates: []tls.Certificate{cert},
-			MinVersion:   tls.VersionTLS12,
-			ClientAuth:   tls.RequireAndVerifyClientCert,
-			ClientCAs:    s.ClientCA,
-			NextProtos:   []string{"http/1.1"},
-		},
-		TLSNextProto:      map[string]func(*http.Server, *tls.Conn, http.Handler){},
+		Handler:           http.HandlerFunc(s.serveConnect),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(s.Log.Handler(), slog.LevelDebug),
-	}, nil
+	}
 }
 
 // serveConnect answers `CONNECT host:port` from kube-apiserver: it dials
@@ -51,15 +42,6 @@ func (s *Server) connectServer() (*http.Server, error) {
 func (s *Server) serveConnect(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodConnect {
 		http.Error(w, "only CONNECT is served here", http.StatusMethodNotAllowed)
-		return
-	}
-	cert, err := verifiedClient(r, s.ClientCA)
-	if err != nil {
-		http.Error(w, err.Error(), statusOf(err))
-		return
-	}
-	if cert.Subject.CommonName != APIServerUser {
-		http.Error(w, fmt.Sprintf("%q may not use the egress proxy", cert.Subject.CommonName), http.StatusForbidden)
 		return
 	}
 	addr := r.Host
@@ -194,4 +176,27 @@ func (s *Server) closeProxied() {
 	for c := range s.proxied {
 		c.Close()
 	}
+}
+
+// ListenEgress listens on the unix socket at path for the CONNECT proxy,
+// replacing a socket left by an earlier start, with mode 0600 so only this
+// user (the apiserver in this process) can open it.
+func ListenEgress(path string) (net.Listener, error) {
+	if fi, err := os.Lstat(path); err == nil {
+		if fi.Mode().Type() != os.ModeSocket {
+			return nil, fmt.Errorf("%s exists and is not a socket", path)
+		}
+		if err := os.Remove(path); err != nil {
+			return nil, err
+		}
+	}
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		l.Close()
+		return nil, err
+	}
+	return l, nil
 }

@@ -31,12 +31,11 @@ import (
 // ServeHTTP (the websocket endpoint) may be served before Run starts; Run
 // serves the CONNECT proxy and, when ctx ends, closes every session.
 type Server struct {
-	// ClientCA verifies the nodes' and the apiserver's client certificates.
+	// ClientCA verifies the nodes' client certificates.
 	ClientCA *x509.CertPool
-	// Listener is the CONNECT proxy's loopback listener; Run closes it.
+	// Listener is the CONNECT proxy's listener, a unix socket only the
+	// apiserver's user can open (see ListenEgress); Run closes it.
 	Listener net.Listener
-	// CertFile and KeyFile are the CONNECT proxy's serving certificate.
-	CertFile, KeyFile string
 	// Client watches Nodes for their IPs and pod CIDRs.
 	Client kubernetes.Interface
 	Log    *slog.Logger
@@ -192,13 +191,10 @@ func (h *hijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 func (s *Server) Run(ctx context.Context, ready func()) error {
 	s.init()
 	register()
-	proxy, err := s.connectServer()
-	if err != nil {
-		s.Listener.Close()
-		return err
-	}
+	proxy := s.connectServer()
+	var err error
 	served := make(chan error, 1)
-	go func() { served <- proxy.ServeTLS(s.Listener, "", "") }()
+	go func() { served <- proxy.Serve(s.Listener) }()
 	synced := make(chan error, 1)
 	go func() { synced <- s.nodes.run(ctx, s.Client, ready) }()
 

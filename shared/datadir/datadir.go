@@ -25,6 +25,7 @@ type Server struct {
 	TokenFile      string // <data-dir>/server/token
 	AgentTokenFile string // <data-dir>/server/agent-token
 	KineSocket     string // <data-dir>/server/kine.sock
+	EgressSocket   string // <data-dir>/server/egress.sock: the apiserver's CONNECT proxy
 	ManifestsDir   string // <data-dir>/server/manifests: add-on and user YAML applied at start
 
 	AuthenticationConfig string // etc/authentication-config.yaml (kube-apiserver)
@@ -51,6 +52,7 @@ func NewServer(dataDir string) Server {
 		TokenFile:      filepath.Join(server, "token"),
 		AgentTokenFile: filepath.Join(server, "agent-token"),
 		KineSocket:     filepath.Join(server, "kine.sock"),
+		EgressSocket:   filepath.Join(server, "egress.sock"),
 		ManifestsDir:   filepath.Join(server, "manifests"),
 
 		AuthenticationConfig: filepath.Join(etc, "authentication-config.yaml"),

@@ -3,14 +3,13 @@ package apicache
 import (
 	"net/http"
 	"net/http/httptest"
-	"net/http/httputil"
 	"testing"
 )
 
 // TestRefusesUnknownClients: the endpoint requires a client certificate of
 // a configured identity.
 func TestRefusesUnknownClients(t *testing.T) {
-	p := &Proxy{proxies: map[string]*httputil.ReverseProxy{}}
+	p := &Proxy{proxies: map[string]*upstreamAs{}}
 	rec := httptest.NewRecorder()
 	p.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/api/v1/pods", nil))
 	if rec.Code != http.StatusUnauthorized {

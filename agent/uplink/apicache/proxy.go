@@ -21,7 +21,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/httputil"
 	"net/url"
 	"os"
 	"strings"
@@ -29,6 +28,7 @@ import (
 	"time"
 
 	"github.com/kedge/kedge/embedded/component"
+	"github.com/kedge/kedge/shared/keypair"
 )
 
 // Identity is a client certificate the proxy uses upstream on behalf of
@@ -54,8 +54,8 @@ type Proxy struct {
 
 	store     *Store
 	upstream  *url.URL
-	proxies   map[string]*httputil.ReverseProxy // by client common name
-	probe     *http.Client
+	proxies   map[string]*upstreamAs // by client common name
+	probe     *upstreamAs
 	mu        sync.Mutex
 	online    bool
 	onlineNow chan struct{} // closed when the servers answer again
@@ -77,7 +77,7 @@ func (p *Proxy) Run(ctx context.Context, ready func()) error {
 	if err := p.setup(); err != nil {
 		return err
 	}
-	serving, err := tls.LoadX509KeyPair(p.ServingCert, p.ServingKey)
+	serving, err := keypair.Load(p.ServingCert, p.ServingKey)
 	if err != nil {
 		return fmt.Errorf("api cache serving certificate: %w", err)
 	}
@@ -91,7 +91,7 @@ func (p *Proxy) Run(ctx context.Context, ready func()) error {
 	}
 	srv := &http.Server{
 		Handler: p,
-		TLSConfig: &tls.Config{Certificates: []tls.Certificate{serving}, MinVersion: tls.VersionTLS12,
+		TLSConfig: &tls.Config{GetCertificate: serving.GetCertificate, MinVersion: tls.VersionTLS12,
 			ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: clientCAs},
 		ReadHeaderTimeout: 30 * time.Second,
 		ErrorLog:          slog.NewLogLogger(p.Log.Handler(), slog.LevelDebug),
@@ -139,41 +139,19 @@ func (p *Proxy) setup() error {
 	if err != nil {
 		return err
 	}
-	p.proxies = map[string]*httputil.ReverseProxy{}
+	p.proxies = map[string]*upstreamAs{}
 	p.onlineNow = make(chan struct{})
 	for _, id := range p.Identities {
-		cert, err := tls.LoadX509KeyPair(id.CertFile, id.KeyFile)
+		files, err := keypair.Load(id.CertFile, id.KeyFile)
 		if err != nil {
-			return fmt.Errorf("api cache identity %s: %w", id.CertFile, err)
+			return fmt.Errorf("api cache identity: %w", err)
 		}
-		leaf, err := x509.ParseCertificate(cert.Certificate[0])
-		if err != nil {
-			return fmt.Errorf("api cache identity %s: %w", id.CertFile, err)
-		}
-		tr := &http.Transport{
-			TLSClientConfig:       &tls.Config{RootCAs: roots, Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
-			DialContext:           (&net.Dialer{Timeout: 3 * time.Second, KeepAlive: 15 * time.Second}).DialContext,
-			TLSHandshakeTimeout:   3 * time.Second,
-			ResponseHeaderTimeout: 30 * time.Second,
-			ForceAttemptHTTP2:     true,
-			MaxIdleConnsPerHost:   4,
-			// A cut link is noticed by pings, not by waiting for TCP.
-			HTTP2: &http.HTTP2Config{SendPingTimeout: 5 * time.Second, PingTimeout: 5 * time.Second},
-		}
+		u := &upstreamAs{p: p, roots: roots, files: files}
+		cert, _ := files.Certificate()
 		if p.probe == nil {
-			p.probe = &http.Client{Transport: tr, Timeout: 2 * time.Second}
+			p.probe = u
 		}
-		p.proxies[leaf.Subject.CommonName] = &httputil.ReverseProxy{
-			Rewrite: func(pr *httputil.ProxyRequest) {
-				pr.SetURL(p.upstream)
-				pr.Out.Host = p.upstream.Host
-			},
-			Transport:      tr,
-			FlushInterval:  -1,
-			ModifyResponse: p.record,
-			ErrorHandler:   p.upstreamFailed,
-			ErrorLog:       slog.NewLogLogger(p.Log.Handler(), slog.LevelDebug),
-		}
+		p.proxies[cert.Leaf.Subject.CommonName] = u
 	}
 	if len(p.proxies) == 0 {
 		return errors.New("api cache: no identities")
@@ -188,7 +166,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	identity := r.TLS.PeerCertificates[0].Subject.CommonName
-	rp, ok := p.proxies[identity]
+	up, ok := p.proxies[identity]
 	if !ok {
 		writeStatus(w, http.StatusForbidden, fmt.Sprintf("kedge's local API endpoint does not serve %q", identity))
 		return
@@ -217,7 +195,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.serveCached(w, r, req)
 		return
 	}
-	rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, req)))
+	up.proxy().ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, req)))
 }
 
 // record is the ReverseProxy's ModifyResponse: it tees cacheable answers
@@ -338,7 +316,7 @@ func (p *Proxy) watchHealth(ctx context.Context) {
 // probeOnce asks the servers' /readyz once and records the answer.
 func (p *Proxy) probeOnce(ctx context.Context) {
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, p.upstream.JoinPath("/readyz").String(), nil)
-	resp, err := p.probe.Do(req)
+	resp, err := p.probe.client().Do(req)
 	if err == nil {
 		io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()

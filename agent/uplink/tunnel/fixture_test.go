@@ -34,7 +34,7 @@ import (
 
 // cluster is a tunnel server (websocket endpoint on a TLS test server that
 // requests client certificates, like the supervisor, and the CONNECT proxy
-// on loopback) with the server PKI in a temp dir.
+// on a unix socket) with the server PKI in a temp dir.
 type cluster struct {
 	files  *pki.Files
 	ca     *pki.CA
@@ -81,12 +81,13 @@ func startCluster(t *testing.T, dir string, files *pki.Files, ca *pki.CA, nodes 
 	t.Helper()
 	pool := x509.NewCertPool()
 	pool.AddCert(ca.Cert)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	socket := filepath.Join(t.TempDir(), "egress.sock")
+	l, err := servertunnel.ListenEgress(socket)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &cluster{files: files, ca: ca, dir: dir, proxy: l.Addr().String(), logs: &testenv.Output{}}
-	c.srv = &servertunnel.Server{ClientCA: pool, Listener: l, CertFile: files.ServingCert, KeyFile: files.ServingKey,
+	c := &cluster{files: files, ca: ca, dir: dir, proxy: socket, logs: &testenv.Output{}}
+	c.srv = &servertunnel.Server{ClientCA: pool, Listener: l,
 		Client: fake.NewClientset(objects(nodes)...), Log: slog.New(slog.NewTextHandler(c.logs, nil))}
 	r := testenv.Start(t, c.srv.Run)
 	c.stop = func() {
@@ -171,19 +172,12 @@ func (c *cluster) waitSessions(t *testing.T, want string) {
 	})
 }
 
-// connect opens a CONNECT tunnel to target through the egress proxy as the
-// kube-apiserver (or with the given certificate) and checks that an echo
-// round trip works; it returns the proxy's status and whether it echoed.
-func (c *cluster) connect(t *testing.T, certFile, keyFile, target string) (int, bool) {
+// connect opens a CONNECT tunnel to target through the egress proxy's
+// socket, as the kube-apiserver does, and checks that an echo round trip
+// works; it returns the proxy's status and whether it echoed.
+func (c *cluster) connect(t *testing.T, target string) (int, bool) {
 	t.Helper()
-	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	caPEM, _ := os.ReadFile(c.files.ServerCA)
-	roots := x509.NewCertPool()
-	roots.AppendCertsFromPEM(caPEM)
-	conn, err := tls.Dial("tcp", c.proxy, &tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: roots})
+	conn, err := net.Dial("unix", c.proxy)
 	if err != nil {
 		t.Fatal(err)
 	}
