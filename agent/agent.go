@@ -34,6 +34,7 @@ import (
 	"github.com/kedge/kedge/embedded/component"
 	"github.com/kedge/kedge/embedded/memtune"
 	"github.com/kedge/kedge/shared/atomicfile"
+	"github.com/kedge/kedge/shared/certlife"
 	"github.com/kedge/kedge/shared/kubeconfig"
 )
 
@@ -58,6 +59,9 @@ func (a *Agent) Name() string { return "agent" }
 // of them are ready, until ctx is cancelled.
 func (a *Agent) Run(ctx context.Context, ready func()) error {
 	cc, log := a.Config, a.Log
+	if err := certlife.Setup(log); err != nil {
+		return err
+	}
 	n, err := prepare(ctx, cc, log)
 	if err != nil || n == nil {
 		return err // n is nil when ctx ended while joining
@@ -177,13 +181,16 @@ func joinOnce(ctx context.Context, cc *config.Completed, password string) error 
 	if err != nil {
 		return err
 	}
-	certs, err := join.RequestCerts(ctx, cc.Server, ca, cc.Token, join.Node{
-		Name: cc.NodeName, Password: password, Addresses: []string{cc.NodeIP.String(), cc.NodeName},
-	})
+	certs, err := join.RequestCerts(ctx, cc.Server, ca, cc.Token, joinNode(cc, password))
 	if err != nil {
 		return err
 	}
 	return certs.Save(cc.Paths.CredDir)
+}
+
+// joinNode is who this node joins and renews its certificates as.
+func joinNode(cc *config.Completed, password string) join.Node {
+	return join.Node{Name: cc.NodeName, Password: password, Addresses: []string{cc.NodeIP.String(), cc.NodeName}}
 }
 
 func writeKubeconfigs(cc *config.Completed) error {

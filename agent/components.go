@@ -97,6 +97,13 @@ func (n *node) components(withTunnel bool) ([]component.Component, error) {
 		components = append(components, &evictpolicy.Annotator{Client: nodeClient, Node: cc.NodeName,
 			Evict: *cc.EvictWhenUnreachable, Log: log.With("component", "evict-policy")})
 	}
+	password, err := nodePassword(p.NodePassword)
+	if err != nil {
+		return nil, err
+	}
+	// Ready at once; renews the node's certificates in place when due.
+	components = append(components, &join.Renewer{Server: cc.Server, Dir: p.CredDir, Token: cc.Token, Client: nodeClient,
+		Node: joinNode(cc, password), Log: log.With("component", "certificate-renewal")})
 	if tunnels != nil {
 		// Ready at once; it connects in the background.
 		components = append(components, tunnels)

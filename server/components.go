@@ -16,6 +16,7 @@ import (
 	"github.com/kedge/kedge/embedded/etcdcheck"
 	"github.com/kedge/kedge/embedded/scheduler"
 	"github.com/kedge/kedge/embedded/tainteviction"
+	"github.com/kedge/kedge/server/certrenewal"
 	"github.com/kedge/kedge/server/config"
 	"github.com/kedge/kedge/server/control"
 	"github.com/kedge/kedge/server/controllers/dnsendpoints"
@@ -70,6 +71,7 @@ func (p *prepared) components() ([]component.Component, error) {
 		tunnels,
 		&endpoints.Reconciler{Client: p.client, Server: cc.NodeName, IP: cc.AdvertiseIP, Port: int32(cc.HTTPSListenPort), Log: log},
 		&rbac.Reconciler{Client: p.client, Log: log.With("component", "rbac")},
+		p.certificateRenewal(),
 		addons,
 	)
 	components = append(components, metrics...)
@@ -83,6 +85,12 @@ func (p *prepared) components() ([]component.Component, error) {
 		components = append(components, &agent.Agent{Config: node, Log: log, NoTunnel: true})
 	}
 	return components, nil
+}
+
+// certificateRenewal renews the server's certificates while it runs.
+func (p *prepared) certificateRenewal() *certrenewal.Renewer {
+	return &certrenewal.Renewer{Request: p.tlsRequest, AtStart: p.tls.Issued, Written: p.writeAdminKubeconfig,
+		Client: p.client, Node: p.cc.NodeName, Log: p.log.With("component", "certificate-renewal")}
 }
 
 // supervisor serves the public port: the apiserver, the join API, the

@@ -30,6 +30,8 @@ type prepared struct {
 	cc  *config.Completed
 	log *slog.Logger
 	tls *pki.Files
+	// tlsRequest is what tls was ensured with; the renewal repeats it.
+	tlsRequest pki.Request
 	// initialCluster is the embedded etcd's initial cluster when this
 	// server joined others (--server), else "".
 	initialCluster string
@@ -79,7 +81,7 @@ func prepare(ctx context.Context, cc *config.Completed, log *slog.Logger) (*prep
 // the CAs that sign nodes' certificates.
 func (p *prepared) credentials() error {
 	cc := p.cc
-	tls, err := pki.Ensure(pki.Request{
+	p.tlsRequest = pki.Request{
 		Dir:          cc.Paths.TLSDir,
 		APIServerDNS: cc.APIServerDNS,
 		APIServerIPs: cc.APIServerIPs,
@@ -88,7 +90,8 @@ func (p *prepared) credentials() error {
 		EtcdIPs:      []net.IP{net.ParseIP("127.0.0.1"), cc.NodeIP},
 		// The metrics API's serving certificate (server/metrics.go).
 		MetricsServerDNS: metricsDNS(cc),
-	}, p.log)
+	}
+	tls, err := pki.Ensure(p.tlsRequest, p.log)
 	if err != nil {
 		return fmt.Errorf("certificates: %w", err)
 	}
@@ -116,9 +119,8 @@ func (p *prepared) files() error {
 	if err := writeComponentFiles(cc, tls); err != nil {
 		return err
 	}
-	admin := kubeconfig.Spec{Server: control.LocalURL(cc), CAFile: tls.ServerCA, CertFile: tls.AdminCert, KeyFile: tls.AdminKey, Embed: true}
-	if err := kubeconfig.Write(cc.WriteKubeconfig, admin, cc.KubeconfigMode); err != nil {
-		return fmt.Errorf("--write-kubeconfig: %w", err)
+	if err := p.writeAdminKubeconfig(); err != nil {
+		return err
 	}
 	// The server's own clients talk to the apiserver's loopback port, so
 	// they do not depend on the supervisor.
@@ -132,6 +134,17 @@ func (p *prepared) files() error {
 	}
 	p.client, err = kubernetes.NewForConfig(p.restCfg)
 	return err
+}
+
+// writeAdminKubeconfig writes the admin kubeconfig (--write-kubeconfig),
+// which embeds the admin certificate, unless it is unchanged.
+func (p *prepared) writeAdminKubeconfig() error {
+	cc, tls := p.cc, p.tls
+	admin := kubeconfig.Spec{Server: control.LocalURL(cc), CAFile: tls.ServerCA, CertFile: tls.AdminCert, KeyFile: tls.AdminKey, Embed: true}
+	if err := kubeconfig.Write(cc.WriteKubeconfig, admin, cc.KubeconfigMode); err != nil {
+		return fmt.Errorf("--write-kubeconfig: %w", err)
+	}
+	return nil
 }
 
 // writeComponentFiles writes the components' kubeconfigs and config files.

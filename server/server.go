@@ -16,6 +16,7 @@ import (
 	"github.com/kedge/kedge/embedded/component"
 	"github.com/kedge/kedge/embedded/memtune"
 	"github.com/kedge/kedge/server/config"
+	"github.com/kedge/kedge/shared/certlife"
 	"github.com/kedge/kedge/shared/sdnotify"
 )
 
@@ -29,6 +30,9 @@ const ControllersLease = "kedge-controllers"
 // the data dir is touched.
 func Run(ctx context.Context, cc *config.Completed, log *slog.Logger) error {
 	notifier := sdnotify.Take()
+	if err := certlife.Setup(log); err != nil {
+		return err
+	}
 	if err := preflight(cc); err != nil {
 		return err
 	}

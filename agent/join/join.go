@@ -6,6 +6,7 @@ package join
 import (
 	"bytes"
 	"context"
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -112,24 +113,28 @@ func RequestCerts(ctx context.Context, server string, ca []byte, tok token.Token
 	if err != nil {
 		return nil, fmt.Errorf("request node certificates: %w", err)
 	}
-	switch status {
-	case http.StatusOK:
-	case http.StatusUnauthorized:
+	if status == http.StatusUnauthorized {
 		return nil, errors.New("the server rejected the token")
-	default:
-		return nil, fmt.Errorf("the server refused to join node %q: %s", node.Name, strings.TrimSpace(string(data)))
+	}
+	return out, out.fill(status, data, ca, node)
+}
+
+// fill takes the certificates from the server's answer.
+func (out *Certs) fill(status int, data, ca []byte, node Node) error {
+	if status != http.StatusOK {
+		return fmt.Errorf("the server refused to join node %q: %s", node.Name, strings.TrimSpace(string(data)))
 	}
 	var r joinapi.NodeCertsResponse
 	if err := json.Unmarshal(data, &r); err != nil {
-		return nil, fmt.Errorf("decode node certificates: %w", err)
+		return fmt.Errorf("decode node certificates: %w", err)
 	}
 	out.KubeletClientCert, out.KubeletServingCert, out.KubeProxyCert = []byte(r.KubeletClientCert), []byte(r.KubeletServingCert), []byte(r.KubeProxyCert)
 	out.ServerCA, out.ClientCA = []byte(r.ServerCA), []byte(r.ClientCA)
 	out.Cluster = r.Cluster
 	if !bytes.Equal(out.ServerCA, ca) {
-		return nil, errors.New("the server answered with a CA other than the pinned one")
+		return errors.New("the server answered with a CA other than the pinned one")
 	}
-	return out, nil
+	return nil
 }
 
 func newCSR() (string, []byte, error) {
@@ -137,6 +142,11 @@ func newCSR() (string, []byte, error) {
 	if err != nil {
 		return "", nil, err
 	}
+	return csrFor(key)
+}
+
+// csrFor returns a CSR for key and key in PEM.
+func csrFor(key crypto.Signer) (string, []byte, error) {
 	csr, err := certutil.MakeCSR(key, &pkix.Name{CommonName: "kedge-node"}, nil, nil)
 	if err != nil {
 		return "", nil, err

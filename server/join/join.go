@@ -1,6 +1,6 @@
 // Package join serves the join API (see joinapi): the CA bundle for pinning,
-// node certificates for agents that present a valid token and their node
-// password, and what a joining server shares with the others (CAs, cluster
+// node certificates for agents that present a valid token (or, to renew,
+// their current kubelet client certificate) and their node password, and what a joining server shares with the others (CAs, cluster
 // settings, etcd membership) for servers that present the server token.
 package join
 
@@ -14,19 +14,26 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/util/validation"
 	certutil "k8s.io/client-go/util/cert"
 
+	"github.com/kedge/kedge/server/clientcert"
 	"github.com/kedge/kedge/server/join/nodepassword"
 	"github.com/kedge/kedge/server/pki"
 	"github.com/kedge/kedge/shared/joinapi"
 	"github.com/kedge/kedge/shared/token"
 )
 
-// maxBody bounds a join request.
-const maxBody = 64 << 10
+const (
+	// maxBody bounds a join request.
+	maxBody = 64 << 10
+
+	nodeUserPrefix = "system:node:"
+	nodesGroup     = "system:nodes"
+)
 
 // Handler serves /cacerts, /v1-kedge/node-certs and /v1-kedge/server-join. It is safe for
 // concurrent use.
@@ -107,15 +114,18 @@ func (h *Handler) issue(r *http.Request) (*joinapi.NodeCertsResponse, error) {
 	if r.Method != http.MethodPost {
 		return nil, fail(http.StatusMethodNotAllowed, "use POST")
 	}
-	if !h.authorized(r) {
-		return nil, fail(http.StatusUnauthorized, "token rejected")
-	}
+	byToken := h.authorized(r)
 	var req joinapi.NodeCertsRequest
 	if err := json.NewDecoder(http.MaxBytesReader(nil, r.Body, maxBody)).Decode(&req); err != nil {
 		return nil, fail(http.StatusBadRequest, "malformed request: %v", err)
 	}
 	if errs := validation.IsDNS1123Subdomain(req.NodeName); len(errs) > 0 {
 		return nil, fail(http.StatusBadRequest, "node name %q: %s", req.NodeName, strings.Join(errs, "; "))
+	}
+	if !byToken {
+		if err := h.sameNode(r, req.NodeName); err != nil {
+			return nil, err
+		}
 	}
 	if req.NodePassword == "" {
 		return nil, fail(http.StatusBadRequest, "node password is empty")
@@ -152,12 +162,12 @@ func (h *Handler) issue(r *http.Request) (*joinapi.NodeCertsResponse, error) {
 		return nil, err
 	}
 
-	nodeUser := "system:node:" + req.NodeName
-	client, err := h.ClientCA.Sign(pki.Leaf{CommonName: nodeUser, Organization: []string{"system:nodes"}, Usages: pki.ClientAuth}, clientKey)
+	nodeUser := nodeUserPrefix + req.NodeName
+	client, err := h.ClientCA.Sign(pki.Leaf{CommonName: nodeUser, Organization: []string{nodesGroup}, Usages: pki.ClientAuth}, clientKey)
 	if err != nil {
 		return nil, err
 	}
-	serving, err := h.ServerCA.Sign(pki.Leaf{CommonName: nodeUser, Organization: []string{"system:nodes"},
+	serving, err := h.ServerCA.Sign(pki.Leaf{CommonName: nodeUser, Organization: []string{nodesGroup},
 		DNSNames: append([]string{req.NodeName}, names...), IPs: ips, Usages: pki.ServerAuth}, servingKey)
 	if err != nil {
 		return nil, err
@@ -166,7 +176,7 @@ func (h *Handler) issue(r *http.Request) (*joinapi.NodeCertsResponse, error) {
 	if err != nil {
 		return nil, err
 	}
-	h.Log.Info("issued node certificates", "node", req.NodeName)
+	h.Log.Info("issued node certificates", "node", req.NodeName, "renewal", !byToken)
 	clientCA, err := certutil.EncodeCertificates(h.ClientCA.Cert)
 	if err != nil {
 		return nil, err
@@ -179,6 +189,30 @@ func (h *Handler) issue(r *http.Request) (*joinapi.NodeCertsResponse, error) {
 		ClientCA:           string(clientCA),
 		Cluster:            h.Cluster,
 	}, nil
+}
+
+// sameNode accepts a renewal without a token: the request carries a valid
+// kubelet client certificate of the node it asks certificates for. A
+// certificate that has expired is refused (401); the node joins again with
+// its token.
+func (h *Handler) sameNode(r *http.Request, node string) error {
+	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
+		return fail(http.StatusUnauthorized, "token rejected")
+	}
+	cert, err := clientcert.Verify(r, h.clientCAPool())
+	if err != nil {
+		return fail(http.StatusUnauthorized, "%v", err)
+	}
+	if cert.Subject.CommonName != nodeUserPrefix+node || !slices.Contains(cert.Subject.Organization, nodesGroup) {
+		return fail(http.StatusForbidden, "%q may not renew the certificates of node %q", cert.Subject.CommonName, node)
+	}
+	return nil
+}
+
+func (h *Handler) clientCAPool() *x509.CertPool {
+	pool := x509.NewCertPool()
+	pool.AddCert(h.ClientCA.Cert)
+	return pool
 }
 
 // authorized reports whether the Basic credentials are the server token, or

@@ -15,6 +15,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/kedge/kedge/shared/certlife"
 )
 
 // Request says which names the serving certificates must cover.
@@ -156,7 +158,7 @@ func Ensure(req Request, log *slog.Logger) (*Files, error) {
 				log.Info("issued certificate", "name", is.name)
 			default:
 				log.Warn("renewed certificate", "name", is.name, "file", cert,
-					"expires", replaced.NotAfter.Format(time.RFC3339), "daysLeft", int(replaced.NotAfter.Sub(now).Hours()/24))
+					"expires", replaced.NotAfter.UTC().Format(time.RFC3339), "left", certlife.Left(replaced.NotAfter, now))
 			}
 		}
 		*is.cert, *is.key = cert, key

@@ -11,9 +11,12 @@ package certlife
 import (
 	"crypto/x509"
 	"fmt"
+	"log/slog"
 	"os"
 	"sync"
 	"time"
+
+	"k8s.io/client-go/transport"
 )
 
 const (
@@ -85,4 +88,18 @@ func Due(cert *x509.Certificate, now time.Time) bool {
 // the given lifetime: every minute, or more often for short test lifetimes.
 func CheckEvery(lifetime time.Duration) time.Duration {
 	return max(minCheckEvery, min(maxCheckEvery, lifetime/renewDen*renewNum/8))
+}
+
+// Setup checks TestLifetimeEnv and, when it is in effect, says so in the
+// log and makes client-go read certificate files again as often as they
+// are checked for renewal (it does every five minutes otherwise). Call it
+// before making any client.
+func Setup(log *slog.Logger) error {
+	d, err := lifetime()
+	if err != nil || !Overridden() {
+		return err
+	}
+	log.Warn("test-only certificate lifetime in effect", "env", TestLifetimeEnv, "lifetime", d)
+	transport.CertCallbackRefreshDuration = min(transport.CertCallbackRefreshDuration, CheckEvery(d))
+	return nil
 }

@@ -3,6 +3,7 @@
 package kubeconfig
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -60,7 +61,7 @@ func Build(s Spec) (*clientcmdapi.Config, error) {
 }
 
 // Write renders s to path with the given mode, atomically, creating parent
-// directories (0755) as needed.
+// directories (0755) as needed. An unchanged file is not written again.
 func Write(path string, s Spec, mode os.FileMode) error {
 	cfg, err := Build(s)
 	if err != nil {
@@ -72,6 +73,9 @@ func Write(path string, s Spec, mode os.FileMode) error {
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return fmt.Errorf("write kubeconfig: %w", err)
+	}
+	if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, data) {
+		return os.Chmod(path, mode) // unchanged: no write to the disk
 	}
 	if err := atomicfile.Write(path, data, mode); err != nil {
 		return fmt.Errorf("write kubeconfig: %w", err)
