@@ -98,4 +98,3 @@ func loadKey(path string) (crypto.Signer, error) {
 	}
 	return signer, nil
 }
-

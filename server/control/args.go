@@ -12,7 +12,6 @@ import (
 	"strconv"
 	"strings"
 
-
 	"github.com/kedge/kedge/embedded/kubeflags"
 	"github.com/kedge/kedge/server/config"
 	"github.com/kedge/kedge/server/pki"

@@ -23,7 +23,7 @@ func RecordWarning(ctx context.Context, client kubernetes.Interface, node, file 
 	}
 	now := metav1.Now()
 	_, err = client.CoreV1().Events(metav1.NamespaceDefault).Create(ctx, &corev1.Event{
-		ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("%s.%x", node, now.UnixNano())},
+		ObjectMeta:     metav1.ObjectMeta{Name: fmt.Sprintf("%s.%x", node, now.UnixNano())},
 		InvolvedObject: corev1.ObjectReference{Kind: "Node", APIVersion: "v1", Name: node, UID: n.UID},
 		Reason:         ExpirationWarning,
 		Message: fmt.Sprintf("certificate %s expires at %s (in %s); renewing it", file,

@@ -196,4 +196,3 @@ func clientFrom(t *testing.T, kubeconfig string) kubernetes.Interface {
 	rc.Timeout = 10 * time.Second
 	return kubernetes.NewForConfigOrDie(rc)
 }
-
