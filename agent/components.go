@@ -102,7 +102,7 @@ func (n *node) components(withTunnel bool) ([]component.Component, error) {
 		return nil, err
 	}
 	// Ready at once; renews the node's certificates in place when due.
-	components = append(components, &join.Renewer{Server: cc.Server, Dir: p.CredDir, Token: cc.Token, Client: nodeClient,
+	components = append(components, &join.Renewer{Server: cc.Server, Dir: p.CredDir, RequestFile: p.RenewRequest, Token: cc.Token, Client: nodeClient,
 		Node: joinNode(cc, password), Log: log.With("component", "certificate-renewal")})
 	if tunnels != nil {
 		// Ready at once; it connects in the background.

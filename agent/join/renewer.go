@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"os"
 	"time"
 
 	"k8s.io/client-go/kubernetes"
@@ -26,13 +27,14 @@ type Renewer struct {
 	// Dir is the credentials directory.
 	Dir  string
 	Node Node
+	// RequestFile, when it exists, asks for a renewal now (kedge
+	// certificate rotate writes it); it is removed after the renewal.
+	RequestFile string
 	// Token joins again when the current certificate is refused (expired).
 	Token token.Token
 	// Client records the Event; nil records none.
 	Client kubernetes.Interface
 	Log    *slog.Logger
-	// Renewed, if set, is called after new certificates are saved.
-	Renewed func()
 }
 
 var _ component.Component = (*Renewer)(nil)
@@ -83,6 +85,10 @@ func (r *Renewer) check(ctx context.Context) (time.Duration, error) {
 			}
 		}
 	}
+	if _, err := os.Stat(r.RequestFile); err == nil && r.RequestFile != "" {
+		r.Log.Info("renewal of the node's certificates requested", "file", r.RequestFile)
+		due = true
+	}
 	if !due {
 		return wait, nil
 	}
@@ -102,8 +108,10 @@ func (r *Renewer) check(ctx context.Context) (time.Duration, error) {
 		return wait, err
 	}
 	r.Log.Info("renewed the node's certificates", "expires", after[0].NotAfter.UTC().Format(time.RFC3339))
-	if r.Renewed != nil {
-		r.Renewed()
+	if r.RequestFile != "" {
+		if err := os.Remove(r.RequestFile); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return wait, err
+		}
 	}
 	return min(wait, certlife.CheckEvery(after[0].NotAfter.Sub(after[0].NotBefore))), nil
 }

@@ -15,6 +15,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/kedge/kedge/shared/certlife"
 )
 
 // Info is one certificate in a file of the data dir.
@@ -26,6 +28,9 @@ type Info struct {
 	NotAfter time.Time `json:"notAfter"`
 	// DaysLeft is whole days until NotAfter, negative once expired.
 	DaysLeft int `json:"daysLeft"`
+	// RenewAt is when a leaf certificate is due for renewal (certlife),
+	// which a running server or agent does by itself; zero for a CA.
+	RenewAt time.Time `json:"renewAt,omitzero"`
 }
 
 // Expired reports whether the certificate's NotAfter is before now.
@@ -79,8 +84,12 @@ func read(path string, now time.Time) ([]Info, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", path, err)
 		}
-		out = append(out, Info{File: path, Subject: c.Subject.String(), Issuer: c.Issuer.String(), CA: c.IsCA,
-			NotAfter: c.NotAfter.UTC(), DaysLeft: daysLeft(now, c.NotAfter)})
+		info := Info{File: path, Subject: c.Subject.String(), Issuer: c.Issuer.String(), CA: c.IsCA,
+			NotAfter: c.NotAfter.UTC(), DaysLeft: daysLeft(now, c.NotAfter)}
+		if !c.IsCA {
+			info.RenewAt = certlife.RenewAt(c).UTC()
+		}
+		out = append(out, info)
 	}
 	if len(out) == 0 {
 		return nil, fmt.Errorf("%s: no PEM certificate in the file", path)

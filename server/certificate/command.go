@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -14,11 +15,11 @@ import (
 	"github.com/kedge/kedge/shared/datadir"
 )
 
-// Command is `kedge certificate`, with `check`.
+// Command is `kedge certificate`, with `check` and `rotate`.
 func Command() *cli.Command {
 	return &cli.Command{
 		Name:  "certificate",
-		Usage: "Inspect the certificates in the data dir",
+		Usage: "Inspect and renew the certificates in the data dir",
 		Subcommands: []*cli.Command{{
 			Name:  "check",
 			Usage: "List every certificate of this server and its node with its expiry and days left",
@@ -28,6 +29,19 @@ func Command() *cli.Command {
 			},
 			Action: func(c *cli.Context) error {
 				return check(c.App.Writer, c.String("data-dir"), c.String("output"), time.Now())
+			},
+		}, {
+			Name:  "rotate",
+			Usage: "Re-issue certificates now, with the same keys (the server may be running; CAs are never rotated)",
+			Flags: []cli.Flag{
+				cliflags.DataDir("Directory for all state, whose certificates are re-issued"),
+				&cli.StringSliceFlag{Name: "service", Usage: "Only these (repeatable): " + strings.Join(ServiceNames(), ", ")},
+			},
+			Action: func(c *cli.Context) error {
+				if c.NArg() > 0 {
+					return fmt.Errorf("unexpected argument %q; name services with --service", c.Args().First())
+				}
+				return rotate(c.App.Writer, c.String("data-dir"), c.StringSlice("service"), time.Now())
 			},
 		}},
 	}
@@ -62,6 +76,8 @@ func check(w io.Writer, dataDir, output string, now time.Time) error {
 			status = "EXPIRED"
 		case i.CA:
 			status = "ok (CA)"
+		case !now.Before(i.RenewAt):
+			status = "renewal due"
 		}
 		rel, err := filepath.Rel(abs, i.File)
 		if err != nil {

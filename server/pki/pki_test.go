@@ -226,3 +226,48 @@ func TestEnsureMetricsServingCertOnlyWhenAsked(t *testing.T) {
 		t.Errorf("metrics serving certificate: %v", err)
 	}
 }
+
+func TestReissueKeepsKeyAndNamesAndRefusesBadNames(t *testing.T) {
+	dir := t.TempDir()
+	req := request(dir)
+	req.Etcd = true
+	f, err := Ensure(req, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := snapshot(t, dir)
+	for _, names := range [][]string{{"client-admin", "no-such"}, {"server-ca"}, {"client-admin", "etcd/nothing"}} {
+		if _, err := Reissue(dir, names, time.Now()); err == nil {
+			t.Errorf("Reissue %v succeeded", names)
+		}
+	}
+	if !reflect.DeepEqual(before, snapshot(t, dir)) {
+		t.Fatal("a refused Reissue changed the TLS dir")
+	}
+	old := readCert(t, f.ServingCert)
+	oldEtcd := readCert(t, f.EtcdPeerCert)
+	issued, err := Reissue(dir, []string{"serving-kube-apiserver", "etcd/peer"}, time.Now().Add(time.Hour))
+	if err != nil || len(issued) != 2 {
+		t.Fatalf("Reissue: %v, %v", issued, err)
+	}
+	for _, pair := range [][2]*x509.Certificate{{old, readCert(t, f.ServingCert)}, {oldEtcd, readCert(t, f.EtcdPeerCert)}} {
+		was, now := pair[0], pair[1]
+		if now.SerialNumber.Cmp(was.SerialNumber) == 0 || !now.NotAfter.After(was.NotAfter) {
+			t.Errorf("%s: not reissued", was.Subject.CommonName)
+		}
+		if !reflect.DeepEqual(now.DNSNames, was.DNSNames) || len(now.IPAddresses) != len(was.IPAddresses) ||
+			!reflect.DeepEqual(now.ExtKeyUsage, was.ExtKeyUsage) || now.Subject.CommonName != was.Subject.CommonName {
+			t.Errorf("%s: names or usages changed", was.Subject.CommonName)
+		}
+		if !publicKeysEqual(now.PublicKey, was.PublicKey) {
+			t.Errorf("%s: the key changed", was.Subject.CommonName)
+		}
+	}
+	if err := readCert(t, f.EtcdPeerCert).CheckSignatureFrom(readCert(t, f.EtcdPeerCA)); err != nil {
+		t.Errorf("etcd peer certificate not signed by the etcd peer CA: %v", err)
+	}
+	after := snapshot(t, dir)
+	if after[f.AdminCert] != before[f.AdminCert] || after[f.ServerCA] != before[f.ServerCA] {
+		t.Error("Reissue touched a certificate it was not asked for")
+	}
+}

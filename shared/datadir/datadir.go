@@ -72,6 +72,7 @@ type Agent struct {
 	EtcDir       string // <data-dir>/agent/etc: generated configs
 	CacheDir     string // <data-dir>/agent/cache: what the node's components read (0700)
 	NodePassword string // <data-dir>/agent/node-password
+	RenewRequest string // <data-dir>/agent/cred/renew-requested: kedge certificate rotate asks the agent to renew
 	NodeID       string // <data-dir>/agent/node-id (--with-node-id)
 	LBServers    string // <data-dir>/agent/lb-servers.json: servers the load balancer learned
 	Storage      string // <data-dir>/storage, or --local-storage-path: local-path volumes
@@ -101,6 +102,7 @@ func NewAgent(dataDir, runDir string) Agent {
 		EtcDir:       etc,
 		CacheDir:     filepath.Join(agent, "cache"),
 		NodePassword: filepath.Join(agent, "node-password"),
+		RenewRequest: filepath.Join(cred, "renew-requested"),
 		NodeID:       filepath.Join(agent, "node-id"),
 		LBServers:    filepath.Join(agent, "lb-servers.json"),
 		Storage:      filepath.Join(dataDir, "storage"),

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"testing"
@@ -159,6 +160,21 @@ func TestCertificatesRenewWhileRunning(t *testing.T) {
 	if e := events.Items[0]; e.Type != corev1.EventTypeWarning {
 		t.Errorf("Event %s is of type %s", e.Message, e.Type)
 	}
+	// kedge certificate rotate on the running server: served at once.
+	before := servedCert(t, public, roots)
+	out, err := exec.Command(harness.Binary(t), "certificate", "rotate", "--data-dir", dataDir, "--service", "api-server").CombinedOutput()
+	if err != nil {
+		t.Fatalf("kedge certificate rotate: %v\n%s", err, out)
+	}
+	harness.WaitFor(t, 10*time.Second, "the rotated serving certificate", func() error {
+		for _, addr := range []string{public, apiserver} {
+			if servedCert(t, addr, roots).SerialNumber.Cmp(before.SerialNumber) == 0 {
+				return fmt.Errorf("%s serves the certificate from before the rotation", addr)
+			}
+		}
+		return nil
+	})
+
 	// Nothing expired is left in the TLS directory.
 	entries, _ := filepath.Glob(filepath.Join(dataDir, "server", "tls", "*.crt"))
 	for _, f := range entries {
