@@ -16,6 +16,7 @@ import (
 	"github.com/kedge/kedge/server/config"
 	"github.com/kedge/kedge/server/control"
 	"github.com/kedge/kedge/server/pki"
+	"github.com/kedge/kedge/server/token/servertoken"
 	"github.com/kedge/kedge/shared/datadir"
 	"github.com/kedge/kedge/shared/kubeconfig"
 	"github.com/kedge/kedge/shared/token"
@@ -35,8 +36,10 @@ type prepared struct {
 	caBundle       []byte
 	serverToken    token.Token
 	agentToken     token.Token
-	serverCA       *pki.CA
-	clientCA       *pki.CA
+	// liveToken is the server token in force (see servertoken.Sync).
+	liveToken *servertoken.Live
+	serverCA  *pki.CA
+	clientCA  *pki.CA
 	// egress is where kube-apiserver's CONNECT proxy (tunnel.Server) listens.
 	egress  net.Listener
 	restCfg *rest.Config

@@ -115,6 +115,9 @@ func RequestCerts(ctx context.Context, server string, ca []byte, tok token.Token
 	switch status {
 	case http.StatusOK:
 	case http.StatusUnauthorized:
+		if tok.IsBootstrap() {
+			return nil, fmt.Errorf("the server rejected bootstrap token %s (unknown, expired or deleted; make a new one with kedge token create)", tok.BootstrapID())
+		}
 		return nil, errors.New("the server rejected the token")
 	default:
 		return nil, fmt.Errorf("the server refused to join node %q: %s", node.Name, strings.TrimSpace(string(data)))

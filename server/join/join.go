@@ -21,6 +21,7 @@ import (
 
 	"github.com/kedge/kedge/server/join/nodepassword"
 	"github.com/kedge/kedge/server/pki"
+	"github.com/kedge/kedge/server/token/bootstrap"
 	"github.com/kedge/kedge/shared/joinapi"
 	"github.com/kedge/kedge/shared/token"
 )
@@ -35,10 +36,15 @@ type Handler struct {
 	CABundle []byte
 	ServerCA *pki.CA // signs kubelet serving certificates
 	ClientCA *pki.CA // signs client certificates
-	// ServerToken may join servers and agents; AgentToken (optional) agents only.
-	ServerToken token.Token
-	AgentToken  token.Token
-	Passwords   *nodepassword.Store
+	// ServerSecret returns the server token's secret in force now (it
+	// changes with kedge token rotate); that token may join servers and
+	// agents. AgentToken (optional) joins agents only.
+	ServerSecret func() string
+	AgentToken   token.Token
+	// Bootstrap checks bootstrap tokens (user token.BootstrapUser), which
+	// join agents only; nil refuses them.
+	Bootstrap *bootstrap.Authenticator
+	Passwords *nodepassword.Store
 	// Cluster is returned to joining nodes.
 	Cluster joinapi.Cluster
 	// TLSDir holds the CAs that joining servers get (pki.SharedFiles).
@@ -107,8 +113,8 @@ func (h *Handler) issue(r *http.Request) (*joinapi.NodeCertsResponse, error) {
 	if r.Method != http.MethodPost {
 		return nil, fail(http.StatusMethodNotAllowed, "use POST")
 	}
-	if !h.authorized(r) {
-		return nil, fail(http.StatusUnauthorized, "token rejected")
+	if err := h.authorize(r); err != nil {
+		return nil, err
 	}
 	var req joinapi.NodeCertsRequest
 	if err := json.NewDecoder(http.MaxBytesReader(nil, r.Body, maxBody)).Decode(&req); err != nil {
@@ -181,17 +187,31 @@ func (h *Handler) issue(r *http.Request) (*joinapi.NodeCertsResponse, error) {
 	}, nil
 }
 
-// authorized reports whether the Basic credentials are the server token, or
-// the agent token used as user "node".
-func (h *Handler) authorized(r *http.Request) bool {
+// authorize lets a node join with the Basic credentials: the server token
+// (user "server" or "node"), the agent token (user "node") or a bootstrap
+// token that is valid now (user "bootstrap", password "<id>.<secret>").
+// It returns a 401 httpError for any other, or an error when the API
+// cannot tell.
+func (h *Handler) authorize(r *http.Request) error {
 	user, secret, ok := r.BasicAuth()
-	if !ok {
-		return false
+	switch {
+	case !ok:
+	case (user == token.ServerUser || user == token.NodeUser) && equal(secret, h.ServerSecret()):
+		return nil
+	case user == token.NodeUser && h.AgentToken.Secret != "" && equal(secret, h.AgentToken.Secret):
+		return nil
+	case user == token.BootstrapUser && h.Bootstrap != nil:
+		err := h.Bootstrap.Authenticate(r.Context(), secret)
+		if errors.Is(err, bootstrap.ErrRejected) {
+			return fail(http.StatusUnauthorized, "token rejected: %v", err)
+		}
+		if err != nil {
+			return err
+		}
+		h.Log.Info("node joins with a bootstrap token", "token_id", token.Token{Username: user, Secret: secret}.BootstrapID())
+		return nil
 	}
-	if (user == token.ServerUser || user == token.NodeUser) && equal(secret, h.ServerToken.Secret) {
-		return true
-	}
-	return user == token.NodeUser && h.AgentToken.Secret != "" && equal(secret, h.AgentToken.Secret)
+	return fail(http.StatusUnauthorized, "token rejected")
 }
 
 func equal(a, b string) bool {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/kedge/kedge/server/pki"
 	"github.com/kedge/kedge/shared/joinapi"
+	"github.com/kedge/kedge/shared/token"
 )
 
 // Members changes the embedded etcd cluster's membership. It is implemented
@@ -69,11 +70,13 @@ func (h *Handler) joinServer(r *http.Request) (*joinapi.ServerJoinResponse, erro
 	if r.Method != http.MethodPost {
 		return nil, fail(http.StatusMethodNotAllowed, "use POST")
 	}
-	_, secret, ok := r.BasicAuth()
+	user, secret, ok := r.BasicAuth()
 	switch {
-	case ok && equal(secret, h.ServerToken.Secret):
+	case ok && user != token.BootstrapUser && equal(secret, h.ServerSecret()):
 	case ok && h.AgentToken.Secret != "" && equal(secret, h.AgentToken.Secret):
 		return nil, fail(http.StatusForbidden, "the agent token cannot join a server; use the server token")
+	case ok && user == token.BootstrapUser && h.Bootstrap != nil && h.Bootstrap.Authenticate(r.Context(), secret) == nil:
+		return nil, fail(http.StatusForbidden, "a bootstrap token cannot join a server; use the server token")
 	default:
 		return nil, fail(http.StatusUnauthorized, "token rejected")
 	}
