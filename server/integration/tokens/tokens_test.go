@@ -274,4 +274,24 @@ func testRotate(t *testing.T, srv *harness.Joinable, dataDir string) {
 	if who, err := whoAmI(t, srv, joined); err != nil || who != "system:node:rot-1" {
 		t.Fatalf("after rotation the joined node is %q, %v", who, err)
 	}
+
+	// Another server of the cluster rotates (it writes the shared Secret):
+	// this one follows through its watch, in its join API and its token file.
+	const third = "rotated-elsewhere-0123456789"
+	if _, err := srv.Client.CoreV1().Secrets("kube-system").Update(t.Context(), servertoken.NewSecret(third), metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	testenv.WaitFor(t, 15*time.Second, "the token file follows the cluster's token", func() error {
+		if tok, err := token.Read(file); err != nil || tok.Secret != third || tok.CAHash != old.CAHash {
+			return errors.New("not yet")
+		}
+		return nil
+	})
+	if code := status(t, srv, joinapi.NodeCertsPath, token.ServerUser, newSecret, joinapi.NodeCertsRequest{NodeName: "rot-4"}); code != http.StatusUnauthorized {
+		t.Fatalf("the token replaced elsewhere still joins: %d", code)
+	}
+	next.Secret = third
+	if _, err := join.RequestCerts(t.Context(), srv.URL, srv.CA, next, node("rot-4")); err != nil {
+		t.Fatalf("the cluster's new token does not join: %v", err)
+	}
 }
