@@ -58,7 +58,7 @@ func (l *Live) Secret() string { return *l.v.Load() }
 
 func (l *Live) set(s string) { l.v.Store(&s) }
 
-// Parse checks the secret of a published token: a bare server secret,
+// parse checks the secret of a published token: a bare server secret,
 // not a bootstrap token.
 func parse(secret string) (string, error) {
 	t, err := token.Parse(secret)
@@ -124,18 +124,25 @@ func (s *Sync) Run(ctx context.Context, ready func()) error {
 	return loop.Run(ctx, nil)
 }
 
-// reconcile publishes Live when sec is nil, else makes Live and the file
-// follow sec.
+// reconcile publishes Live when sec is nil (first start of the cluster,
+// or the Secret was deleted), else makes Live and the file follow sec.
 func (s *Sync) reconcile(ctx context.Context, sec *corev1.Secret) error {
 	if sec == nil {
-		_, err := s.Client.CoreV1().Secrets(metav1.NamespaceSystem).Create(ctx, NewSecret(s.Live.Secret()), metav1.CreateOptions{})
-		if err != nil && !apierrors.IsAlreadyExists(err) {
+		secrets := s.Client.CoreV1().Secrets(metav1.NamespaceSystem)
+		_, err := secrets.Create(ctx, NewSecret(s.Live.Secret()), metav1.CreateOptions{})
+		if apierrors.IsAlreadyExists(err) {
+			// Another server published first: follow its token now,
+			// before this one is ready, not when the informer sees it.
+			if sec, err = secrets.Get(ctx, SecretName, metav1.GetOptions{}); err != nil {
+				return fmt.Errorf("read the published server token: %w", err)
+			}
+			return s.reconcile(ctx, sec)
+		}
+		if err != nil {
 			return fmt.Errorf("publish the server token: %w", err)
 		}
-		if err == nil {
-			s.Log.Info("published the server token", "secret", metav1.NamespaceSystem+"/"+SecretName)
-		}
-		return nil // the informer brings the Secret back
+		s.Log.Info("published the server token", "secret", metav1.NamespaceSystem+"/"+SecretName)
+		return nil
 	}
 	secret, err := parse(string(sec.Data[SecretKey]))
 	if err != nil {

@@ -9,8 +9,10 @@ import (
 	"testing"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/kubernetes/fake"
 	clienttesting "k8s.io/client-go/testing"
 
@@ -83,6 +85,14 @@ func TestSyncPublishesAndFollows(t *testing.T) {
 	if live.Secret() != newSecret || fileSecret(t, file) != newSecret {
 		t.Fatal("a malformed published token replaced the one in force")
 	}
+	// A deleted Secret is published again with the token in force.
+	if err := cs.CoreV1().Secrets(metav1.NamespaceSystem).Delete(t.Context(), SecretName, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	testenv.WaitUntil(t, 10*time.Second, "the Secret published again", func() bool {
+		s, err := cs.CoreV1().Secrets(metav1.NamespaceSystem).Get(t.Context(), SecretName, metav1.GetOptions{})
+		return err == nil && string(s.Data[SecretKey]) == newSecret
+	})
 }
 
 func TestSyncStartsFromThePublishedToken(t *testing.T) {
@@ -160,5 +170,25 @@ func TestRotateNeedsThePublishedToken(t *testing.T) {
 	}
 	if fileSecret(t, file) != oldSecret {
 		t.Fatal("a refused rotation changed the file")
+	}
+}
+
+// TestSyncFollowsAConcurrentPublisher: another server published first
+// (create answers AlreadyExists): at ready, this one follows that token.
+func TestSyncFollowsAConcurrentPublisher(t *testing.T) {
+	cs := fake.NewClientset()
+	// The informer's list sees no Secret; the create finds one.
+	cs.PrependReactor("create", "secrets", func(clienttesting.Action) (bool, runtime.Object, error) {
+		if err := cs.Tracker().Add(NewSecret(newSecret)); err != nil {
+			return true, nil, err
+		}
+		return true, nil, apierrors.NewAlreadyExists(schema.GroupResource{Resource: "secrets"}, SecretName)
+	})
+	file := tokenFile(t, oldSecret)
+	live := NewLive(oldSecret)
+	run := testenv.Start(t, (&Sync{Client: cs, File: file, CAHash: token.CAHash(ca), Live: live, Log: slog.New(slog.DiscardHandler)}).Run)
+	run.WaitReady(10 * time.Second)
+	if live.Secret() != newSecret || fileSecret(t, file) != newSecret {
+		t.Fatal("at ready this server does not follow the token published first")
 	}
 }
