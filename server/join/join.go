@@ -78,12 +78,24 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 type httpError struct {
 	status int
 	msg    string
+	// cause, if set, is logged instead of msg but not answered (it says
+	// more than an unauthenticated client should learn).
+	cause error
 }
 
 func (e *httpError) Error() string { return e.msg }
 
 func fail(status int, format string, args ...any) error {
-	return &httpError{status, fmt.Sprintf(format, args...)}
+	return &httpError{status: status, msg: fmt.Sprintf(format, args...)}
+}
+
+// reason is what the log says about a refusal.
+func reason(err error) error {
+	var he *httpError
+	if errors.As(err, &he) && he.cause != nil {
+		return he.cause
+	}
+	return err
 }
 
 func (h *Handler) nodeCerts(w http.ResponseWriter, r *http.Request) {
@@ -97,7 +109,7 @@ func (h *Handler) nodeCerts(w http.ResponseWriter, r *http.Request) {
 		if status >= 500 {
 			h.Log.Error("node join failed", "error", err)
 		} else {
-			h.Log.Warn("node join refused", "remote", r.RemoteAddr, "reason", err)
+			h.Log.Warn("node join refused", "remote", r.RemoteAddr, "reason", reason(err))
 		}
 		if status == http.StatusUnauthorized {
 			w.Header().Set("WWW-Authenticate", `Basic realm="kedge"`)
@@ -203,7 +215,9 @@ func (h *Handler) authorize(r *http.Request) error {
 	case user == token.BootstrapUser && h.Bootstrap != nil:
 		err := h.Bootstrap.Authenticate(r.Context(), secret)
 		if errors.Is(err, bootstrap.ErrRejected) {
-			return fail(http.StatusUnauthorized, "token rejected: %v", err)
+			// The client learns no more than for any wrong token (not
+			// whether the id exists).
+			return &httpError{status: http.StatusUnauthorized, msg: "token rejected", cause: err}
 		}
 		if err != nil {
 			return err

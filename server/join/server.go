@@ -53,7 +53,7 @@ func (h *Handler) serverJoin(w http.ResponseWriter, r *http.Request) {
 		if status >= 500 {
 			h.Log.Error("server join failed", "remote", r.RemoteAddr, "error", err)
 		} else {
-			h.Log.Warn("server join refused", "remote", r.RemoteAddr, "reason", err)
+			h.Log.Warn("server join refused", "remote", r.RemoteAddr, "reason", reason(err))
 		}
 		if status == http.StatusUnauthorized {
 			w.Header().Set("WWW-Authenticate", `Basic realm="kedge"`)

@@ -76,6 +76,11 @@ func TestNodeJoinWithBootstrapTokens(t *testing.T) {
 			if rec.Code != tc.status {
 				t.Fatalf("status %d, want %d: %s", rec.Code, tc.status, rec.Body.String())
 			}
+			// Every refusal reads the same: a client cannot tell an
+			// unknown id from a wrong secret.
+			if rec.Code == http.StatusUnauthorized && rec.Body.String() != "token rejected\n" {
+				t.Fatalf("401 body %q says more than \"token rejected\"", rec.Body.String())
+			}
 		})
 	}
 }
