@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -8,8 +10,10 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/kedge/kedge/agent/join"
 	"github.com/kedge/kedge/scripts/e2e/hosts"
 	"github.com/kedge/kedge/server/integration/harness"
+	"github.com/kedge/kedge/shared/joinapi"
 	"github.com/kedge/kedge/shared/token"
 )
 
@@ -90,4 +94,87 @@ func TestTokensAcrossHosts(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitNodeReady(t, admin, "edge", []*hosts.Proc{srv, a, n})
+}
+
+// TestServerTokenRotationAcrossServers: three servers on embedded etcd
+// (three, so that one may be down). A rotation on server 1 reaches the
+// others at once (their join APIs and token files); a rotation while
+// server 3 is down reaches it when it starts again, before it serves the
+// join API.
+func TestServerTokenRotationAcrossServers(t *testing.T) {
+	kedge := harness.Binary(t)
+	net := hosts.NewNetwork(t)
+	h1, h2, h3 := net.AddHost(t, "server1"), net.AddHost(t, "server2"), net.AddHost(t, "server3")
+	s1 := h1.Start(t, kedge, "server", "--disable-agent", "--cluster-init")
+	waitForServerWithin(t, h1, s1, 90*time.Second)
+	first, err := token.Read(filepath.Join(h1.Root, "var/lib/kedge/server/token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	url1 := "https://" + h1.IP + ":6443"
+	s2 := h2.Start(t, kedge, "server", "--disable-agent", "--server", url1, "--token", first.String())
+	s3 := h3.Start(t, kedge, "server", "--disable-agent", "--server", url1, "--token", first.String())
+	waitForServerWithin(t, h2, s2, 4*time.Minute)
+	waitForServerWithin(t, h3, s3, 4*time.Minute)
+	ca, err := os.ReadFile(filepath.Join(h1.Root, "var/lib/kedge/server/tls/server-ca.crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// joinStatus is h's join API's answer to secret as the server token:
+	// 401 refused; 400 (the request is empty) means accepted.
+	joinStatus := func(h *hosts.Host, secret string) int {
+		code, _, err := join.PostPinned(t.Context(), "https://"+h.IP+":6443", joinapi.NodeCertsPath, ca, token.ServerUser, secret,
+			joinapi.NodeCertsRequest{}, 10*time.Second)
+		if err != nil {
+			return 0
+		}
+		return code
+	}
+	fileOn := func(h *hosts.Host) string {
+		tok, err := token.Read(filepath.Join(h.Root, "var/lib/kedge/server/token"))
+		if err != nil {
+			return ""
+		}
+		return tok.Secret
+	}
+	rotate := func(secret string) {
+		t.Helper()
+		if _, stderr, err := h1.Exec(t, time.Minute, []string{pathEnv}, kedge, "token", "rotate", "--new-token", secret); err != nil {
+			t.Fatalf("kedge token rotate on server 1: %v: %s", err, stderr)
+		}
+	}
+	for _, h := range []*hosts.Host{h2, h3} {
+		if got := joinStatus(h, first.Secret); got != http.StatusBadRequest {
+			t.Fatalf("%s answers the server token with %d, want 400 (accepted, empty request)", h.Name, got)
+		}
+	}
+
+	const second = "rotated-on-server1-0123456789"
+	rotate(second)
+	for _, h := range []*hosts.Host{h2, h3} {
+		waitFor(t, 30*time.Second, h.Name+" to follow the rotation", []*hosts.Proc{s1, s2, s3}, func() bool {
+			return joinStatus(h, first.Secret) == http.StatusUnauthorized && joinStatus(h, second) == http.StatusBadRequest && fileOn(h) == second
+		})
+	}
+
+	// Server 3 is down during the next rotation.
+	if err := s3.Stop(20 * time.Second); err != nil {
+		t.Fatalf("server 3 stop: %v\n%s", err, s3.Output())
+	}
+	const third = "rotated-while-down-0123456789"
+	rotate(third)
+	if fileOn(h3) != second {
+		t.Fatal("server 3's file changed while it was down")
+	}
+	stale := first
+	stale.Secret = second // what server 3's file holds
+	s3 = h3.Start(t, kedge, "server", "--disable-agent", "--server", url1, "--token", stale.String())
+	waitForServerWithin(t, h3, s3, 2*time.Minute)
+	// Serving means following: the stale token is never accepted.
+	if got := joinStatus(h3, second); got != http.StatusUnauthorized {
+		t.Fatalf("restarted server 3 answers the token rotated away while it was down with %d, want 401", got)
+	}
+	if got := joinStatus(h3, third); got != http.StatusBadRequest || fileOn(h3) != third {
+		t.Fatalf("restarted server 3: the token in force answers %d (want 400), its file holds it: %t", got, fileOn(h3) == third)
+	}
 }
