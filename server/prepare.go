@@ -101,6 +101,10 @@ func (p *prepared) credentials() error {
 	if p.serverToken, err = token.Ensure(cc.Paths.TokenFile, cc.GivenToken, p.caBundle); err != nil {
 		return err
 	}
+	if cc.GivenToken.Secret != "" && cc.GivenToken.Secret != p.serverToken.Secret {
+		p.log.Warn("--token is a server token that kedge token rotate replaced; using the one in force, stored in the token file (put it in this server's config)",
+			"file", cc.Paths.TokenFile)
+	}
 	if p.agentToken, err = token.EnsureAgent(cc.Paths.AgentTokenFile, cc.GivenAgentToken, p.caBundle); err != nil {
 		return err
 	}

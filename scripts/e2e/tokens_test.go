@@ -177,4 +177,17 @@ func TestServerTokenRotationAcrossServers(t *testing.T) {
 	if got := joinStatus(h3, third); got != http.StatusBadRequest || fileOn(h3) != third {
 		t.Fatalf("restarted server 3: the token in force answers %d (want 400), its file holds it: %t", got, fileOn(h3) == third)
 	}
+	// Its config still names the replaced token: the next restart works
+	// too, with the token in force and a warning.
+	if err := s3.Stop(20 * time.Second); err != nil {
+		t.Fatalf("server 3 stop: %v\n%s", err, s3.Output())
+	}
+	s3 = h3.Start(t, kedge, "server", "--disable-agent", "--server", url1, "--token", stale.String())
+	waitForServerWithin(t, h3, s3, 2*time.Minute)
+	if !strings.Contains(s3.Output(), "--token is a server token that kedge token rotate replaced") {
+		t.Fatalf("no warning about the replaced --token:\n%s", s3.Output())
+	}
+	if got := joinStatus(h3, third); got != http.StatusBadRequest || fileOn(h3) != third {
+		t.Fatalf("server 3 restarted with the replaced --token: the token in force answers %d (want 400)", got)
+	}
 }

@@ -163,8 +163,10 @@ func Write(path string, t Token) error {
 }
 
 // Ensure returns the server token stored at path, creating it on first start.
-// A token given by the user (given.Secret != "") must match a stored one; on
-// first start it is stored with the CA hash filled in. The CA hash is always
+// A token given by the user (given.Secret != "") must match a stored one,
+// or be one that kedge token rotate replaced (see Replace: a config file
+// that still names the old token does not stop a restart; the stored one
+// is returned); on first start it is stored with the CA hash filled in. The CA hash is always
 // that of caBundle; a token whose hash names another CA is rejected.
 func Ensure(path string, given Token, caBundle []byte) (Token, error) {
 	hash := CAHash(caBundle)
@@ -183,8 +185,8 @@ func Ensure(path string, given Token, caBundle []byte) (Token, error) {
 		if stored.CAHash != "" && stored.CAHash != hash {
 			return Token{}, fmt.Errorf("stored token %s names a different CA than the one in the data dir", path)
 		}
-		if given.Secret != "" && given.Secret != stored.Secret {
-			return Token{}, fmt.Errorf("--token differs from the token stored in %s; the server token cannot be changed this way (after kedge token rotate, put the new token in this server's config, or drop --token: the server reads its token file)", path)
+		if given.Secret != "" && given.Secret != stored.Secret && !WasReplaced(path, given.Secret) {
+			return Token{}, fmt.Errorf("--token differs from the token stored in %s; the server token cannot be changed this way (use kedge token rotate)", path)
 		}
 		stored.CAHash, stored.Username = hash, ServerUser
 		return stored, nil
@@ -216,7 +218,7 @@ func EnsureAgent(path string, given Token, caBundle []byte) (Token, error) {
 	stored, err := Read(path)
 	switch {
 	case err == nil:
-		if given.Secret != "" && given.Secret != stored.Secret {
+		if given.Secret != "" && given.Secret != stored.Secret && !WasReplaced(path, given.Secret) {
 			return Token{}, fmt.Errorf("--agent-token differs from the token stored in %s", path)
 		}
 		return Token{CAHash: hash, Username: NodeUser, Secret: stored.Secret}, nil
@@ -233,4 +235,46 @@ func EnsureAgent(path string, given Token, caBundle []byte) (Token, error) {
 		return Token{}, fmt.Errorf("store agent token: %w", err)
 	}
 	return t, nil
+}
+
+// replacedFile lists, next to a server token file, the sha256 (hex) of each
+// secret that Replace replaced, one a line.
+func replacedFile(path string) string { return path + ".replaced" }
+
+func secretHash(secret string) string {
+	sum := sha256.Sum256([]byte(secret))
+	return hex.EncodeToString(sum[:])
+}
+
+// Replace stores next at path (see Write), first recording the hash of the
+// secret stored there before, if any and different, so that Ensure still
+// accepts it as --token. The secrets themselves are not kept.
+func Replace(path string, next Token) error {
+	if prev, err := Read(path); err == nil && prev.Secret != next.Secret && !WasReplaced(path, prev.Secret) {
+		f, err := os.OpenFile(replacedFile(path), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+		if err != nil {
+			return fmt.Errorf("record the replaced token: %w", err)
+		}
+		_, werr := fmt.Fprintln(f, secretHash(prev.Secret))
+		if err := errors.Join(werr, f.Sync(), f.Close()); err != nil {
+			return fmt.Errorf("record the replaced token: %w", err)
+		}
+	}
+	return Write(path, next)
+}
+
+// WasReplaced reports whether secret was the server token at path before
+// Replace replaced it.
+func WasReplaced(path, secret string) bool {
+	b, err := os.ReadFile(replacedFile(path))
+	if err != nil {
+		return false
+	}
+	want := secretHash(secret)
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.TrimSpace(line) == want {
+			return true
+		}
+	}
+	return false
 }

@@ -212,3 +212,41 @@ func TestServerTokensAreNeverBootstrapTokens(t *testing.T) {
 		t.Fatal("a bootstrap token in the server token file was accepted")
 	}
 }
+
+// TestReplaceKeepsRestartsWorking: after a rotation a config file may still
+// name the old token; Ensure accepts it (returning the stored one) but no
+// other token, and the old secret itself is not kept.
+func TestReplaceKeepsRestartsWorking(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "server", "token")
+	ca := []byte("ca")
+	old, err := Ensure(path, Token{Secret: secret}, ca)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := Token{CAHash: old.CAHash, Username: ServerUser, Secret: "rotated-secret-0123456789"}
+	if err := Replace(path, next); err != nil {
+		t.Fatal(err)
+	}
+	if err := Replace(path, next); err != nil { // idempotent
+		t.Fatal(err)
+	}
+	if got, err := Ensure(path, Token{Secret: secret}, ca); err != nil || got != next {
+		t.Fatalf("Ensure with the replaced --token = %+v, %v; want the stored one", got, err)
+	}
+	if got, err := Ensure(path, Token{Secret: next.Secret}, ca); err != nil || got != next {
+		t.Fatalf("Ensure with the new --token = %+v, %v", got, err)
+	}
+	if _, err := Ensure(path, Token{Secret: "never-the-token-0123456789"}, ca); err == nil {
+		t.Fatal("a token that was never the server token was accepted")
+	}
+	b, err := os.ReadFile(path + ".replaced")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(b), secret) || strings.Count(string(b), "\n") != 1 {
+		t.Fatalf("replaced list %q: want one hash line and no secret", b)
+	}
+	if st, _ := os.Stat(path + ".replaced"); st.Mode().Perm() != 0o600 {
+		t.Fatalf("replaced list mode %v", st.Mode().Perm())
+	}
+}

@@ -51,7 +51,7 @@ func Rotate(ctx context.Context, client kubernetes.Interface, file string, caBun
 		// refuse rather than guess which token the user means to replace.
 		return fmt.Errorf("the server token in force (%s/%s) differs from %s; wait for this server to follow it, or rotate on a server that is up to date", metav1.NamespaceSystem, SecretName, file)
 	}
-	if err := token.Write(file, token.Token{CAHash: hash, Username: token.ServerUser, Secret: next.Secret}); err != nil {
+	if err := token.Replace(file, token.Token{CAHash: hash, Username: token.ServerUser, Secret: next.Secret}); err != nil {
 		return fmt.Errorf("store the new server token (nothing changed): %w", err)
 	}
 	published.Data[SecretKey] = []byte(next.Secret)

@@ -157,7 +157,7 @@ func (s *Sync) reconcile(ctx context.Context, sec *corev1.Secret) error {
 	if stored, err := token.Read(s.File); err == nil && stored.Secret == secret {
 		return nil
 	}
-	if err := token.Write(s.File, token.Token{CAHash: s.CAHash, Username: token.ServerUser, Secret: secret}); err != nil {
+	if err := token.Replace(s.File, token.Token{CAHash: s.CAHash, Username: token.ServerUser, Secret: secret}); err != nil {
 		return fmt.Errorf("store the server token: %w", err)
 	}
 	s.Log.Info("stored the server token in force", "file", s.File)
