@@ -197,7 +197,7 @@ func writeTable(w io.Writer, infos []bootstrap.Info, now time.Time) error {
 				ttl = left.Round(time.Second).String()
 			}
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", i.ID, ttl, expires, strings.Join(i.Usages, ","), dash(i.Description), dash(strings.Join(i.Groups, ",")))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", i.ID, ttl, expires, dash(strings.Join(i.Usages, ",")), dash(i.Description), dash(strings.Join(i.Groups, ",")))
 	}
 	return tw.Flush()
 }
