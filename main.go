@@ -26,6 +26,7 @@ import (
 	"github.com/kedge/kedge/server/command"
 	"github.com/kedge/kedge/server/config"
 	"github.com/kedge/kedge/server/snapshot"
+	"github.com/kedge/kedge/server/token"
 )
 
 // shutdownGrace is how long a stop signal may take before kedge exits anyway.
@@ -94,6 +95,10 @@ func newApp() *cli.App {
 	for _, sub := range append(certificateCmd.Subcommands, snapshotCmd.Subcommands...) {
 		sub.OnUsageError = onUsageError
 	}
+	tokenCmd := token.Command()
+	for _, sub := range tokenCmd.Subcommands {
+		sub.OnUsageError = onUsageError
+	}
 	return &cli.App{
 		Name:                      "kedge",
 		Usage:                     "Lightweight Kubernetes for edge and IoT devices",
@@ -111,6 +116,7 @@ func newApp() *cli.App {
 			checkConfigCmd,
 			certificateCmd,
 			snapshotCmd,
+			tokenCmd,
 			{
 				Name:            "crictl",
 				Usage:           "Run crictl against this node's containerd ($CONTAINER_RUNTIME_ENDPOINT overrides)",

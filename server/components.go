@@ -1,14 +1,17 @@
 package server
 
 import (
+	"context"
 	"crypto/x509"
 	"fmt"
+	"log/slog"
 	"net"
 	"strconv"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/kedge/kedge/agent"
+	agentconfig "github.com/kedge/kedge/agent/config"
 	"github.com/kedge/kedge/embedded/apiserver"
 	"github.com/kedge/kedge/embedded/cloudnode"
 	"github.com/kedge/kedge/embedded/component"
@@ -31,6 +34,8 @@ import (
 	"github.com/kedge/kedge/server/join"
 	"github.com/kedge/kedge/server/join/nodepassword"
 	"github.com/kedge/kedge/server/supervisor"
+	"github.com/kedge/kedge/server/token/bootstrap"
+	"github.com/kedge/kedge/server/token/servertoken"
 	"github.com/kedge/kedge/server/tunnel"
 	"github.com/kedge/kedge/shared/joinapi"
 )
@@ -54,6 +59,13 @@ func (p *prepared) components() ([]component.Component, error) {
 	in := control.Inputs{Config: cc, TLS: p.tls, Storage: storage}
 	api := &apiserver.APIServer{Args: control.APIServerArgs(in), Ready: readyz(p.client)}
 
+	// The server token in force: the join API reads it on every request;
+	// the Sync makes it (and the token file) follow the cluster's
+	// published token, so kedge token rotate needs no restart.
+	p.liveToken = servertoken.NewLive(p.serverToken.Secret)
+	tokenSync := &servertoken.Sync{Client: p.client, File: cc.Paths.TokenFile, CAHash: p.serverToken.CAHash, Live: p.liveToken,
+		Log: log.With("component", "server-token")}
+
 	components := []component.Component{store}
 	// members adds joining servers to the embedded etcd and promotes them.
 	var members join.Members
@@ -67,6 +79,7 @@ func (p *prepared) components() ([]component.Component, error) {
 	}
 	components = append(components,
 		api,
+		tokenSync,
 		p.supervisor(api, tunnels, metricsRoute, members),
 		tunnels,
 		&endpoints.Reconciler{Client: p.client, Server: cc.NodeName, IP: cc.AdvertiseIP, Port: int32(cc.HTTPSListenPort), Log: log},
@@ -81,8 +94,7 @@ func (p *prepared) components() ([]component.Component, error) {
 		if err != nil {
 			return nil, err
 		}
-		// The server's own kubelet is reached directly, without a tunnel.
-		components = append(components, &agent.Agent{Config: node, Log: log, NoTunnel: true})
+		components = append(components, &ownAgent{node: node, token: p.liveToken, log: log})
 	}
 	return components, nil
 }
@@ -105,7 +117,8 @@ func (p *prepared) supervisor(api *apiserver.APIServer, tunnels *tunnel.Server, 
 		Named:  metrics,
 		Join: &join.Handler{
 			CABundle: p.caBundle, ServerCA: p.serverCA, ClientCA: p.clientCA,
-			ServerToken: p.serverToken, AgentToken: p.agentToken,
+			ServerSecret: p.liveToken.Secret, AgentToken: p.agentToken,
+			Bootstrap: &bootstrap.Authenticator{Client: p.client},
 			Passwords: &nodepassword.Store{Client: p.client},
 			Cluster: joinapi.Cluster{ClusterDNS: cc.ClusterDNS, ClusterDomain: cc.ClusterDomain,
 				ClusterCIDR: cc.ClusterCIDR, ServiceCIDR: cc.ServiceCIDR},
@@ -148,4 +161,27 @@ func (p *prepared) controllers(in control.Inputs) []component.Component {
 		Client: client, Namespace: metav1.NamespaceSystem, Lease: ControllersLease, Identity: cc.NodeName,
 		Components: controllers, Log: log.With("component", "leader-election"),
 	}}
+}
+
+// ownAgent is the server's own node. It joins (when it has no usable
+// credentials) with the server token in force when it starts, which the
+// token Sync may have changed since prepare (a rotation while this server
+// was down).
+type ownAgent struct {
+	node  *agentconfig.Completed
+	token *servertoken.Live
+	log   *slog.Logger
+}
+
+var _ component.Component = (*ownAgent)(nil)
+
+// Name implements component.Component.
+func (o *ownAgent) Name() string { return "agent" }
+
+// Run implements component.Component (see agent.Agent.Run).
+func (o *ownAgent) Run(ctx context.Context, ready func()) error {
+	node := *o.node
+	node.Token.Secret = o.token.Secret()
+	// The server's own kubelet is reached directly, without a tunnel.
+	return (&agent.Agent{Config: &node, Log: o.log, NoTunnel: true}).Run(ctx, ready)
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/kedge/kedge/server/config"
 	"github.com/kedge/kedge/server/control"
 	"github.com/kedge/kedge/server/pki"
+	"github.com/kedge/kedge/server/token/servertoken"
 	"github.com/kedge/kedge/server/tunnel"
 	"github.com/kedge/kedge/shared/datadir"
 	"github.com/kedge/kedge/shared/kubeconfig"
@@ -38,8 +39,10 @@ type prepared struct {
 	caBundle       []byte
 	serverToken    token.Token
 	agentToken     token.Token
-	serverCA       *pki.CA
-	clientCA       *pki.CA
+	// liveToken is the server token in force (see servertoken.Sync).
+	liveToken *servertoken.Live
+	serverCA  *pki.CA
+	clientCA  *pki.CA
 	// egress is where kube-apiserver's CONNECT proxy (tunnel.Server) listens.
 	egress  net.Listener
 	restCfg *rest.Config
@@ -101,6 +104,10 @@ func (p *prepared) credentials() error {
 	}
 	if p.serverToken, err = token.Ensure(cc.Paths.TokenFile, cc.GivenToken, p.caBundle); err != nil {
 		return err
+	}
+	if cc.GivenToken.Secret != "" && cc.GivenToken.Secret != p.serverToken.Secret {
+		p.log.Warn("--token is a server token that kedge token rotate replaced; using the one in force, stored in the token file (put it in this server's config)",
+			"file", cc.Paths.TokenFile)
 	}
 	if p.agentToken, err = token.EnsureAgent(cc.Paths.AgentTokenFile, cc.GivenAgentToken, p.caBundle); err != nil {
 		return err

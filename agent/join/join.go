@@ -114,6 +114,9 @@ func RequestCerts(ctx context.Context, server string, ca []byte, tok token.Token
 		return nil, fmt.Errorf("request node certificates: %w", err)
 	}
 	if status == http.StatusUnauthorized {
+		if tok.IsBootstrap() {
+			return nil, fmt.Errorf("the server rejected bootstrap token %s (unknown, expired or deleted; make a new one with kedge token create)", tok.BootstrapID())
+		}
 		return nil, errors.New("the server rejected the token")
 	}
 	return out, out.fill(status, data, ca, node)

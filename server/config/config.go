@@ -155,6 +155,8 @@ func (c Config) check() (Tokens, error) {
 	if c.Token != "" {
 		if tokens.Server, err = token.Parse(c.Token); err != nil {
 			bad("--token: %w", err)
+		} else if tokens.Server.IsBootstrap() {
+			bad("--token is a bootstrap token, which joins agents only; a server needs the server token")
 		}
 	}
 	errs = append(errs, c.NodeOptions.Validate())
@@ -171,6 +173,8 @@ func (c Config) check() (Tokens, error) {
 	if c.AgentToken != "" {
 		if tokens.Agent, err = token.Parse(c.AgentToken); err != nil {
 			bad("--agent-token: %w", err)
+		} else if tokens.Agent.IsBootstrap() {
+			bad("--agent-token is a bootstrap token; the agent token is a static secret (bootstrap tokens are made with kedge token create)")
 		}
 		tokens.Agent.Username = token.NodeUser
 	}

@@ -44,6 +44,8 @@ func TestValidate(t *testing.T) {
 		{"dns not ip", func(c *Config) { c.ClusterDNS = "dns" }, "--cluster-dns"},
 		{"tiny cluster cidr", func(c *Config) { c.ClusterCIDR = "10.42.0.0/28" }, "smaller than one node"},
 		{"bad token", func(c *Config) { c.Token = "K10abc::server:x" }, "--token"},
+		{"bootstrap token as server token", func(c *Config) { c.Token = "abcdef.0123456789abcdef" }, "--token is a bootstrap token, which joins agents only"},
+		{"bootstrap token as agent token", func(c *Config) { c.AgentToken = "abcdef.0123456789abcdef" }, "--agent-token is a bootstrap token"},
 		{"unknown scheme", func(c *Config) { c.DatastoreEndpoint = "redis://x" }, "scheme \"redis\""},
 		{"url garbage", func(c *Config) { c.DatastoreEndpoint = "postgres://u:secretpw@[::1" }, "--datastore-endpoint"},
 		{"postgres no host", func(c *Config) { c.DatastoreEndpoint = "postgres://" }, "no host"},

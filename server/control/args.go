@@ -173,8 +173,10 @@ func ControllerManagerArgs(in Inputs) []string {
 		"service-account-private-key-file": tls.ServiceAccountKey,
 		"service-cluster-ip-range":         cc.ServiceCIDR,
 		"terminated-pod-gc-threshold":      "1000",
-		// kedge runs its own taint-eviction controller (embedded/tainteviction).
-		"controllers":                     "*,-taint-eviction-controller",
+		// kedge runs its own taint-eviction controller (embedded/tainteviction);
+		// the token-cleaner (off by default upstream) removes expired
+		// bootstrap tokens (kedge token create).
+		"controllers":                     "*,-taint-eviction-controller,token-cleaner-controller",
 		"use-service-account-credentials": "true",
 	}
 	if p, err := netip.ParsePrefix(cc.ClusterCIDR); err == nil && p.Addr().Is6() {

@@ -23,6 +23,7 @@ import (
 	"github.com/kedge/kedge/server/clientcert"
 	"github.com/kedge/kedge/server/join/nodepassword"
 	"github.com/kedge/kedge/server/pki"
+	"github.com/kedge/kedge/server/token/bootstrap"
 	"github.com/kedge/kedge/shared/joinapi"
 	"github.com/kedge/kedge/shared/token"
 )
@@ -42,10 +43,15 @@ type Handler struct {
 	CABundle []byte
 	ServerCA *pki.CA // signs kubelet serving certificates
 	ClientCA *pki.CA // signs client certificates
-	// ServerToken may join servers and agents; AgentToken (optional) agents only.
-	ServerToken token.Token
-	AgentToken  token.Token
-	Passwords   *nodepassword.Store
+	// ServerSecret returns the server token's secret in force now (it
+	// changes with kedge token rotate); that token may join servers and
+	// agents. AgentToken (optional) joins agents only.
+	ServerSecret func() string
+	AgentToken   token.Token
+	// Bootstrap checks bootstrap tokens (user token.BootstrapUser), which
+	// join agents only; nil refuses them.
+	Bootstrap *bootstrap.Authenticator
+	Passwords *nodepassword.Store
 	// Cluster is returned to joining nodes.
 	Cluster joinapi.Cluster
 	// TLSDir holds the CAs that joining servers get (pki.SharedFiles).
@@ -79,12 +85,24 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 type httpError struct {
 	status int
 	msg    string
+	// cause, if set, is logged instead of msg but not answered (it says
+	// more than an unauthenticated client should learn).
+	cause error
 }
 
 func (e *httpError) Error() string { return e.msg }
 
 func fail(status int, format string, args ...any) error {
-	return &httpError{status, fmt.Sprintf(format, args...)}
+	return &httpError{status: status, msg: fmt.Sprintf(format, args...)}
+}
+
+// reason is what the log says about a refusal.
+func reason(err error) error {
+	var he *httpError
+	if errors.As(err, &he) && he.cause != nil {
+		return he.cause
+	}
+	return err
 }
 
 func (h *Handler) nodeCerts(w http.ResponseWriter, r *http.Request) {
@@ -98,7 +116,7 @@ func (h *Handler) nodeCerts(w http.ResponseWriter, r *http.Request) {
 		if status >= 500 {
 			h.Log.Error("node join failed", "error", err)
 		} else {
-			h.Log.Warn("node join refused", "remote", r.RemoteAddr, "reason", err)
+			h.Log.Warn("node join refused", "remote", r.RemoteAddr, "reason", reason(err))
 		}
 		if status == http.StatusUnauthorized {
 			w.Header().Set("WWW-Authenticate", `Basic realm="kedge"`)
@@ -114,7 +132,12 @@ func (h *Handler) issue(r *http.Request) (*joinapi.NodeCertsResponse, error) {
 	if r.Method != http.MethodPost {
 		return nil, fail(http.StatusMethodNotAllowed, "use POST")
 	}
-	byToken := h.authorized(r)
+	// Without a token, a node may renew with its current certificate.
+	authErr := h.authorize(r)
+	var he *httpError
+	if authErr != nil && (!errors.As(authErr, &he) || he.status != http.StatusUnauthorized) {
+		return nil, authErr
+	}
 	var req joinapi.NodeCertsRequest
 	if err := json.NewDecoder(http.MaxBytesReader(nil, r.Body, maxBody)).Decode(&req); err != nil {
 		return nil, fail(http.StatusBadRequest, "malformed request: %v", err)
@@ -122,7 +145,11 @@ func (h *Handler) issue(r *http.Request) (*joinapi.NodeCertsResponse, error) {
 	if errs := validation.IsDNS1123Subdomain(req.NodeName); len(errs) > 0 {
 		return nil, fail(http.StatusBadRequest, "node name %q: %s", req.NodeName, strings.Join(errs, "; "))
 	}
+	byToken := authErr == nil
 	if !byToken {
+		if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
+			return nil, authErr
+		}
 		if err := h.sameNode(r, req.NodeName); err != nil {
 			return nil, err
 		}
@@ -196,9 +223,6 @@ func (h *Handler) issue(r *http.Request) (*joinapi.NodeCertsResponse, error) {
 // certificate that has expired is refused (401); the node joins again with
 // its token.
 func (h *Handler) sameNode(r *http.Request, node string) error {
-	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
-		return fail(http.StatusUnauthorized, "token rejected")
-	}
 	cert, err := clientcert.Verify(r, h.clientCAPool())
 	if err != nil {
 		return fail(http.StatusUnauthorized, "%v", err)
@@ -215,17 +239,33 @@ func (h *Handler) clientCAPool() *x509.CertPool {
 	return pool
 }
 
-// authorized reports whether the Basic credentials are the server token, or
-// the agent token used as user "node".
-func (h *Handler) authorized(r *http.Request) bool {
+// authorize lets a node join with the Basic credentials: the server token
+// (user "server" or "node"), the agent token (user "node") or a bootstrap
+// token that is valid now (user "bootstrap", password "<id>.<secret>").
+// It returns a 401 httpError for any other, or an error when the API
+// cannot tell.
+func (h *Handler) authorize(r *http.Request) error {
 	user, secret, ok := r.BasicAuth()
-	if !ok {
-		return false
+	switch {
+	case !ok:
+	case (user == token.ServerUser || user == token.NodeUser) && equal(secret, h.ServerSecret()):
+		return nil
+	case user == token.NodeUser && h.AgentToken.Secret != "" && equal(secret, h.AgentToken.Secret):
+		return nil
+	case user == token.BootstrapUser && h.Bootstrap != nil:
+		err := h.Bootstrap.Authenticate(r.Context(), secret)
+		if errors.Is(err, bootstrap.ErrRejected) {
+			// The client learns no more than for any wrong token (not
+			// whether the id exists).
+			return &httpError{status: http.StatusUnauthorized, msg: "token rejected", cause: err}
+		}
+		if err != nil {
+			return err
+		}
+		h.Log.Info("node joins with a bootstrap token", "token_id", token.Token{Username: user, Secret: secret}.BootstrapID())
+		return nil
 	}
-	if (user == token.ServerUser || user == token.NodeUser) && equal(secret, h.ServerToken.Secret) {
-		return true
-	}
-	return user == token.NodeUser && h.AgentToken.Secret != "" && equal(secret, h.AgentToken.Secret)
+	return fail(http.StatusUnauthorized, "token rejected")
 }
 
 func equal(a, b string) bool {

@@ -20,7 +20,6 @@ import (
 	"github.com/kedge/kedge/server/join/nodepassword"
 	"github.com/kedge/kedge/server/pki"
 	"github.com/kedge/kedge/shared/joinapi"
-	"github.com/kedge/kedge/shared/token"
 )
 
 const secret = "server-secret-0123456789"
@@ -36,9 +35,9 @@ func newHandler(t *testing.T) (*Handler, *fake.Clientset) {
 	cs := fake.NewClientset()
 	return &Handler{
 		CABundle: []byte("CA"), ServerCA: serverCA, ClientCA: clientCA,
-		ServerToken: token.Token{Username: token.ServerUser, Secret: secret},
-		Passwords:   &nodepassword.Store{Client: cs},
-		Log:         slog.New(slog.DiscardHandler),
+		ServerSecret: func() string { return secret },
+		Passwords:    &nodepassword.Store{Client: cs},
+		Log:          slog.New(slog.DiscardHandler),
 	}, cs
 }
 

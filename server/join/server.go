@@ -15,6 +15,7 @@ import (
 
 	"github.com/kedge/kedge/server/pki"
 	"github.com/kedge/kedge/shared/joinapi"
+	"github.com/kedge/kedge/shared/token"
 )
 
 // Members changes the embedded etcd cluster's membership. It is implemented
@@ -52,7 +53,7 @@ func (h *Handler) serverJoin(w http.ResponseWriter, r *http.Request) {
 		if status >= 500 {
 			h.Log.Error("server join failed", "remote", r.RemoteAddr, "error", err)
 		} else {
-			h.Log.Warn("server join refused", "remote", r.RemoteAddr, "reason", err)
+			h.Log.Warn("server join refused", "remote", r.RemoteAddr, "reason", reason(err))
 		}
 		if status == http.StatusUnauthorized {
 			w.Header().Set("WWW-Authenticate", `Basic realm="kedge"`)
@@ -69,11 +70,13 @@ func (h *Handler) joinServer(r *http.Request) (*joinapi.ServerJoinResponse, erro
 	if r.Method != http.MethodPost {
 		return nil, fail(http.StatusMethodNotAllowed, "use POST")
 	}
-	_, secret, ok := r.BasicAuth()
+	user, secret, ok := r.BasicAuth()
 	switch {
-	case ok && equal(secret, h.ServerToken.Secret):
+	case ok && user != token.BootstrapUser && equal(secret, h.ServerSecret()):
 	case ok && h.AgentToken.Secret != "" && equal(secret, h.AgentToken.Secret):
 		return nil, fail(http.StatusForbidden, "the agent token cannot join a server; use the server token")
+	case ok && user == token.BootstrapUser && h.Bootstrap != nil && h.Bootstrap.Authenticate(r.Context(), secret) == nil:
+		return nil, fail(http.StatusForbidden, "a bootstrap token cannot join a server; use the server token")
 	default:
 		return nil, fail(http.StatusUnauthorized, "token rejected")
 	}

@@ -47,12 +47,12 @@ func newServerJoinHandler(t *testing.T) (*Handler, *fakeMembers) {
 	}
 	m := &fakeMembers{}
 	return &Handler{
-		ServerToken: token.Token{Username: token.ServerUser, Secret: secret},
-		AgentToken:  token.Token{Username: token.NodeUser, Secret: agentSecret},
-		Cluster:     cluster,
-		TLSDir:      dir,
-		Members:     m,
-		Log:         slog.New(slog.DiscardHandler),
+		ServerSecret: func() string { return secret },
+		AgentToken:   token.Token{Username: token.NodeUser, Secret: agentSecret},
+		Cluster:      cluster,
+		TLSDir:       dir,
+		Members:      m,
+		Log:          slog.New(slog.DiscardHandler),
 	}, m
 }
 

@@ -144,3 +144,109 @@ func TestEnsureAgent(t *testing.T) {
 		t.Fatal("a different --agent-token was accepted")
 	}
 }
+
+const bootstrapToken = "abcdef.0123456789abcdef"
+
+func TestParseBootstrapToken(t *testing.T) {
+	hash := CAHash([]byte("ca bundle"))
+	full := "K10" + hash + "::" + bootstrapToken
+	got, err := Parse(full)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Token{CAHash: hash, Username: BootstrapUser, Secret: bootstrapToken}
+	if got != want || !got.IsBootstrap() || got.BootstrapID() != "abcdef" {
+		t.Fatalf("Parse(full) = %+v, want %+v", got, want)
+	}
+	if got.String() != full {
+		t.Fatalf("String() = %q, want %q", got.String(), full)
+	}
+	bare, err := Parse(bootstrapToken + "\n")
+	if err != nil || bare != (Token{Username: BootstrapUser, Secret: bootstrapToken}) {
+		t.Fatalf("Parse(bare) = %+v, %v", bare, err)
+	}
+	// Other tokens are not bootstrap tokens and have no id.
+	for _, s := range []string{secret, "K10" + hash + "::node:" + secret, "K10" + hash + "::server:" + bootstrapToken} {
+		tok, err := Parse(s)
+		if err != nil || tok.IsBootstrap() || tok.BootstrapID() != "" {
+			t.Fatalf("Parse(%q) = %+v, %v; want a non-bootstrap token", s, tok, err)
+		}
+	}
+}
+
+func TestParseRejectsMalformedBootstrapTokens(t *testing.T) {
+	hash := CAHash([]byte("x"))
+	for name, creds := range map[string]string{
+		"upper case id":  "ABCDEF.0123456789abcdef",
+		"short id":       "abcde.0123456789abcdef",
+		"short secret":   "abcdef.0123456789abcde",
+		"long secret":    "abcdef.0123456789abcdef0",
+		"bad character":  "abcdef.0123456789abcde_",
+		"two dots":       "abc.ef.0123456789abcdef",
+		"missing secret": "abcdef.",
+	} {
+		t.Run(name, func(t *testing.T) {
+			if tok, err := Parse("K10" + hash + "::" + creds); err == nil {
+				t.Fatalf("Parse accepted %q as %+v", creds, tok)
+			}
+		})
+	}
+}
+
+func TestServerTokensAreNeverBootstrapTokens(t *testing.T) {
+	dir := t.TempDir()
+	ca := []byte("ca")
+	boot := Token{Username: BootstrapUser, Secret: bootstrapToken}
+	if _, err := Ensure(filepath.Join(dir, "token"), boot, ca); err == nil {
+		t.Fatal("Ensure stored a bootstrap token as the server token")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "token")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatal("a refused token was written")
+	}
+	if _, err := EnsureAgent(filepath.Join(dir, "agent-token"), boot, ca); err == nil {
+		t.Fatal("EnsureAgent stored a bootstrap token as the agent token")
+	}
+	stored := filepath.Join(dir, "stored")
+	os.WriteFile(stored, []byte(bootstrapToken+"\n"), 0o600)
+	if _, err := Ensure(stored, Token{}, ca); err == nil {
+		t.Fatal("a bootstrap token in the server token file was accepted")
+	}
+}
+
+// TestReplaceKeepsRestartsWorking: after a rotation a config file may still
+// name the old token; Ensure accepts it (returning the stored one) but no
+// other token, and the old secret itself is not kept.
+func TestReplaceKeepsRestartsWorking(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "server", "token")
+	ca := []byte("ca")
+	old, err := Ensure(path, Token{Secret: secret}, ca)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := Token{CAHash: old.CAHash, Username: ServerUser, Secret: "rotated-secret-0123456789"}
+	if err := Replace(path, next); err != nil {
+		t.Fatal(err)
+	}
+	if err := Replace(path, next); err != nil { // idempotent
+		t.Fatal(err)
+	}
+	if got, err := Ensure(path, Token{Secret: secret}, ca); err != nil || got != next {
+		t.Fatalf("Ensure with the replaced --token = %+v, %v; want the stored one", got, err)
+	}
+	if got, err := Ensure(path, Token{Secret: next.Secret}, ca); err != nil || got != next {
+		t.Fatalf("Ensure with the new --token = %+v, %v", got, err)
+	}
+	if _, err := Ensure(path, Token{Secret: "never-the-token-0123456789"}, ca); err == nil {
+		t.Fatal("a token that was never the server token was accepted")
+	}
+	b, err := os.ReadFile(path + ".replaced")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(b), secret) || strings.Count(string(b), "\n") != 1 {
+		t.Fatalf("replaced list %q: want one hash line and no secret", b)
+	}
+	if st, _ := os.Stat(path + ".replaced"); st.Mode().Perm() != 0o600 {
+		t.Fatalf("replaced list mode %v", st.Mode().Perm())
+	}
+}

@@ -56,7 +56,7 @@ func serve(t *testing.T, m *members) (string, token.Token) {
 	}
 	server := token.Token{CAHash: token.CAHash(caBundle), Username: token.ServerUser, Secret: "server-secret-0123456789"}
 	h := &join.Handler{
-		CABundle: caBundle, ServerToken: server,
+		CABundle: caBundle, ServerSecret: func() string { return server.Secret },
 		AgentToken: token.Token{Username: token.NodeUser, Secret: "agent-secret-0123456789"},
 		Cluster:    cluster, TLSDir: dir, Members: m, Log: slog.New(slog.DiscardHandler),
 	}
