@@ -25,6 +25,7 @@ import (
 	"github.com/kedge/kedge/server/certificate"
 	"github.com/kedge/kedge/server/command"
 	"github.com/kedge/kedge/server/config"
+	"github.com/kedge/kedge/server/secretsencrypt"
 	"github.com/kedge/kedge/server/snapshot"
 )
 
@@ -94,6 +95,10 @@ func newApp() *cli.App {
 	for _, sub := range append(certificateCmd.Subcommands, snapshotCmd.Subcommands...) {
 		sub.OnUsageError = onUsageError
 	}
+	secretsEncryptCmd := secretsencrypt.Command()
+	for _, sub := range secretsEncryptCmd.Subcommands {
+		sub.OnUsageError = onUsageError
+	}
 	return &cli.App{
 		Name:                      "kedge",
 		Usage:                     "Lightweight Kubernetes for edge and IoT devices",
@@ -111,6 +116,7 @@ func newApp() *cli.App {
 			checkConfigCmd,
 			certificateCmd,
 			snapshotCmd,
+			secretsEncryptCmd,
 			{
 				Name:            "crictl",
 				Usage:           "Run crictl against this node's containerd ($CONTAINER_RUNTIME_ENDPOINT overrides)",

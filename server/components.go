@@ -51,7 +51,7 @@ func (p *prepared) components() ([]component.Component, error) {
 	tunnels := &tunnel.Server{ClientCA: clientCAs, Listener: p.egress, CertFile: p.tls.ServingCert, KeyFile: p.tls.ServingKey,
 		Client: p.client, Log: log.With("component", "tunnel")}
 	store, storage := datastore.New(cc, p.tls, p.initialCluster, log)
-	in := control.Inputs{Config: cc, TLS: p.tls, Storage: storage}
+	in := control.Inputs{Config: cc, TLS: p.tls, Storage: storage, EncryptionConfig: p.encryptionConfig}
 	api := &apiserver.APIServer{Args: control.APIServerArgs(in), Ready: readyz(p.client)}
 
 	components := []component.Component{store}

@@ -1,0 +1,84 @@
+package secretsencrypt
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/urfave/cli/v2"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/kedge/kedge/server/config"
+	"github.com/kedge/kedge/shared/cliflags"
+	"github.com/kedge/kedge/shared/datadir"
+)
+
+// Command is `kedge secrets-encrypt` with status and rotate-keys.
+func Command() *cli.Command {
+	dataDir := cliflags.DataDir("The server's data dir")
+	return &cli.Command{
+		Name:  "secrets-encrypt",
+		Usage: "Show and rotate the keys that encrypt Secrets at rest (kedge server --secrets-encryption)",
+		Subcommands: []*cli.Command{
+			{
+				Name:  "status",
+				Usage: "Whether Secrets are encrypted, the keys, and whether the running apiserver applied the current config ($KUBECONFIG or " + config.DefaultKubeconfig + ")",
+				Flags: []cli.Flag{dataDir, &cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "text", Usage: "text or json"}},
+				Action: func(c *cli.Context) error {
+					out := c.String("output")
+					if out != "text" && out != "json" {
+						return fmt.Errorf("--output %q is not text or json", out)
+					}
+					client, err := Client()
+					if err != nil {
+						client = nil // the status of the file alone, and why the API was not asked
+					}
+					st, err2 := Read(c.Context, datadir.NewServer(c.String("data-dir")).EncryptionConfig, client)
+					if err2 != nil {
+						return err2
+					}
+					if err != nil {
+						st.APIServer.Error = err.Error()
+					}
+					if out == "json" {
+						enc := json.NewEncoder(c.App.Writer)
+						enc.SetIndent("", "  ")
+						return enc.Encode(st)
+					}
+					return st.WriteText(c.App.Writer)
+				},
+			},
+			{
+				Name: "rotate-keys",
+				Usage: "With the server running: add a new key, re-encrypt every Secret with it, drop the old key " +
+					"(uses $KUBECONFIG or " + config.DefaultKubeconfig + "; run it again to finish an interrupted rotation)",
+				Flags: []cli.Flag{dataDir},
+				Action: func(c *cli.Context) error {
+					client, err := Client()
+					if err != nil {
+						return fmt.Errorf("rotate-keys needs the running server's API: %w", err)
+					}
+					r := &Rotation{Path: datadir.NewServer(c.String("data-dir")).EncryptionConfig, Client: client, Out: c.App.Writer, Now: time.Now}
+					return r.Run(c.Context)
+				},
+			},
+		},
+	}
+}
+
+// Client is a cluster-admin client from $KUBECONFIG, or else from the admin
+// kubeconfig the server writes (like kedge kubectl).
+func Client() (kubernetes.Interface, error) {
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	if os.Getenv("KUBECONFIG") == "" {
+		rules.ExplicitPath = config.DefaultKubeconfig
+	}
+	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, nil).ClientConfig()
+	if err != nil {
+		return nil, fmt.Errorf("kubeconfig: %w", err)
+	}
+	cfg.Timeout = 30 * time.Second
+	return kubernetes.NewForConfig(cfg)
+}
