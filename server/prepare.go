@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -54,6 +55,10 @@ func prepare(ctx context.Context, cc *config.Completed, log *slog.Logger) (*prep
 	p := &prepared{cc: cc, log: log}
 	// First, so that a damaged file stops the start before anything is written.
 	var err error
+	if _, statErr := os.Stat(cc.Paths.EncryptionConfig); cc.Server != "" && cc.SecretsEncryption && errors.Is(statErr, os.ErrNotExist) {
+		// A key of its own would store Secrets the other servers cannot read.
+		return nil, fmt.Errorf("--secrets-encryption with --server: copy %s from the server you join to this host first (servers must share the key)", cc.Paths.EncryptionConfig)
+	}
 	if p.encryptionConfig, err = secretsencrypt.Ensure(ctx, cc.Paths.EncryptionConfig, cc.SecretsEncryption, time.Now()); err != nil {
 		return nil, err
 	}

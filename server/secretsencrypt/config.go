@@ -4,10 +4,10 @@
 // plain text stay readable), its check at server start, the status of the
 // running apiserver, and key rotation with re-encryption of every Secret.
 //
-// secretbox (XSalsa20-Poly1305) is the local-key provider upstream
-// recommends ("strong, faster" in the Kubernetes docs): aescbc is not
-// recommended because of CBC's padding-oracle weakness, and aesgcm's
-// random 96-bit nonces need a key rotation every 200k writes. kedge keeps
+// secretbox (XSalsa20-Poly1305) is, of the providers with a local key, the
+// one the Kubernetes docs rate "strong" without a condition: they do not
+// recommend aescbc (CBC's padding-oracle weakness), and aesgcm's random
+// nonces need a key rotation every 200k writes. kedge keeps
 // the key in a file, not in a KMS, so its protection is the file's (0600,
 // root): it keeps Secrets out of the database, its copies and snapshots
 // taken without the data dir's cred/ directory, not from root on the host.

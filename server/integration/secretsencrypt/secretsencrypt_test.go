@@ -361,3 +361,22 @@ func mustRead(t *testing.T, path string) []byte {
 	}
 	return b
 }
+
+// TestJoiningNeedsTheSharedKey: a server joining others with the flag but
+// without their key file is refused before it joins, so it never stores
+// Secrets under a key of its own.
+func TestJoiningNeedsTheSharedKey(t *testing.T) {
+	dir := t.TempDir()
+	c := harness.NewConfig(t, dir)
+	c.SecretsEncryption = true
+	args := append(harness.Args(c), "--server", "https://127.0.0.1:1", "--token", "K10"+strings.Repeat("ab", 32)+"::server:0123456789abcdef0123")
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, harness.Binary(t), args...).CombinedOutput()
+	if code := exitCode(err); code != 1 || !strings.Contains(string(out), "copy "+datadir.NewServer(dir).EncryptionConfig) {
+		t.Fatalf("exit %d, want 1 and a line saying to copy the key file:\n%s", code, out)
+	}
+	if _, err := os.Stat(datadir.NewServer(dir).EncryptionConfig); !os.IsNotExist(err) {
+		t.Fatalf("a key was generated: %v", err)
+	}
+}
