@@ -216,6 +216,11 @@ func TestSecretsEncryptionSQLite(t *testing.T) {
 	if !st.Enabled || st.ActiveKey != k1.Keys[0].Name || !slices.Equal(st.Keys, k1.KeyNames()) || !st.APIServer.LoadedCurrent {
 		t.Fatalf("status with the flag: %+v", st)
 	}
+	if out, err := kedge(t, c, "secrets-encrypt", "status", "--data-dir", dir); err != nil ||
+		!strings.Contains(out, "enabled (secretbox)") || !strings.Contains(out, "Active key:          "+k1.Keys[0].Name) ||
+		!strings.Contains(out, "runs the current config") || strings.Contains(out, k1.Keys[0].Secret) {
+		t.Fatalf("status text: %v\n%s", err, out)
+	}
 
 	// A restart: the same key, everything readable.
 	s.Stop(t)
@@ -379,4 +384,37 @@ func TestJoiningNeedsTheSharedKey(t *testing.T) {
 	if _, err := os.Stat(datadir.NewServer(dir).EncryptionConfig); !os.IsNotExist(err) {
 		t.Fatalf("a key was generated: %v", err)
 	}
+}
+
+// TestSnapshotOfAnEncryptedCluster: a snapshot carries the key, so a
+// cluster restored onto a new data dir reads the Secrets it stored
+// encrypted.
+func TestSnapshotOfAnEncryptedCluster(t *testing.T) {
+	oldDir := t.TempDir()
+	c := harness.NewConfig(t, oldDir)
+	c.SecretsEncryption = true
+	s := harness.StartBinary(t, c)
+	secrets := map[string]string{"backed-up": "backed-up-" + testenv.RandomID(t)}
+	createSecret(t, s.Client, "backed-up", secrets["backed-up"])
+	key := keys(t, oldDir).Keys[0].Name
+	snapDir := t.TempDir()
+	out, err := exec.Command(harness.Binary(t), "snapshot", "save", "--data-dir", oldDir, "--dir", snapDir, "--node-name", "old").CombinedOutput()
+	if err != nil {
+		t.Fatalf("kedge snapshot save: %v\n%s", err, out)
+	}
+	file := strings.TrimSpace(string(out))
+	s.Stop(t)
+
+	newDir := t.TempDir()
+	n := harness.NewConfig(t, newDir)
+	n.SecretsEncryption = true
+	if out, err := exec.Command(harness.Binary(t), append(harness.Args(n), "--cluster-reset", "--restore-path", file)...).CombinedOutput(); err != nil {
+		t.Fatalf("restore: %v\n%s", err, out)
+	}
+	if got := keys(t, newDir); !slices.Equal(got.KeyNames(), []string{key}) {
+		t.Fatalf("restored keys %v, want [%s]", got.KeyNames(), key)
+	}
+	r := harness.StartBinary(t, n)
+	assertEncrypted(t, sqliteStore(newDir)(t, "default", "backed-up"), key, secrets["backed-up"])
+	assertReadable(t, r.Client, secrets)
 }
