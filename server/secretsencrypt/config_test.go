@@ -151,3 +151,20 @@ func read(t *testing.T, path string) []byte {
 	}
 	return b
 }
+
+func TestLockRefusesASecondRotation(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "encryption-config.json.lock")
+	unlock, err := lock(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lock(path); err == nil || !strings.Contains(err.Error(), "another") {
+		t.Fatalf("second lock: %v", err)
+	}
+	unlock()
+	again, err := lock(path)
+	if err != nil {
+		t.Fatalf("after unlock: %v", err)
+	}
+	again()
+}

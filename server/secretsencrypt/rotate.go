@@ -22,6 +22,10 @@ import (
 // ReloadTimeout bounds each wait for the apiserver to apply a new config.
 const ReloadTimeout = 3 * time.Minute
 
+// startTimeout bounds the first check that the apiserver runs the file:
+// several of its 5 s reads.
+const startTimeout = 30 * time.Second
+
 // maxPasses bounds the re-encryption passes (see Reencrypt).
 const maxPasses = 5
 
@@ -45,7 +49,9 @@ type Rotation struct {
 // than one key is an unfinished rotation, which it finishes with the
 // current write key instead of adding another. It drops a key only after
 // a full pass over every Secret found none that the apiserver read with
-// another key. Two rotations at once are refused (a lock beside the file).
+// another key. Two rotations at once are refused (a lock beside the file),
+// and so is an apiserver (behind the kubeconfig) that does not run this
+// file, or a cluster of several servers: nothing changes then.
 func (r *Rotation) Run(ctx context.Context) error {
 	if _, err := os.Stat(r.Path); errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("secrets encryption is not set up (no %s); start the server with --secrets-encryption first", r.Path)
@@ -55,7 +61,7 @@ func (r *Rotation) Run(ctx context.Context) error {
 		return err
 	}
 	defer unlock()
-	c, _, err := Load(ctx, r.Path)
+	c, data, err := Load(ctx, r.Path)
 	if err != nil {
 		return err
 	}
@@ -70,6 +76,12 @@ func (r *Rotation) Run(ctx context.Context) error {
 		return err
 	} else if n > 1 {
 		return fmt.Errorf("this cluster has %d servers, and each keeps its own encryption config; rotate-keys supports one server only (yet)", n)
+	}
+	// The apiserver behind the kubeconfig must run this file (allowing for
+	// a reload still due after an interrupted run): never rotate a file
+	// another server reads.
+	if err := WaitLoaded(ctx, r.Client, data, startTimeout); err != nil {
+		return fmt.Errorf("the apiserver behind the kubeconfig does not run %s (another server's kubeconfig?); nothing changed: %w", r.Path, err)
 	}
 
 	if len(c.Keys) == 1 {
