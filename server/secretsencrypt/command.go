@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -56,11 +58,15 @@ func Command() *cli.Command {
 					"(uses $KUBECONFIG or " + config.DefaultKubeconfig + "; run it again to finish an interrupted rotation)",
 				Flags: []cli.Flag{dataDir},
 				Action: func(c *cli.Context) error {
+					path := datadir.NewServer(c.String("data-dir")).EncryptionConfig
+					if err := configured(path); err != nil {
+						return err
+					}
 					client, err := Client()
 					if err != nil {
 						return fmt.Errorf("rotate-keys needs the running server's API: %w", err)
 					}
-					r := &Rotation{Path: datadir.NewServer(c.String("data-dir")).EncryptionConfig, Client: client, Out: c.App.Writer, Now: time.Now}
+					r := &Rotation{Path: path, Client: client, Out: c.App.Writer, Now: time.Now}
 					return r.Run(c.Context)
 				},
 			},
@@ -72,8 +78,19 @@ func Command() *cli.Command {
 // kubeconfig the server writes (like kedge kubectl).
 func Client() (kubernetes.Interface, error) {
 	rules := clientcmd.NewDefaultClientConfigLoadingRules()
-	if os.Getenv("KUBECONFIG") == "" {
+	files := filepath.SplitList(os.Getenv("KUBECONFIG"))
+	if len(files) == 0 {
 		rules.ExplicitPath = config.DefaultKubeconfig
+		files = []string{config.DefaultKubeconfig}
+	}
+	found := false
+	for _, f := range files {
+		if _, err := os.Stat(f); err == nil {
+			found = true
+		}
+	}
+	if !found {
+		return nil, fmt.Errorf("no kubeconfig at %s ($KUBECONFIG, else the admin kubeconfig the server writes)", strings.Join(files, ", "))
 	}
 	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, nil).ClientConfig()
 	if err != nil {

@@ -53,8 +53,8 @@ type Rotation struct {
 // and so is an apiserver (behind the kubeconfig) that does not run this
 // file, or a cluster of several servers: nothing changes then.
 func (r *Rotation) Run(ctx context.Context) error {
-	if _, err := os.Stat(r.Path); errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("secrets encryption is not set up (no %s); start the server with --secrets-encryption first", r.Path)
+	if err := configured(r.Path); err != nil {
+		return err
 	}
 	unlock, err := lock(r.Path + ".lock")
 	if err != nil {
@@ -205,6 +205,14 @@ func rewrite(ctx context.Context, client kubernetes.Interface, s *corev1.Secret)
 		return false, fmt.Errorf("Secret %s/%s: %w", s.Namespace, s.Name, err)
 	}
 	return rewrote, nil
+}
+
+// configured fails when there is no config at path.
+func configured(path string) error {
+	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("secrets encryption is not set up (no %s); start the server with --secrets-encryption first", path)
+	}
+	return nil
 }
 
 // lock takes an exclusive, non-blocking flock on path (created 0600).
