@@ -25,6 +25,7 @@ import (
 	"github.com/kedge/kedge/server/certificate"
 	"github.com/kedge/kedge/server/command"
 	"github.com/kedge/kedge/server/config"
+	"github.com/kedge/kedge/server/secretsencrypt"
 	"github.com/kedge/kedge/server/snapshot"
 	"github.com/kedge/kedge/server/token"
 )
@@ -95,8 +96,8 @@ func newApp() *cli.App {
 	for _, sub := range append(certificateCmd.Subcommands, snapshotCmd.Subcommands...) {
 		sub.OnUsageError = onUsageError
 	}
-	tokenCmd := token.Command()
-	for _, sub := range tokenCmd.Subcommands {
+	tokenCmd, secretsEncryptCmd := token.Command(), secretsencrypt.Command()
+	for _, sub := range append(tokenCmd.Subcommands, secretsEncryptCmd.Subcommands...) {
 		sub.OnUsageError = onUsageError
 	}
 	return &cli.App{
@@ -117,6 +118,7 @@ func newApp() *cli.App {
 			certificateCmd,
 			snapshotCmd,
 			tokenCmd,
+			secretsEncryptCmd,
 			{
 				Name:            "crictl",
 				Usage:           "Run crictl against this node's containerd ($CONTAINER_RUNTIME_ENDPOINT overrides)",

@@ -56,7 +56,7 @@ func (p *prepared) components() ([]component.Component, error) {
 	clientCAs.AddCert(p.clientCA.Cert)
 	tunnels := &tunnel.Server{ClientCA: clientCAs, Listener: p.egress, Client: p.client, Log: log.With("component", "tunnel")}
 	store, storage := datastore.New(cc, p.tls, p.initialCluster, log)
-	in := control.Inputs{Config: cc, TLS: p.tls, Storage: storage}
+	in := control.Inputs{Config: cc, TLS: p.tls, Storage: storage, EncryptionConfig: p.encryptionConfig}
 	api := &apiserver.APIServer{Args: control.APIServerArgs(in), Ready: readyz(p.client)}
 
 	// The server token in force: the join API reads it on every request;

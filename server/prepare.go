@@ -2,11 +2,13 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"os"
 	"strconv"
+	"time"
 
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -16,6 +18,7 @@ import (
 	"github.com/kedge/kedge/server/config"
 	"github.com/kedge/kedge/server/control"
 	"github.com/kedge/kedge/server/pki"
+	"github.com/kedge/kedge/server/secretsencrypt"
 	"github.com/kedge/kedge/server/token/servertoken"
 	"github.com/kedge/kedge/server/tunnel"
 	"github.com/kedge/kedge/shared/datadir"
@@ -47,6 +50,8 @@ type prepared struct {
 	egress  net.Listener
 	restCfg *rest.Config
 	client  kubernetes.Interface
+	// encryptionConfig is kube-apiserver's encryption provider config, "" for none.
+	encryptionConfig string
 }
 
 // prepare writes what the components read at start, in the order each step
@@ -54,8 +59,19 @@ type prepared struct {
 // server was joining others.
 func prepare(ctx context.Context, cc *config.Completed, log *slog.Logger) (*prepared, error) {
 	p := &prepared{cc: cc, log: log}
+	// First, so that a damaged file stops the start before anything is written.
+	var err error
+	if _, statErr := os.Stat(cc.Paths.EncryptionConfig); cc.Server != "" && cc.SecretsEncryption && errors.Is(statErr, os.ErrNotExist) {
+		// A key of its own would store Secrets the other servers cannot read.
+		return nil, fmt.Errorf("--secrets-encryption with --server: copy %s from the server you join to this host first (servers must share the key)", cc.Paths.EncryptionConfig)
+	}
+	if p.encryptionConfig, err = secretsencrypt.Ensure(ctx, cc.Paths.EncryptionConfig, cc.SecretsEncryption, time.Now()); err != nil {
+		return nil, err
+	}
+	if p.encryptionConfig != "" && !cc.SecretsEncryption {
+		log.Warn("Secrets encryption is off, but its keys stay in the encryption config to read Secrets written while it was on; new Secrets are stored in plain text", "file", p.encryptionConfig)
+	}
 	if cc.Server != "" {
-		var err error
 		if p.initialCluster, err = joinCluster(ctx, cc, log); err != nil {
 			if ctx.Err() != nil {
 				return nil, nil

@@ -5,10 +5,12 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	utilerrors "k8s.io/apimachinery/pkg/util/errors"
+	encryptionconfigcontroller "k8s.io/apiserver/pkg/server/options/encryptionconfig/controller"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/kubernetes/cmd/kube-apiserver/app"
@@ -40,11 +42,22 @@ func (a *APIServer) Handler() http.Handler {
 
 var _ component.Component = (*APIServer)(nil)
 
+// EncryptionConfigPoll is how often the apiserver reads its encryption
+// provider config (with --encryption-provider-config-automatic-reload),
+// instead of upstream's minute: a key rotation waits for two reloads, and
+// the read is one small file.
+const EncryptionConfigPoll = 5 * time.Second
+
+// setPoll sets upstream's process-wide poll period once, before the first
+// apiserver in this process starts its reload controller.
+var setPoll sync.Once
+
 // Name implements component.Component.
 func (a *APIServer) Name() string { return "kube-apiserver" }
 
 // Run serves until ctx is done, then shuts the apiserver down gracefully.
 func (a *APIServer) Run(ctx context.Context, ready func()) error {
+	setPoll.Do(func() { encryptionconfigcontroller.EncryptionConfigFileChangePollDuration = EncryptionConfigPoll })
 	s := options.NewServerRunOptions()
 	if err := kubeflags.Parse("kube-apiserver", s.Flags(), a.Args); err != nil {
 		return err

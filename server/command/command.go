@@ -57,6 +57,7 @@ func New(logger func(debug bool) *slog.Logger) *cli.Command {
 			&cli.StringSliceFlag{Name: "kube-apiserver-arg", EnvVars: cliflags.Env("KUBE_APISERVER_ARG"), Usage: "key=value passed to kube-apiserver (repeatable)"},
 			&cli.StringSliceFlag{Name: "kube-scheduler-arg", EnvVars: cliflags.Env("KUBE_SCHEDULER_ARG"), Usage: "key=value passed to kube-scheduler (repeatable)"},
 			&cli.StringSliceFlag{Name: "kube-controller-manager-arg", EnvVars: cliflags.Env("KUBE_CONTROLLER_MANAGER_ARG"), Usage: "key=value passed to kube-controller-manager (repeatable)"},
+			&cli.BoolFlag{Name: "secrets-encryption", EnvVars: cliflags.Env("SECRETS_ENCRYPTION"), Usage: "Encrypt Secrets at rest with a key generated in <data-dir>/server/cred (see kedge secrets-encrypt)"},
 		}, agentcommand.NodeFlags("This server's node's")...),
 		Before: cliflags.ApplyConfigFileBefore,
 		Action: func(c *cli.Context) error {
@@ -118,5 +119,6 @@ func fromFlags(c *cli.Context) config.Config {
 		KubeAPIServerArgs:         c.StringSlice("kube-apiserver-arg"),
 		KubeSchedulerArgs:         c.StringSlice("kube-scheduler-arg"),
 		KubeControllerManagerArgs: c.StringSlice("kube-controller-manager-arg"),
+		SecretsEncryption:         c.Bool("secrets-encryption"),
 	}
 }

@@ -134,3 +134,17 @@ func TestJoinFromFlagsEnvAndConfigFile(t *testing.T) {
 		})
 	}
 }
+
+// TestSecretsEncryptionFlag: off by default; on from the config file (the
+// hardened config in README) or KEDGE_SECRETS_ENCRYPTION.
+func TestSecretsEncryptionFlag(t *testing.T) {
+	if got, err := parse(t, nil, "--config", os.DevNull); err != nil || got.SecretsEncryption {
+		t.Fatalf("default: %v, %v", got.SecretsEncryption, err)
+	}
+	if got, err := parse(t, nil, "--config", writeConfig(t, "secrets-encryption: true\nwrite-kubeconfig-mode: \"0600\"\n")); err != nil || !got.SecretsEncryption {
+		t.Fatalf("config file: %v, %v", got.SecretsEncryption, err)
+	}
+	if got, err := parse(t, map[string]string{"KEDGE_SECRETS_ENCRYPTION": "true"}, "--config", os.DevNull); err != nil || !got.SecretsEncryption {
+		t.Fatalf("variable: %v, %v", got.SecretsEncryption, err)
+	}
+}

@@ -83,6 +83,10 @@ type Config struct {
 	KubeAPIServerArgs         []string
 	KubeSchedulerArgs         []string
 	KubeControllerManagerArgs []string
+
+	// SecretsEncryption encrypts Secrets at rest with a key kept in the
+	// data dir (server/secretsencrypt). Off by default, for compatibility.
+	SecretsEncryption bool
 }
 
 // Default returns a Config with every default filled in.

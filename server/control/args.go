@@ -28,6 +28,9 @@ type Inputs struct {
 	Config  *config.Completed
 	TLS     *pki.Files
 	Storage Storage
+	// EncryptionConfig is the encryption provider config file
+	// (server/secretsencrypt.Ensure), "" for none.
+	EncryptionConfig string
 }
 
 // EgressSelectorConfig sends the apiserver's "cluster" traffic (kubelets:
@@ -123,6 +126,11 @@ func APIServerArgs(in Inputs) []string {
 	if in.Storage.CertFile != "" {
 		args["etcd-certfile"] = in.Storage.CertFile
 		args["etcd-keyfile"] = in.Storage.KeyFile
+	}
+	if in.EncryptionConfig != "" {
+		// Reloaded without a restart when kedge secrets-encrypt rotates keys.
+		args["encryption-provider-config"] = in.EncryptionConfig
+		args["encryption-provider-config-automatic-reload"] = "true"
 	}
 	return kubeflags.Render(args, cc.KubeAPIServerArgs)
 }

@@ -141,3 +141,19 @@ func TestJWKSURI(t *testing.T) {
 		}
 	}
 }
+
+// TestEncryptionConfigArgs: the provider config and its automatic reload
+// (key rotation without a restart) are passed only when there is a file.
+func TestEncryptionConfigArgs(t *testing.T) {
+	in := inputs(t, nil)
+	if args := strings.Join(APIServerArgs(in), " "); strings.Contains(args, "encryption-provider-config") {
+		t.Errorf("no file, yet: %s", args)
+	}
+	in.EncryptionConfig = "/var/lib/kedge/server/cred/encryption-config.json"
+	args := APIServerArgs(in)
+	for _, want := range []string{"--encryption-provider-config=/var/lib/kedge/server/cred/encryption-config.json", "--encryption-provider-config-automatic-reload=true"} {
+		if !slices.Contains(args, want) {
+			t.Errorf("apiserver args lack %s", want)
+		}
+	}
+}

@@ -3,8 +3,8 @@
 // of state.db, taken with SQLite's VACUUM INTO while the server runs (not
 // a file copy of a live WAL database), and what a restore needs besides
 // the data: the server's TLS directory (CAs and their keys, the
-// service-account key) and its tokens. The file holds secrets; keep it
-// like the data dir.
+// service-account key), its tokens and its Secrets encryption config (the
+// keys). The file holds secrets; keep it like the data dir.
 package snapshot
 
 import (
@@ -85,7 +85,9 @@ func Save(ctx context.Context, r Request) (string, error) {
 	name := fmt.Sprintf("%s-%s-%d%s", r.Name, r.Node, r.Now.Unix(), Suffix)
 	m := Manifest{Name: strings.TrimSuffix(name, Suffix), Node: r.Node, Created: r.Now.UTC(), Datastore: "sqlite"}
 	members := map[string]string{rel(r.DataDir, paths.SQLiteFile): copyDB}
-	for _, f := range []string{paths.TokenFile, paths.AgentTokenFile} {
+	// The Secrets encryption keys: without them a restored cluster cannot
+	// read its Secrets.
+	for _, f := range []string{paths.TokenFile, paths.AgentTokenFile, paths.EncryptionConfig} {
 		if _, err := os.Stat(f); err == nil {
 			members[rel(r.DataDir, f)] = f
 		}

@@ -221,3 +221,38 @@ func TestListDeletePrune(t *testing.T) {
 		t.Errorf("a missing dir: %v %v", files, err)
 	}
 }
+
+// TestSaveCarriesTheSecretsEncryptionKeys: a server with --secrets-encryption
+// stores its Secrets encrypted, so a snapshot without the key could not be
+// read after a restore; the key file is in the archive and comes back.
+func TestSaveCarriesTheSecretsEncryptionKeys(t *testing.T) {
+	dir, _ := server(t)
+	p := datadir.NewServer(dir)
+	if err := os.MkdirAll(filepath.Dir(p.EncryptionConfig), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	keys := []byte(`{"kind":"EncryptionConfiguration","secret":"c2VjcmV0"}`)
+	if err := os.WriteFile(p.EncryptionConfig, keys, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := Save(t.Context(), Request{DataDir: dir, Dir: t.TempDir(), Name: "keys", Node: "n1", Now: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, files := members(t, out)
+	name := "server/cred/encryption-config.json"
+	if !slices.Contains(m.Files, name) || string(files[name]) != string(keys) {
+		t.Fatalf("the archive lacks %s (manifest %v)", name, m.Files)
+	}
+	restored := t.TempDir()
+	if err := Restore(out, restored, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(datadir.NewServer(restored).EncryptionConfig)
+	if err != nil || string(got) != string(keys) {
+		t.Fatalf("restored key file %q, %v", got, err)
+	}
+	if st, err := os.Stat(datadir.NewServer(restored).EncryptionConfig); err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("restored key file mode %v, %v", st.Mode(), err)
+	}
+}

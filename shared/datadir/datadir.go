@@ -32,6 +32,9 @@ type Server struct {
 	EgressSelectorConfig string // etc/egress-selector.yaml (kube-apiserver)
 	SchedulerKubeconfig  string // cred/scheduler.kubeconfig
 	ControllerKubeconfig string // cred/controller.kubeconfig
+	// EncryptionConfig is kube-apiserver's encryption provider config with
+	// the Secrets encryption keys (--secrets-encryption; 0600).
+	EncryptionConfig string // cred/encryption-config.json
 }
 
 // NewServer lays out the server's part of dataDir.
@@ -59,6 +62,7 @@ func NewServer(dataDir string) Server {
 		EgressSelectorConfig: filepath.Join(etc, "egress-selector.yaml"),
 		SchedulerKubeconfig:  filepath.Join(cred, "scheduler.kubeconfig"),
 		ControllerKubeconfig: filepath.Join(cred, "controller.kubeconfig"),
+		EncryptionConfig:     filepath.Join(cred, "encryption-config.json"),
 	}
 }
 

@@ -98,6 +98,9 @@ func Args(c config.Config) []string {
 	for _, addon := range c.Disable {
 		args = append(args, "--disable", addon)
 	}
+	if c.SecretsEncryption {
+		args = append(args, "--secrets-encryption")
+	}
 	return args
 }
 
