@@ -7,6 +7,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/kedge/kedge/agent/checkconfig"
+	"github.com/kedge/kedge/shared/cliflags"
 	"github.com/kedge/kedge/shared/datadir"
 )
 
@@ -19,16 +20,12 @@ func CheckConfig() *cli.Command {
 		Usage: "Check that this machine has what kedge needs (kernel features, cgroups, commands, route, ports, storage, privileges)",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "data-dir", Aliases: []string{"d"}, EnvVars: []string{"KEDGE_DATA_DIR"}, Value: datadir.Default, Usage: "Directory for all state, whose file system is checked"},
-			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "text", Usage: "Output format: text or json"},
+			cliflags.Output("text", "json"),
 		},
 		Action: func(c *cli.Context) error {
 			write := checkconfig.WriteText
-			switch c.String("output") {
-			case "text":
-			case "json":
+			if c.String("output") == "json" {
 				write = checkconfig.WriteJSON
-			default:
-				return fmt.Errorf("--output %q: want text or json", c.String("output"))
 			}
 			rep := checkconfig.Check(checkconfig.Host(c.String("data-dir")))
 			if err := write(os.Stdout, rep); err != nil {

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/urfave/cli/v2"
+
 	"github.com/kedge/kedge/server/pki"
 	"github.com/kedge/kedge/shared/datadir"
 )
@@ -86,7 +88,8 @@ func TestCheckRefusesBadInput(t *testing.T) {
 		t.Errorf("an empty data dir: err = %v", err)
 	}
 	dir := dataDir(t, time.Now())
-	if err := check(&out, dir, "yaml", time.Now()); err == nil || !strings.Contains(err.Error(), "--output") {
+	app := &cli.App{Commands: []*cli.Command{Command()}, Writer: &out}
+	if err := app.Run([]string{"kedge", "certificate", "check", "--data-dir", dir, "--output", "yaml"}); err == nil || !strings.Contains(err.Error(), "--output") {
 		t.Errorf("--output yaml: err = %v", err)
 	}
 	bad := filepath.Join(datadir.NewServer(dir).TLSDir, "broken.crt")

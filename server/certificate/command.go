@@ -25,7 +25,7 @@ func Command() *cli.Command {
 			Usage: "List every certificate of this server and its node with its expiry and days left",
 			Flags: []cli.Flag{
 				cliflags.DataDir("Directory for all state, whose certificates are listed"),
-				&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "table", Usage: "table or json"},
+				cliflags.Output("table", "json"),
 			},
 			Action: func(c *cli.Context) error {
 				return check(c.App.Writer, c.String("data-dir"), c.String("output"), time.Now())
@@ -48,9 +48,6 @@ func Command() *cli.Command {
 }
 
 func check(w io.Writer, dataDir, output string, now time.Time) error {
-	if output != "table" && output != "json" {
-		return fmt.Errorf("--output %q is not table or json", output)
-	}
 	abs, err := filepath.Abs(dataDir)
 	if err != nil {
 		return fmt.Errorf("--data-dir: %w", err)

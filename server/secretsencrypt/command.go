@@ -27,12 +27,9 @@ func Command() *cli.Command {
 			{
 				Name:  "status",
 				Usage: "Whether Secrets are encrypted, the keys, and whether the running apiserver applied the current config ($KUBECONFIG or " + config.DefaultKubeconfig + ")",
-				Flags: []cli.Flag{dataDir, &cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "text", Usage: "text or json"}},
+				Flags: []cli.Flag{dataDir, cliflags.Output("text", "json")},
 				Action: func(c *cli.Context) error {
 					out := c.String("output")
-					if out != "text" && out != "json" {
-						return fmt.Errorf("--output %q is not text or json", out)
-					}
 					client, err := Client()
 					if err != nil {
 						client = nil // the status of the file alone, and why the API was not asked

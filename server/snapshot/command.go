@@ -58,16 +58,13 @@ func Command() *cli.Command {
 				Name:    "ls",
 				Aliases: []string{"list"},
 				Usage:   "List the snapshots, oldest first",
-				Flags:   flags(&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "table", Usage: "table or json"}),
+				Flags:   flags(cliflags.Output("table", "json")),
 				Action: func(c *cli.Context) error {
 					_, dir, err := dirs(c)
 					if err != nil {
 						return err
 					}
 					out := c.String("output")
-					if out != "table" && out != "json" {
-						return fmt.Errorf("--output %q is not table or json", out)
-					}
 					files, err := List(dir)
 					if err != nil {
 						return err

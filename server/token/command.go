@@ -49,7 +49,7 @@ func Command() *cli.Command {
 				Name:    "list",
 				Aliases: []string{"ls"},
 				Usage:   "List the bootstrap tokens (never their secrets)",
-				Flags:   []cli.Flag{dataDir, &cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "text", Usage: "text or json"}},
+				Flags:   []cli.Flag{dataDir, cliflags.Output("text", "json")},
 				Action:  list,
 			},
 			{
@@ -162,9 +162,6 @@ func create(c *cli.Context) error {
 
 func list(c *cli.Context) error {
 	out := c.String("output")
-	if out != "text" && out != "json" {
-		return usage(c, fmt.Errorf("--output %q is not text or json", out))
-	}
 	if c.NArg() > 0 {
 		return usage(c, fmt.Errorf("list takes no arguments (got %q)", c.Args().First()))
 	}

@@ -4,6 +4,10 @@
 package cliflags
 
 import (
+	"fmt"
+	"slices"
+	"strings"
+
 	"github.com/urfave/cli/v2"
 
 	"github.com/kedge/kedge/shared/datadir"
@@ -47,4 +51,20 @@ func Token(usage string) cli.Flag {
 // was set.
 func ApplyConfigFileBefore(c *cli.Context) error {
 	return ApplyConfigFile(c, c.String("config"), c.IsSet("config"))
+}
+
+// Output is --output/-o, one of formats, the first being the default. A
+// value that is not one of them is a usage error of the command.
+func Output(formats ...string) cli.Flag {
+	return &cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: formats[0], Usage: strings.Join(formats, " or "),
+		Action: func(c *cli.Context, v string) error {
+			if slices.Contains(formats, v) {
+				return nil
+			}
+			err := fmt.Errorf("--output %q is not %s", v, strings.Join(formats, " or "))
+			if c.Command != nil && c.Command.OnUsageError != nil {
+				return c.Command.OnUsageError(c, err, false)
+			}
+			return err
+		}}
 }
