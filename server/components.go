@@ -29,6 +29,7 @@ import (
 	"github.com/kedge/kedge/server/datastore/etcdcluster"
 	"github.com/kedge/kedge/server/join"
 	"github.com/kedge/kedge/server/join/nodepassword"
+	"github.com/kedge/kedge/server/snapshot"
 	"github.com/kedge/kedge/server/supervisor"
 	"github.com/kedge/kedge/server/tunnel"
 	"github.com/kedge/kedge/shared/joinapi"
@@ -75,6 +76,9 @@ func (p *prepared) components() ([]component.Component, error) {
 	)
 	components = append(components, metrics...)
 	components = append(components, p.controllers(in)...)
+	if s := p.scheduledSnapshots(); s != nil {
+		components = append(components, s)
+	}
 	if !cc.DisableAgent {
 		node, err := embeddedAgent(cc, p.serverToken)
 		if err != nil {
@@ -141,4 +145,26 @@ func (p *prepared) controllers(in control.Inputs) []component.Component {
 		Client: client, Namespace: metav1.NamespaceSystem, Lease: ControllersLease, Identity: cc.NodeName,
 		Components: controllers, Log: log.With("component", "leader-election"),
 	}}
+}
+
+// scheduledSnapshots takes the scheduled snapshots of the datastore this
+// server owns: its SQLite file or its embedded etcd member. Nil with
+// --disable-snapshots and for datastores kedge does not own (external
+// etcd, PostgreSQL, MySQL, a sqlite:// endpoint elsewhere): their backups
+// are their operators'.
+func (p *prepared) scheduledSnapshots() component.Component {
+	cc, log := p.cc, p.log.With("component", "scheduled-snapshots")
+	if cc.DisableSnapshots {
+		return nil
+	}
+	if cc.Datastore != config.DatastoreSQLite || cc.DatastoreEndpoint != "" {
+		log.Info("scheduled snapshots are off: kedge takes them only of its own SQLite datastore or embedded etcd", "datastore", cc.Datastore)
+		return nil
+	}
+	return &snapshot.Scheduler{
+		Schedule:  cc.SnapshotSchedule,
+		Retention: cc.SnapshotRetention,
+		Request:   snapshot.Request{DataDir: cc.DataDir, Dir: cc.SnapshotDir, Node: cc.NodeName},
+		Log:       log,
+	}
 }

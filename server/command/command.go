@@ -57,6 +57,11 @@ func New(logger func(debug bool) *slog.Logger) *cli.Command {
 			&cli.StringSliceFlag{Name: "kube-apiserver-arg", EnvVars: cliflags.Env("KUBE_APISERVER_ARG"), Usage: "key=value passed to kube-apiserver (repeatable)"},
 			&cli.StringSliceFlag{Name: "kube-scheduler-arg", EnvVars: cliflags.Env("KUBE_SCHEDULER_ARG"), Usage: "key=value passed to kube-scheduler (repeatable)"},
 			&cli.StringSliceFlag{Name: "kube-controller-manager-arg", EnvVars: cliflags.Env("KUBE_CONTROLLER_MANAGER_ARG"), Usage: "key=value passed to kube-controller-manager (repeatable)"},
+			// Scheduled snapshots (kedge snapshot).
+			&cli.StringFlag{Name: "snapshot-schedule-cron", EnvVars: cliflags.Env("SNAPSHOT_SCHEDULE_CRON"), Value: d.SnapshotScheduleCron, Usage: "When to take a scheduled snapshot of the SQLite or embedded etcd datastore: 5-field cron expression (minute hour day-of-month month day-of-week) or @every DURATION"},
+			&cli.IntFlag{Name: "snapshot-retention", EnvVars: cliflags.Env("SNAPSHOT_RETENTION"), Value: d.SnapshotRetention, Usage: "How many scheduled snapshots to keep (snapshots taken with kedge snapshot save are never pruned)"},
+			&cli.StringFlag{Name: "snapshot-dir", EnvVars: cliflags.Env("SNAPSHOT_DIR"), Usage: "Directory of the scheduled snapshots (default: <data-dir>/server/db/snapshots)"},
+			&cli.BoolFlag{Name: "disable-snapshots", EnvVars: cliflags.Env("DISABLE_SNAPSHOTS"), Usage: "Take no scheduled snapshots"},
 		}, agentcommand.NodeFlags("This server's node's")...),
 		Before: cliflags.ApplyConfigFileBefore,
 		Action: func(c *cli.Context) error {
@@ -118,5 +123,10 @@ func fromFlags(c *cli.Context) config.Config {
 		KubeAPIServerArgs:         c.StringSlice("kube-apiserver-arg"),
 		KubeSchedulerArgs:         c.StringSlice("kube-scheduler-arg"),
 		KubeControllerManagerArgs: c.StringSlice("kube-controller-manager-arg"),
+
+		SnapshotScheduleCron: c.String("snapshot-schedule-cron"),
+		SnapshotRetention:    c.Int("snapshot-retention"),
+		SnapshotDir:          c.String("snapshot-dir"),
+		DisableSnapshots:     c.Bool("disable-snapshots"),
 	}
 }

@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/robfig/cron/v3"
+
 	agentconfig "github.com/kedge/kedge/agent/config"
 	"github.com/kedge/kedge/shared/datadir"
 	"github.com/kedge/kedge/shared/token"
@@ -33,6 +35,10 @@ const (
 	DefaultEtcdClientPort  = 2379
 	DefaultEtcdPeerPort    = 2380
 	DefaultNodeCIDRMaskLen = 24
+
+	// DefaultSnapshotScheduleCron takes a snapshot every 12 hours.
+	DefaultSnapshotScheduleCron = "0 */12 * * *"
+	DefaultSnapshotRetention    = 5
 )
 
 // Addons are the packaged add-ons that --disable may name: each is a
@@ -83,6 +89,16 @@ type Config struct {
 	KubeAPIServerArgs         []string
 	KubeSchedulerArgs         []string
 	KubeControllerManagerArgs []string
+
+	// Scheduled snapshots (kedge snapshot's, taken by the server that owns
+	// its datastore): SnapshotScheduleCron is a 5-field cron expression
+	// (or a descriptor such as @every 6h), SnapshotRetention how many
+	// scheduled snapshots are kept, SnapshotDir where they go (default
+	// <data-dir>/server/db/snapshots).
+	SnapshotScheduleCron string
+	SnapshotRetention    int
+	SnapshotDir          string
+	DisableSnapshots     bool
 }
 
 // Default returns a Config with every default filled in.
@@ -100,6 +116,9 @@ func Default() Config {
 		ClusterDomain:       DefaultClusterDomain,
 		EtcdClientPort:      DefaultEtcdClientPort,
 		EtcdPeerPort:        DefaultEtcdPeerPort,
+
+		SnapshotScheduleCron: DefaultSnapshotScheduleCron,
+		SnapshotRetention:    DefaultSnapshotRetention,
 	}
 }
 
@@ -196,6 +215,14 @@ func (c Config) check() (Tokens, error) {
 		bad("--restore-path needs --cluster-reset")
 	case c.ClusterReset && c.RestorePath == "":
 		bad("--cluster-reset without --restore-path (resetting embedded etcd's membership) is not supported yet")
+	}
+	if !c.DisableSnapshots {
+		if _, err := cron.ParseStandard(c.SnapshotScheduleCron); err != nil {
+			bad("--snapshot-schedule-cron %q is not a cron expression (5 fields: minute hour day-of-month month day-of-week, like %q): %w", c.SnapshotScheduleCron, DefaultSnapshotScheduleCron, err)
+		}
+		if c.SnapshotRetention < 1 {
+			bad("--snapshot-retention %d: keep at least 1 scheduled snapshot (or --disable-snapshots)", c.SnapshotRetention)
+		}
 	}
 	if err := validateDatastore(c); err != nil {
 		errs = append(errs, err)
