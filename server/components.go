@@ -157,14 +157,16 @@ func (p *prepared) scheduledSnapshots() component.Component {
 	if cc.DisableSnapshots {
 		return nil
 	}
-	if cc.Datastore != config.DatastoreSQLite || cc.DatastoreEndpoint != "" {
+	owned := cc.Datastore == config.DatastoreEmbeddedEtcd || (cc.Datastore == config.DatastoreSQLite && cc.DatastoreEndpoint == "")
+	if !owned {
 		log.Info("scheduled snapshots are off: kedge takes them only of its own SQLite datastore or embedded etcd", "datastore", cc.Datastore)
 		return nil
 	}
 	return &snapshot.Scheduler{
 		Schedule:  cc.SnapshotSchedule,
 		Retention: cc.SnapshotRetention,
-		Request:   snapshot.Request{DataDir: cc.DataDir, Dir: cc.SnapshotDir, Node: cc.NodeName},
-		Log:       log,
+		Request: snapshot.Request{DataDir: cc.DataDir, Dir: cc.SnapshotDir, Node: cc.NodeName,
+			EtcdEndpoint: snapshot.EtcdEndpoint(cc.EtcdClientPort)},
+		Log: log,
 	}
 }

@@ -91,7 +91,7 @@ func (e *Etcd) config() *embed.Config {
 		// instead of bootstrapping a new one-member cluster over it.
 		cfg.ClusterState = embed.ClusterStateFlagExisting
 	}
-	cfg.InitialClusterToken = "kedge"
+	cfg.InitialClusterToken = InitialClusterToken
 	cfg.ClientTLSInfo.TrustedCAFile = e.TLS.ServerCA
 	cfg.ClientTLSInfo.CertFile = e.TLS.ServerCert
 	cfg.ClientTLSInfo.KeyFile = e.TLS.ServerKey

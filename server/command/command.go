@@ -14,6 +14,7 @@ import (
 	"github.com/kedge/kedge/embedded/memtune"
 	"github.com/kedge/kedge/server"
 	"github.com/kedge/kedge/server/config"
+	"github.com/kedge/kedge/server/datastore"
 	"github.com/kedge/kedge/server/snapshot"
 	"github.com/kedge/kedge/shared/cliflags"
 )
@@ -70,7 +71,8 @@ func New(logger func(debug bool) *slog.Logger) *cli.Command {
 				return err
 			}
 			if cc.RestorePath != "" {
-				if err := snapshot.Restore(cc.RestorePath, cc.DataDir, time.Now()); err != nil {
+				if err := snapshot.Restore(snapshot.RestoreRequest{File: cc.RestorePath, DataDir: cc.DataDir, Now: time.Now(), Token: cc.GivenToken,
+					EtcdMember: cc.NodeName, EtcdPeerURL: datastore.EtcdPeerURL(cc)}); err != nil {
 					return err
 				}
 				fmt.Fprintf(c.App.Writer, "restored %s into %s; start kedge server without --cluster-reset and --restore-path\n", cc.RestorePath, cc.DataDir)

@@ -143,4 +143,3 @@ func TestSchedulerTakesAndPrunes(t *testing.T) {
 		t.Fatalf("after a failed snapshot: %v, want %v", got, want)
 	}
 }
-

@@ -29,7 +29,7 @@ func server(t *testing.T) (string, *sql.DB) {
 	if _, err := pki.Ensure(pki.Request{Dir: p.TLSDir}, nil); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(p.TokenFile, []byte("K10abc::server:secret\n"), 0o600); err != nil {
+	if err := os.WriteFile(p.TokenFile, []byte("K10"+strings.Repeat("ab", 32)+"::server:0123456789abcdef\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.MkdirAll(p.DBDir, 0o700); err != nil {
@@ -159,7 +159,7 @@ func TestSaveRefuses(t *testing.T) {
 	if err := os.MkdirAll(datadir.NewServer(etcd).EtcdDir, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Save(t.Context(), Request{DataDir: etcd, Dir: t.TempDir(), Name: "x", Node: "n", Now: time.Now()}); err == nil || !strings.Contains(err.Error(), "embedded etcd") {
+	if _, err := Save(t.Context(), Request{DataDir: etcd, Dir: t.TempDir(), Name: "x", Node: "n", Now: time.Now(), EtcdEndpoint: "https://127.0.0.1:1"}); err == nil || !strings.Contains(err.Error(), "etcd snapshot") {
 		t.Errorf("an etcd data dir: err = %v", err)
 	}
 	if _, err := Save(t.Context(), Request{DataDir: t.TempDir(), Dir: t.TempDir(), Name: "x", Node: "n", Now: time.Now()}); err == nil {
