@@ -98,6 +98,15 @@ func Args(c config.Config) []string {
 	for _, addon := range c.Disable {
 		args = append(args, "--disable", addon)
 	}
+	if c.SnapshotScheduleCron != "" {
+		args = append(args, "--snapshot-schedule-cron", c.SnapshotScheduleCron, "--snapshot-retention", strconv.Itoa(c.SnapshotRetention))
+	}
+	if c.SnapshotDir != "" {
+		args = append(args, "--snapshot-dir", c.SnapshotDir)
+	}
+	if c.DisableSnapshots {
+		args = append(args, "--disable-snapshots")
+	}
 	return args
 }
 

@@ -13,17 +13,28 @@ import (
 	"github.com/kedge/kedge/server/snapshot"
 )
 
-// TestScheduledSnapshots runs a real server whose schedule fires every 2
-// seconds with a retention of 2: scheduled snapshots appear, the oldest
-// are pruned, and an on-demand snapshot in the same directory survives.
-func TestScheduledSnapshots(t *testing.T) {
+func TestScheduledSnapshots(t *testing.T)     { scheduled(t, false) }
+func TestScheduledEtcdSnapshots(t *testing.T) { scheduled(t, true) }
+
+// scheduled runs a real server (the binary, with the flags) whose schedule fires every 2 seconds with
+// a retention of 2: scheduled snapshots appear, the oldest are pruned,
+// and an on-demand snapshot in the same directory survives.
+func scheduled(t *testing.T, etcd bool) {
 	dataDir := t.TempDir()
 	snapDir := filepath.Join(t.TempDir(), "snaps")
 	c := harness.NewConfig(t, dataDir)
+	c.ClusterInit = etcd
 	c.SnapshotScheduleCron, c.SnapshotRetention, c.SnapshotDir = "@every 2s", 2, snapDir
-	harness.StartInProcess(t, c)
+	srv := harness.StartBinary(t, c)
+	// The scheduler starts after the components before it are ready.
+	select {
+	case <-srv.AllReady:
+	case <-time.After(2 * time.Minute):
+		t.Fatal("the server's components are not all ready after 2 minutes")
+	}
 
-	onDemand, err := snapshot.Save(t.Context(), snapshot.Request{DataDir: dataDir, Dir: snapDir, Name: snapshot.DefaultName, Node: "kedge-test", Now: time.Now()})
+	onDemand, err := snapshot.Save(t.Context(), snapshot.Request{DataDir: dataDir, Dir: snapDir, Name: snapshot.DefaultName, Node: "kedge-test", Now: time.Now(),
+		EtcdEndpoint: snapshot.EtcdEndpoint(c.EtcdClientPort)})
 	if err != nil {
 		t.Fatal(err)
 	}
