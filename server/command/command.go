@@ -43,7 +43,7 @@ func New(logger func(debug bool) *slog.Logger) *cli.Command {
 			&cli.StringFlag{Name: "datastore-certfile", EnvVars: cliflags.Env("DATASTORE_CERTFILE"), Usage: "Client certificate for an external etcd"},
 			&cli.StringFlag{Name: "datastore-keyfile", EnvVars: cliflags.Env("DATASTORE_KEYFILE"), Usage: "Client key for an external etcd"},
 			&cli.BoolFlag{Name: "cluster-init", EnvVars: cliflags.Env("CLUSTER_INIT"), Usage: "Use an embedded etcd (later starts reuse it without the flag)"},
-			&cli.BoolFlag{Name: "cluster-reset", EnvVars: cliflags.Env("CLUSTER_RESET"), Usage: "With --restore-path: restore a snapshot into the data dir, then exit"},
+			&cli.BoolFlag{Name: "cluster-reset", EnvVars: cliflags.Env("CLUSTER_RESET"), Usage: "Embedded etcd: make this server's member the only one of its cluster, keeping its data, then exit; with --restore-path: restore a snapshot into the data dir, then exit"},
 			&cli.StringFlag{Name: "restore-path", EnvVars: cliflags.Env("RESTORE_PATH"), Usage: "Snapshot file (kedge snapshot save) to restore with --cluster-reset; the database in the data dir is kept aside"},
 			&cli.IntFlag{Name: "etcd-client-port", EnvVars: cliflags.Env("ETCD_CLIENT_PORT"), Value: d.EtcdClientPort, Usage: "Embedded etcd client port"},
 			&cli.IntFlag{Name: "etcd-peer-port", EnvVars: cliflags.Env("ETCD_PEER_PORT"), Value: d.EtcdPeerPort, Usage: "Embedded etcd peer port"},
@@ -76,6 +76,13 @@ func New(logger func(debug bool) *slog.Logger) *cli.Command {
 					return err
 				}
 				fmt.Fprintf(c.App.Writer, "restored %s into %s; start kedge server without --cluster-reset and --restore-path\n", cc.RestorePath, cc.DataDir)
+				return nil
+			}
+			if cc.ClusterReset {
+				if err := server.ResetEtcdMembership(c.Context, cc, logger(cc.Debug), time.Now()); err != nil {
+					return err
+				}
+				fmt.Fprintf(c.App.Writer, "the embedded etcd in %s is now a one-member cluster; start kedge server without --cluster-reset, then re-join the other servers with --server\n", cc.DataDir)
 				return nil
 			}
 			memtune.SetGCDefaults()

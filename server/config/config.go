@@ -69,7 +69,8 @@ type Config struct {
 	DatastoreKeyFile  string
 	ClusterInit       bool
 	// ClusterReset with RestorePath restores a snapshot (kedge snapshot
-	// save) into the data dir and exits.
+	// save) into the data dir and exits; without, it makes the embedded
+	// etcd member the only one of its cluster and exits.
 	ClusterReset bool
 	RestorePath  string
 	DisableAgent bool
@@ -210,11 +211,8 @@ func (c Config) check() (Tokens, error) {
 	if !validDNSName(c.ClusterDomain) {
 		bad("--cluster-domain %q is not a DNS name", c.ClusterDomain)
 	}
-	switch {
-	case c.RestorePath != "" && !c.ClusterReset:
+	if c.RestorePath != "" && !c.ClusterReset {
 		bad("--restore-path needs --cluster-reset")
-	case c.ClusterReset && c.RestorePath == "":
-		bad("--cluster-reset without --restore-path (resetting embedded etcd's membership) is not supported yet")
 	}
 	if !c.DisableSnapshots {
 		if _, err := cron.ParseStandard(c.SnapshotScheduleCron); err != nil {

@@ -107,6 +107,12 @@ func Args(c config.Config) []string {
 	if c.DisableSnapshots {
 		args = append(args, "--disable-snapshots")
 	}
+	if c.Server != "" {
+		args = append(args, "--server", c.Server)
+	}
+	if c.Token != "" {
+		args = append(args, "--token", c.Token)
+	}
 	return args
 }
 
