@@ -135,6 +135,15 @@ func Save(ctx context.Context, r Request) (string, error) {
 	m.SHA256 = map[string]string{}
 	for k, src := range members {
 		m.Files = append(m.Files, k)
+		if filepath.Dir(src) != work {
+			// The archive holds exactly what was hashed, even if a
+			// certificate is renewed meanwhile.
+			cp := filepath.Join(work, fmt.Sprintf("member-%d", len(m.Files)))
+			if err := copyFile(src, cp); err != nil {
+				return "", err
+			}
+			members[k], src = cp, cp
+		}
 		sum, err := fileSHA256(src)
 		if err != nil {
 			return "", err
@@ -214,6 +223,23 @@ func saveEtcd(ctx context.Context, r Request, paths datadir.Server, dst string) 
 	tls := filepath.Join(paths.TLSDir, "etcd")
 	return etcd.SaveSnapshot(ctx, etcdcheck.Target{Endpoints: []string{endpoint},
 		CAFile: filepath.Join(tls, "server-ca.crt"), CertFile: filepath.Join(tls, "client.crt"), KeyFile: filepath.Join(tls, "client.key")}, dst)
+}
+
+func copyFile(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
 }
 
 func fileSHA256(p string) (string, error) {

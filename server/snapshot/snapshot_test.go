@@ -4,7 +4,9 @@ import (
 	"archive/tar"
 	"compress/gzip"
 	"context"
+	"crypto/sha256"
 	"database/sql"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -125,8 +127,16 @@ func TestSaveWhileWriting(t *testing.T) {
 			t.Errorf("%s is not in the snapshot (manifest %v)", want, m.Files)
 		}
 	}
-	if m.Datastore != "sqlite" || m.Node != "edge-1" || m.Name != "on-demand-edge-1-1700000000" {
+	if m.Format != Format || m.Datastore != "sqlite" || m.Node != "edge-1" || m.Name != "on-demand-edge-1-1700000000" {
 		t.Errorf("manifest %+v", m)
+	}
+	if len(m.SHA256) != len(files) {
+		t.Errorf("%d checksums for %d members", len(m.SHA256), len(files))
+	}
+	for name, b := range files {
+		if sum := sha256.Sum256(b); m.SHA256[name] != hex.EncodeToString(sum[:]) {
+			t.Errorf("%s: sha256 in the manifest %q does not match the member", name, m.SHA256[name])
+		}
 	}
 	copyFile := filepath.Join(t.TempDir(), "state.db")
 	if err := os.WriteFile(copyFile, files["server/db/state.db"], 0o600); err != nil {
