@@ -22,12 +22,20 @@ import (
 // never restarted, reconnects with its credentials (pod logs come through
 // its tunnel again), its pod keeps its UID and container (no restart),
 // the ConfigMap from before the snapshot is there and the later one is not.
-func TestRestoreKeepsAgentsAndPods(t *testing.T) {
+func TestRestoreKeepsAgentsAndPods(t *testing.T) { restoreKeepsAgents(t, nil) }
+
+// TestEtcdRestoreKeepsAgentsAndPods is the same on embedded etcd.
+func TestEtcdRestoreKeepsAgentsAndPods(t *testing.T) {
+	restoreKeepsAgents(t, []string{"--cluster-init"})
+}
+
+func restoreKeepsAgents(t *testing.T, serverArgs []string) {
 	kedge := harness.Binary(t)
+	server := append([]string{kedge, "server", "--disable-agent"}, serverArgs...)
 	net := hosts.NewNetwork(t)
 	srvHost := net.AddHost(t, "server")
 	agentHost := net.AddHost(t, "agent")
-	srv := srvHost.Start(t, kedge, "server", "--disable-agent")
+	srv := srvHost.Start(t, server...)
 	waitForServer(t, srvHost, srv)
 	tokenBytes, err := os.ReadFile(filepath.Join(srvHost.Root, "var/lib/kedge/server/token"))
 	if err != nil {
@@ -66,10 +74,10 @@ func TestRestoreKeepsAgentsAndPods(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, stderr, err := srvHost.Exec(t, 2*time.Minute, env, kedge, "server", "--disable-agent", "--cluster-reset", "--restore-path", file, "--token", tok); err != nil {
+	if _, stderr, err := srvHost.Exec(t, 2*time.Minute, env, append(server, "--cluster-reset", "--restore-path", file, "--token", tok)...); err != nil {
 		t.Fatalf("kedge server --cluster-reset --restore-path: %v\n%s", err, stderr)
 	}
-	srv = srvHost.Start(t, kedge, "server", "--disable-agent")
+	srv = srvHost.Start(t, server...)
 	waitForServer(t, srvHost, srv)
 	admin = adminClient(t, srvHost)
 	procs = []*hosts.Proc{srv, agent}
