@@ -82,3 +82,55 @@ func members(t *testing.T, dataDir string, port int) int {
 	}
 	return len(resp.Members)
 }
+
+// TestHARestoreAndRejoin follows README's procedure for several servers:
+// a snapshot of the first of two embedded etcd servers, both stopped, the
+// snapshot restored on the first (into a new data dir), which starts as a
+// one-member cluster; the second, its data dir wiped, re-joins with
+// --server and the cluster has two members again, with the snapshot's
+// objects.
+func TestHARestoreAndRejoin(t *testing.T) {
+	ac := harness.NewConfig(t, t.TempDir())
+	ac.ClusterInit = true
+	a := harness.StartBinary(t, ac)
+	createConfigMaps(t, a.Client, "kept", 2)
+	tok, err := os.ReadFile(filepath.Join(ac.DataDir, "server/token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bc := harness.NewConfig(t, t.TempDir())
+	bc.NodeName = "kedge-test-2"
+	bc.Server, bc.Token = "https://127.0.0.1:"+strconv.Itoa(ac.HTTPSListenPort), strings.TrimSpace(string(tok))
+	b := harness.StartBinary(t, bc)
+	out, err := exec.Command(harness.Binary(t), "snapshot", "save", "--data-dir", ac.DataDir, "--dir", t.TempDir(), "--node-name", "a",
+		"--etcd-client-port", strconv.Itoa(ac.EtcdClientPort)).Output()
+	if err != nil {
+		t.Fatalf("kedge snapshot save: %v %s", err, exitOutput(err))
+	}
+	file := strings.TrimSpace(string(out))
+	b.Stop(t)
+	a.Stop(t)
+
+	rc := ac
+	rc.DataDir = t.TempDir()
+	rc.WriteKubeconfig = filepath.Join(rc.DataDir, "admin.yaml")
+	restoreArgs := append(harness.Args(rc), "--cluster-reset", "--restore-path", file, "--token", strings.TrimSpace(string(tok)))
+	if out, err := exec.Command(harness.Binary(t), restoreArgs...).CombinedOutput(); err != nil {
+		t.Fatalf("restore: %v\n%s", err, out)
+	}
+	a = harness.StartBinary(t, rc)
+	if n := members(t, rc.DataDir, rc.EtcdClientPort); n != 1 {
+		t.Fatalf("%d etcd members after the restore, want 1", n)
+	}
+	bc.DataDir = t.TempDir()
+	bc.WriteKubeconfig = filepath.Join(bc.DataDir, "admin.yaml")
+	b = harness.StartBinary(t, bc)
+	if n := members(t, rc.DataDir, rc.EtcdClientPort); n != 2 {
+		t.Errorf("%d etcd members after the second server re-joined, want 2", n)
+	}
+	for _, c := range []*harness.Server{a, b} {
+		if _, err := c.Client.CoreV1().ConfigMaps("default").Get(t.Context(), "kept-1", metav1.GetOptions{}); err != nil {
+			t.Errorf("kept-1 through %s: %v", c.Config.NodeName, err)
+		}
+	}
+}
