@@ -33,6 +33,7 @@ import (
 	"github.com/kedge/kedge/server/datastore/etcdcluster"
 	"github.com/kedge/kedge/server/join"
 	"github.com/kedge/kedge/server/join/nodepassword"
+	"github.com/kedge/kedge/server/snapshot"
 	"github.com/kedge/kedge/server/supervisor"
 	"github.com/kedge/kedge/server/token/bootstrap"
 	"github.com/kedge/kedge/server/token/servertoken"
@@ -89,6 +90,9 @@ func (p *prepared) components() ([]component.Component, error) {
 	)
 	components = append(components, metrics...)
 	components = append(components, p.controllers(in)...)
+	if s := p.scheduledSnapshots(); s != nil {
+		components = append(components, s)
+	}
 	if !cc.DisableAgent {
 		node, err := embeddedAgent(cc, p.serverToken)
 		if err != nil {
@@ -184,4 +188,28 @@ func (o *ownAgent) Run(ctx context.Context, ready func()) error {
 	node.Token.Secret = o.token.Secret()
 	// The server's own kubelet is reached directly, without a tunnel.
 	return (&agent.Agent{Config: &node, Log: o.log, NoTunnel: true}).Run(ctx, ready)
+}
+
+// scheduledSnapshots takes the scheduled snapshots of the datastore this
+// server owns: its SQLite file or its embedded etcd member. Nil with
+// --disable-snapshots and for datastores kedge does not own (external
+// etcd, PostgreSQL, MySQL, a sqlite:// endpoint elsewhere): their backups
+// are their operators'.
+func (p *prepared) scheduledSnapshots() component.Component {
+	cc, log := p.cc, p.log.With("component", "scheduled-snapshots")
+	if cc.DisableSnapshots {
+		return nil
+	}
+	owned := cc.Datastore == config.DatastoreEmbeddedEtcd || (cc.Datastore == config.DatastoreSQLite && cc.DatastoreEndpoint == "")
+	if !owned {
+		log.Info("scheduled snapshots are off: kedge takes them only of its own SQLite datastore or embedded etcd", "datastore", cc.Datastore)
+		return nil
+	}
+	return &snapshot.Scheduler{
+		Schedule:  cc.SnapshotSchedule,
+		Retention: cc.SnapshotRetention,
+		Request: snapshot.Request{DataDir: cc.DataDir, Dir: cc.SnapshotDir, Node: cc.NodeName,
+			EtcdEndpoint: snapshot.EtcdEndpoint(cc.EtcdClientPort)},
+		Log: log,
+	}
 }

@@ -42,6 +42,10 @@ type Etcd struct {
 	// starts with cluster state "existing"); empty for a new one-member
 	// cluster. Ignored once the data dir holds the member's state.
 	InitialCluster string
+	// ForceNewCluster starts the member as the only one of its cluster,
+	// with its data (etcd's --force-new-cluster): the other members are
+	// removed from the membership.
+	ForceNewCluster bool
 	// StartTimeout bounds the wait for the member to be ready.
 	StartTimeout time.Duration
 	Debug        bool
@@ -91,7 +95,8 @@ func (e *Etcd) config() *embed.Config {
 		// instead of bootstrapping a new one-member cluster over it.
 		cfg.ClusterState = embed.ClusterStateFlagExisting
 	}
-	cfg.InitialClusterToken = "kedge"
+	cfg.InitialClusterToken = InitialClusterToken
+	cfg.ForceNewCluster = e.ForceNewCluster
 	cfg.ClientTLSInfo.TrustedCAFile = e.TLS.ServerCA
 	cfg.ClientTLSInfo.CertFile = e.TLS.ServerCert
 	cfg.ClientTLSInfo.KeyFile = e.TLS.ServerKey

@@ -23,23 +23,32 @@ type Target struct {
 // apiserver never sees it.
 const healthKey = "/kedge/health"
 
-// Client opens a client for t. The caller closes it.
-func Client(ctx context.Context, t Target) (*clientv3.Client, error) {
+// Config is the client configuration for t.
+func Config(ctx context.Context, t Target) (clientv3.Config, error) {
 	var tlsConfig *tls.Config
 	if t.CAFile != "" || t.CertFile != "" {
 		info := transport.TLSInfo{TrustedCAFile: t.CAFile, CertFile: t.CertFile, KeyFile: t.KeyFile}
 		var err error
 		if tlsConfig, err = info.ClientConfig(); err != nil {
-			return nil, fmt.Errorf("datastore TLS: %w", err)
+			return clientv3.Config{}, fmt.Errorf("datastore TLS: %w", err)
 		}
 	}
-	return clientv3.New(clientv3.Config{
+	return clientv3.Config{
 		Context:     ctx,
 		Endpoints:   t.Endpoints,
 		TLS:         tlsConfig,
 		DialTimeout: 5 * time.Second,
 		Logger:      zap.NewNop(),
-	})
+	}, nil
+}
+
+// Client opens a client for t. The caller closes it.
+func Client(ctx context.Context, t Target) (*clientv3.Client, error) {
+	cfg, err := Config(ctx, t)
+	if err != nil {
+		return nil, err
+	}
+	return clientv3.New(cfg)
 }
 
 // Write puts a key and reads it back, retrying until ctx ends.

@@ -14,6 +14,7 @@ import (
 	"github.com/kedge/kedge/embedded/memtune"
 	"github.com/kedge/kedge/server"
 	"github.com/kedge/kedge/server/config"
+	"github.com/kedge/kedge/server/datastore"
 	"github.com/kedge/kedge/server/snapshot"
 	"github.com/kedge/kedge/shared/cliflags"
 )
@@ -42,7 +43,7 @@ func New(logger func(debug bool) *slog.Logger) *cli.Command {
 			&cli.StringFlag{Name: "datastore-certfile", EnvVars: cliflags.Env("DATASTORE_CERTFILE"), Usage: "Client certificate for an external etcd"},
 			&cli.StringFlag{Name: "datastore-keyfile", EnvVars: cliflags.Env("DATASTORE_KEYFILE"), Usage: "Client key for an external etcd"},
 			&cli.BoolFlag{Name: "cluster-init", EnvVars: cliflags.Env("CLUSTER_INIT"), Usage: "Use an embedded etcd (later starts reuse it without the flag)"},
-			&cli.BoolFlag{Name: "cluster-reset", EnvVars: cliflags.Env("CLUSTER_RESET"), Usage: "With --restore-path: restore a snapshot into the data dir, then exit"},
+			&cli.BoolFlag{Name: "cluster-reset", EnvVars: cliflags.Env("CLUSTER_RESET"), Usage: "Embedded etcd: make this server's member the only one of its cluster, keeping its data, then exit; with --restore-path: restore a snapshot into the data dir, then exit"},
 			&cli.StringFlag{Name: "restore-path", EnvVars: cliflags.Env("RESTORE_PATH"), Usage: "Snapshot file (kedge snapshot save) to restore with --cluster-reset; the database in the data dir is kept aside"},
 			&cli.IntFlag{Name: "etcd-client-port", EnvVars: cliflags.Env("ETCD_CLIENT_PORT"), Value: d.EtcdClientPort, Usage: "Embedded etcd client port"},
 			&cli.IntFlag{Name: "etcd-peer-port", EnvVars: cliflags.Env("ETCD_PEER_PORT"), Value: d.EtcdPeerPort, Usage: "Embedded etcd peer port"},
@@ -58,6 +59,11 @@ func New(logger func(debug bool) *slog.Logger) *cli.Command {
 			&cli.StringSliceFlag{Name: "kube-scheduler-arg", EnvVars: cliflags.Env("KUBE_SCHEDULER_ARG"), Usage: "key=value passed to kube-scheduler (repeatable)"},
 			&cli.StringSliceFlag{Name: "kube-controller-manager-arg", EnvVars: cliflags.Env("KUBE_CONTROLLER_MANAGER_ARG"), Usage: "key=value passed to kube-controller-manager (repeatable)"},
 			&cli.BoolFlag{Name: "secrets-encryption", EnvVars: cliflags.Env("SECRETS_ENCRYPTION"), Usage: "Encrypt Secrets at rest with a key generated in <data-dir>/server/cred (see kedge secrets-encrypt)"},
+			// Scheduled snapshots (kedge snapshot).
+			&cli.StringFlag{Name: "snapshot-schedule-cron", EnvVars: cliflags.Env("SNAPSHOT_SCHEDULE_CRON"), Value: d.SnapshotScheduleCron, Usage: "When to take a scheduled snapshot of the SQLite or embedded etcd datastore: 5-field cron expression (minute hour day-of-month month day-of-week) or @every DURATION"},
+			&cli.IntFlag{Name: "snapshot-retention", EnvVars: cliflags.Env("SNAPSHOT_RETENTION"), Value: d.SnapshotRetention, Usage: "How many scheduled snapshots to keep (snapshots taken with kedge snapshot save are never pruned)"},
+			&cli.StringFlag{Name: "snapshot-dir", EnvVars: cliflags.Env("SNAPSHOT_DIR"), Usage: "Directory of the scheduled snapshots (default: <data-dir>/server/db/snapshots)"},
+			&cli.BoolFlag{Name: "disable-snapshots", EnvVars: cliflags.Env("DISABLE_SNAPSHOTS"), Usage: "Take no scheduled snapshots"},
 		}, agentcommand.NodeFlags("This server's node's")...),
 		Before: cliflags.ApplyConfigFileBefore,
 		Action: func(c *cli.Context) error {
@@ -66,10 +72,18 @@ func New(logger func(debug bool) *slog.Logger) *cli.Command {
 				return err
 			}
 			if cc.RestorePath != "" {
-				if err := snapshot.Restore(cc.RestorePath, cc.DataDir, time.Now()); err != nil {
+				if err := snapshot.Restore(snapshot.RestoreRequest{File: cc.RestorePath, DataDir: cc.DataDir, Now: time.Now(), Token: cc.GivenToken,
+					EtcdMember: cc.NodeName, EtcdPeerURL: datastore.EtcdPeerURL(cc)}); err != nil {
 					return err
 				}
 				fmt.Fprintf(c.App.Writer, "restored %s into %s; start kedge server without --cluster-reset and --restore-path\n", cc.RestorePath, cc.DataDir)
+				return nil
+			}
+			if cc.ClusterReset {
+				if err := server.ResetEtcdMembership(c.Context, cc, logger(cc.Debug), time.Now()); err != nil {
+					return err
+				}
+				fmt.Fprintf(c.App.Writer, "the embedded etcd in %s is now a one-member cluster; start kedge server without --cluster-reset, then re-join the other servers with --server\n", cc.DataDir)
 				return nil
 			}
 			memtune.SetGCDefaults()
@@ -120,5 +134,10 @@ func fromFlags(c *cli.Context) config.Config {
 		KubeSchedulerArgs:         c.StringSlice("kube-scheduler-arg"),
 		KubeControllerManagerArgs: c.StringSlice("kube-controller-manager-arg"),
 		SecretsEncryption:         c.Bool("secrets-encryption"),
+
+		SnapshotScheduleCron: c.String("snapshot-schedule-cron"),
+		SnapshotRetention:    c.Int("snapshot-retention"),
+		SnapshotDir:          c.String("snapshot-dir"),
+		DisableSnapshots:     c.Bool("disable-snapshots"),
 	}
 }

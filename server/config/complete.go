@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/robfig/cron/v3"
+
 	"github.com/kedge/kedge/agent/network/hostip"
 	"github.com/kedge/kedge/shared/datadir"
 	"github.com/kedge/kedge/shared/token"
@@ -57,6 +59,10 @@ type Completed struct {
 	GivenToken token.Token
 	// GivenAgentToken is the parsed --agent-token, zero if none was given.
 	GivenAgentToken token.Token
+
+	// SnapshotSchedule is the parsed --snapshot-schedule-cron (nil with
+	// --disable-snapshots); SnapshotDir is then absolute.
+	SnapshotSchedule cron.Schedule
 }
 
 // Complete validates c and derives the values the components need. It may
@@ -108,6 +114,14 @@ func (c Config) Complete() (*Completed, error) {
 	mode, _ := ParseFileMode(c.WriteKubeconfigMode)
 	cc.KubeconfigMode = os.FileMode(mode)
 	cc.GivenToken, cc.GivenAgentToken = tokens.Server, tokens.Agent
+	if !c.DisableSnapshots {
+		cc.SnapshotSchedule, _ = cron.ParseStandard(c.SnapshotScheduleCron) // checked above
+		if cc.SnapshotDir == "" {
+			cc.SnapshotDir = cc.Paths.SnapshotsDir
+		} else if cc.SnapshotDir, err = filepath.Abs(cc.SnapshotDir); err != nil {
+			return nil, fmt.Errorf("--snapshot-dir: %w", err)
+		}
+	}
 	return cc, nil
 }
 

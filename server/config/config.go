@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/robfig/cron/v3"
+
 	agentconfig "github.com/kedge/kedge/agent/config"
 	"github.com/kedge/kedge/shared/datadir"
 	"github.com/kedge/kedge/shared/token"
@@ -33,6 +35,10 @@ const (
 	DefaultEtcdClientPort  = 2379
 	DefaultEtcdPeerPort    = 2380
 	DefaultNodeCIDRMaskLen = 24
+
+	// DefaultSnapshotScheduleCron takes a snapshot every 12 hours.
+	DefaultSnapshotScheduleCron = "0 */12 * * *"
+	DefaultSnapshotRetention    = 5
 )
 
 // Addons are the packaged add-ons that --disable may name: each is a
@@ -63,7 +69,8 @@ type Config struct {
 	DatastoreKeyFile  string
 	ClusterInit       bool
 	// ClusterReset with RestorePath restores a snapshot (kedge snapshot
-	// save) into the data dir and exits.
+	// save) into the data dir and exits; without, it makes the embedded
+	// etcd member the only one of its cluster and exits.
 	ClusterReset bool
 	RestorePath  string
 	DisableAgent bool
@@ -87,6 +94,15 @@ type Config struct {
 	// SecretsEncryption encrypts Secrets at rest with a key kept in the
 	// data dir (server/secretsencrypt). Off by default, for compatibility.
 	SecretsEncryption bool
+	// Scheduled snapshots (kedge snapshot's, taken by the server that owns
+	// its datastore): SnapshotScheduleCron is a 5-field cron expression
+	// (or a descriptor such as @every 6h), SnapshotRetention how many
+	// scheduled snapshots are kept, SnapshotDir where they go (default
+	// <data-dir>/server/db/snapshots).
+	SnapshotScheduleCron string
+	SnapshotRetention    int
+	SnapshotDir          string
+	DisableSnapshots     bool
 }
 
 // Default returns a Config with every default filled in.
@@ -104,6 +120,9 @@ func Default() Config {
 		ClusterDomain:       DefaultClusterDomain,
 		EtcdClientPort:      DefaultEtcdClientPort,
 		EtcdPeerPort:        DefaultEtcdPeerPort,
+
+		SnapshotScheduleCron: DefaultSnapshotScheduleCron,
+		SnapshotRetention:    DefaultSnapshotRetention,
 	}
 }
 
@@ -199,11 +218,16 @@ func (c Config) check() (Tokens, error) {
 	if !validDNSName(c.ClusterDomain) {
 		bad("--cluster-domain %q is not a DNS name", c.ClusterDomain)
 	}
-	switch {
-	case c.RestorePath != "" && !c.ClusterReset:
+	if c.RestorePath != "" && !c.ClusterReset {
 		bad("--restore-path needs --cluster-reset")
-	case c.ClusterReset && c.RestorePath == "":
-		bad("--cluster-reset without --restore-path (resetting embedded etcd's membership) is not supported yet")
+	}
+	if !c.DisableSnapshots {
+		if _, err := cron.ParseStandard(c.SnapshotScheduleCron); err != nil {
+			bad("--snapshot-schedule-cron %q is not a cron expression (5 fields: minute hour day-of-month month day-of-week, like %q): %w", c.SnapshotScheduleCron, DefaultSnapshotScheduleCron, err)
+		}
+		if c.SnapshotRetention < 1 {
+			bad("--snapshot-retention %d: keep at least 1 scheduled snapshot (or --disable-snapshots)", c.SnapshotRetention)
+		}
 	}
 	if err := validateDatastore(c); err != nil {
 		errs = append(errs, err)

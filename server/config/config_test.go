@@ -80,7 +80,13 @@ func TestValidate(t *testing.T) {
 		{"join and cluster-init", func(c *Config) { c.Server, c.Token, c.ClusterInit = "https://192.0.2.1:6443", fullToken, true }, "use only one"},
 		{"restore", func(c *Config) { c.ClusterReset, c.RestorePath = true, "/backup/s.tar.gz" }, ""},
 		{"restore without reset", func(c *Config) { c.RestorePath = "/backup/s.tar.gz" }, "--restore-path needs --cluster-reset"},
-		{"reset without restore", func(c *Config) { c.ClusterReset = true }, "not supported yet"},
+		{"reset without restore", func(c *Config) { c.ClusterReset = true }, ""},
+		{"snapshot schedule", func(c *Config) { c.SnapshotScheduleCron, c.SnapshotRetention = "30 2 * * 1-5", 1 }, ""},
+		{"snapshot descriptor", func(c *Config) { c.SnapshotScheduleCron = "@every 6h" }, ""},
+		{"bad snapshot schedule", func(c *Config) { c.SnapshotScheduleCron = "0 */12 * *" }, `--snapshot-schedule-cron "0 */12 * *" is not a cron expression`},
+		{"bad snapshot field", func(c *Config) { c.SnapshotScheduleCron = "61 * * * *" }, "--snapshot-schedule-cron"},
+		{"negative snapshot retention", func(c *Config) { c.SnapshotRetention = -1 }, "--snapshot-retention -1: keep at least 1"},
+		{"bad schedule with snapshots disabled", func(c *Config) { c.SnapshotScheduleCron, c.SnapshotRetention, c.DisableSnapshots = "x", -1, true }, ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -3,8 +3,10 @@ package snapshot
 import (
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -26,13 +28,14 @@ func Command() *cli.Command {
 	}
 	return &cli.Command{
 		Name:  "snapshot",
-		Usage: "Save, list and prune backups of the server's SQLite datastore (with its CAs, keys and tokens)",
+		Usage: "Save, list and prune backups of the server's SQLite or embedded etcd datastore (with its CAs, keys and tokens)",
 		Subcommands: []*cli.Command{
 			{
 				Name:  "save",
 				Usage: "Save a consistent copy now (the server may be running)",
 				Flags: flags(&cli.StringFlag{Name: "name", Value: DefaultName, Usage: "Prefix of the file name: NAME-NODE-UNIXTIME.tar.gz"},
-					&cli.StringFlag{Name: "node-name", EnvVars: cliflags.Env("NODE_NAME"), Usage: "Node name in the file name (default: hostname)"}),
+					&cli.StringFlag{Name: "node-name", EnvVars: cliflags.Env("NODE_NAME"), Usage: "Node name in the file name (default: hostname)"},
+					&cli.IntFlag{Name: "etcd-client-port", EnvVars: cliflags.Env("ETCD_CLIENT_PORT"), Value: 2379, Usage: "Client port of the server's embedded etcd (on 127.0.0.1)"}),
 				Action: func(c *cli.Context) error {
 					dataDir, dir, err := dirs(c)
 					if err != nil {
@@ -46,7 +49,8 @@ func Command() *cli.Command {
 						}
 						node = strings.ToLower(host)
 					}
-					path, err := Save(c.Context, Request{DataDir: dataDir, Dir: dir, Name: c.String("name"), Node: node, Now: time.Now()})
+					path, err := Save(c.Context, Request{DataDir: dataDir, Dir: dir, Name: c.String("name"), Node: node, Now: time.Now(),
+						EtcdEndpoint: EtcdEndpoint(c.Int("etcd-client-port"))})
 					if err != nil {
 						return err
 					}
@@ -132,4 +136,9 @@ func dirs(c *cli.Context) (dataDir, dir string, err error) {
 		return "", "", fmt.Errorf("--dir: %w", err)
 	}
 	return dataDir, dir, nil
+}
+
+// EtcdEndpoint is the local client URL of an embedded etcd on port.
+func EtcdEndpoint(port int) string {
+	return "https://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 }

@@ -4,7 +4,9 @@ import (
 	"archive/tar"
 	"compress/gzip"
 	"context"
+	"crypto/sha256"
 	"database/sql"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -29,7 +31,7 @@ func server(t *testing.T) (string, *sql.DB) {
 	if _, err := pki.Ensure(pki.Request{Dir: p.TLSDir}, nil); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(p.TokenFile, []byte("K10abc::server:secret\n"), 0o600); err != nil {
+	if err := os.WriteFile(p.TokenFile, []byte("K10"+strings.Repeat("ab", 32)+"::server:0123456789abcdef\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.MkdirAll(p.DBDir, 0o700); err != nil {
@@ -125,8 +127,16 @@ func TestSaveWhileWriting(t *testing.T) {
 			t.Errorf("%s is not in the snapshot (manifest %v)", want, m.Files)
 		}
 	}
-	if m.Datastore != "sqlite" || m.Node != "edge-1" || m.Name != "on-demand-edge-1-1700000000" {
+	if m.Format != Format || m.Datastore != "sqlite" || m.Node != "edge-1" || m.Name != "on-demand-edge-1-1700000000" {
 		t.Errorf("manifest %+v", m)
+	}
+	if len(m.SHA256) != len(files) {
+		t.Errorf("%d checksums for %d members", len(m.SHA256), len(files))
+	}
+	for name, b := range files {
+		if sum := sha256.Sum256(b); m.SHA256[name] != hex.EncodeToString(sum[:]) {
+			t.Errorf("%s: sha256 in the manifest %q does not match the member", name, m.SHA256[name])
+		}
 	}
 	copyFile := filepath.Join(t.TempDir(), "state.db")
 	if err := os.WriteFile(copyFile, files["server/db/state.db"], 0o600); err != nil {
@@ -159,7 +169,7 @@ func TestSaveRefuses(t *testing.T) {
 	if err := os.MkdirAll(datadir.NewServer(etcd).EtcdDir, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Save(t.Context(), Request{DataDir: etcd, Dir: t.TempDir(), Name: "x", Node: "n", Now: time.Now()}); err == nil || !strings.Contains(err.Error(), "embedded etcd") {
+	if _, err := Save(t.Context(), Request{DataDir: etcd, Dir: t.TempDir(), Name: "x", Node: "n", Now: time.Now(), EtcdEndpoint: "https://127.0.0.1:1"}); err == nil || !strings.Contains(err.Error(), "etcd snapshot") {
 		t.Errorf("an etcd data dir: err = %v", err)
 	}
 	if _, err := Save(t.Context(), Request{DataDir: t.TempDir(), Dir: t.TempDir(), Name: "x", Node: "n", Now: time.Now()}); err == nil {
@@ -245,7 +255,7 @@ func TestSaveCarriesTheSecretsEncryptionKeys(t *testing.T) {
 		t.Fatalf("the archive lacks %s (manifest %v)", name, m.Files)
 	}
 	restored := t.TempDir()
-	if err := Restore(out, restored, time.Now()); err != nil {
+	if err := Restore(RestoreRequest{File: out, DataDir: restored, Now: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
 	got, err := os.ReadFile(datadir.NewServer(restored).EncryptionConfig)

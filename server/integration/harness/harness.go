@@ -101,6 +101,21 @@ func Args(c config.Config) []string {
 	if c.SecretsEncryption {
 		args = append(args, "--secrets-encryption")
 	}
+	if c.SnapshotScheduleCron != "" {
+		args = append(args, "--snapshot-schedule-cron", c.SnapshotScheduleCron, "--snapshot-retention", strconv.Itoa(c.SnapshotRetention))
+	}
+	if c.SnapshotDir != "" {
+		args = append(args, "--snapshot-dir", c.SnapshotDir)
+	}
+	if c.DisableSnapshots {
+		args = append(args, "--disable-snapshots")
+	}
+	if c.Server != "" {
+		args = append(args, "--server", c.Server)
+	}
+	if c.Token != "" {
+		args = append(args, "--token", c.Token)
+	}
 	return args
 }
 
