@@ -38,7 +38,8 @@ type RestoreRequest struct {
 // Restore puts the snapshot r.File into r.DataDir: its database (SQLite's
 // state.db, or a new one-member embedded etcd made from the etcd
 // snapshot), its TLS directory, its tokens and its Secrets encryption
-// config. Every check comes first:
+// config, and the password of the server's own node (so that its node can
+// join the restored server on a new host). Every check comes first:
 // the archive is unpacked into a staging directory inside the data dir,
 // each member's sha256 compared with the manifest, the token compared and
 // an etcd snapshot restored there; on any error the staging directory is
@@ -82,7 +83,8 @@ func Restore(r RestoreRequest) (err error) {
 		}
 		moves[dir] = paths.EtcdDir
 	}
-	for _, p := range []string{paths.TLSDir, paths.TokenFile, paths.AgentTokenFile, paths.EncryptionConfig} {
+	nodePassword := datadir.NewAgent(r.DataDir, datadir.DefaultRunDir).NodePassword
+	for _, p := range []string{paths.TLSDir, paths.TokenFile, paths.AgentTokenFile, paths.EncryptionConfig, nodePassword} {
 		if exists(staged(p)) {
 			moves[staged(p)] = p
 		}
@@ -245,5 +247,6 @@ func firstMissing(dir string) string {
 
 // safeMember accepts clean relative paths below server/.
 func safeMember(name string) bool {
-	return path.Clean(name) == name && strings.HasPrefix(name, "server/") && !strings.Contains(name, "..")
+	return path.Clean(name) == name && !strings.Contains(name, "..") &&
+		(strings.HasPrefix(name, "server/") || name == nodePasswordMember)
 }

@@ -51,6 +51,9 @@ const (
 	DatastoreEtcd   = "etcd"
 )
 
+// nodePasswordMember is the server's own node's password in the archive.
+const nodePasswordMember = "agent/node-password"
+
 // EtcdMember is the archive member of an etcd snapshot: etcd's snapshot
 // file (with its own sha256 trailer), restored into the etcd data dir.
 const EtcdMember = "server/db/etcd-snapshot.db"
@@ -121,7 +124,10 @@ func Save(ctx context.Context, r Request) (string, error) {
 	}
 	// The Secrets encryption keys: without them a restored cluster cannot
 	// read its Secrets.
-	for _, f := range []string{paths.TokenFile, paths.AgentTokenFile, paths.EncryptionConfig} {
+	// The password of the server's own node: the restored server knows the
+	// node by it (a new one would be refused).
+	nodePassword := datadir.NewAgent(r.DataDir, datadir.DefaultRunDir).NodePassword
+	for _, f := range []string{paths.TokenFile, paths.AgentTokenFile, paths.EncryptionConfig, nodePassword} {
 		if _, err := os.Stat(f); err == nil {
 			members[rel(r.DataDir, f)] = f
 		}

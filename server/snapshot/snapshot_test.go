@@ -266,3 +266,32 @@ func TestSaveCarriesTheSecretsEncryptionKeys(t *testing.T) {
 		t.Fatalf("restored key file mode %v, %v", st.Mode(), err)
 	}
 }
+
+// TestSaveCarriesTheServerNodesPassword: the restored server knows the
+// server's own node by its password, so a new host gets it back too (a new
+// password would be refused when the node joins).
+func TestSaveCarriesTheServerNodesPassword(t *testing.T) {
+	dir, _ := server(t)
+	pw := datadir.NewAgent(dir, datadir.DefaultRunDir).NodePassword
+	if err := os.MkdirAll(filepath.Dir(pw), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(pw, []byte("pw-of-the-server-node\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := Save(t.Context(), Request{DataDir: dir, Dir: t.TempDir(), Name: "pw", Node: "n1", Now: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	restored := t.TempDir()
+	if err := Restore(RestoreRequest{File: out, DataDir: restored, Now: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	got := datadir.NewAgent(restored, datadir.DefaultRunDir).NodePassword
+	if b, err := os.ReadFile(got); err != nil || string(b) != "pw-of-the-server-node\n" {
+		t.Fatalf("restored node password %q, %v", b, err)
+	}
+	if st, err := os.Stat(got); err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("restored node password mode %v, %v", st.Mode(), err)
+	}
+}
