@@ -22,16 +22,26 @@ import (
 // never restarted, reconnects with its credentials (pod logs come through
 // its tunnel again), its pod keeps its UID and container (no restart),
 // the ConfigMap from before the snapshot is there and the later one is not.
-func TestRestoreKeepsAgentsAndPods(t *testing.T) { restoreKeepsAgents(t, nil) }
+// Here the server is a node too, and its node's data is lost with the
+// rest: the restored server knows that node by the password in the
+// snapshot, so the node joins again.
+func TestRestoreKeepsAgentsAndPods(t *testing.T) { restoreKeepsAgents(t, true, nil) }
 
-// TestEtcdRestoreKeepsAgentsAndPods is the same on embedded etcd.
+// TestEtcdRestoreKeepsAgentsAndPods is the same on embedded etcd, with a
+// server that is not a node.
 func TestEtcdRestoreKeepsAgentsAndPods(t *testing.T) {
-	restoreKeepsAgents(t, []string{"--cluster-init"})
+	restoreKeepsAgents(t, false, []string{"--cluster-init"})
 }
 
-func restoreKeepsAgents(t *testing.T, serverArgs []string) {
+func restoreKeepsAgents(t *testing.T, serverNode bool, serverArgs []string) {
 	kedge := harness.Binary(t)
-	server := append([]string{kedge, "server", "--disable-agent"}, serverArgs...)
+	server := append([]string{kedge, "server"}, serverArgs...)
+	lost := []string{"var/lib/kedge/server", "etc/kedge/kedge.yaml"}
+	if serverNode {
+		lost = append(lost, "var/lib/kedge/agent")
+	} else {
+		server = append(server, "--disable-agent")
+	}
 	net := hosts.NewNetwork(t)
 	srvHost := net.AddHost(t, "server")
 	agentHost := net.AddHost(t, "agent")
@@ -69,7 +79,7 @@ func restoreKeepsAgents(t *testing.T, serverArgs []string) {
 		t.Fatalf("server stop: %v\n%s", err, srv.Output())
 	}
 	// (Below the host's bind-mounted directories, not those themselves.)
-	for _, d := range []string{"var/lib/kedge/server", "etc/kedge/kedge.yaml"} {
+	for _, d := range lost {
 		if err := os.Rename(filepath.Join(srvHost.Root, d), filepath.Join(t.TempDir(), "dead")); err != nil {
 			t.Fatal(err)
 		}
@@ -87,6 +97,12 @@ func restoreKeepsAgents(t *testing.T, serverArgs []string) {
 	})
 	waitNodeReady(t, admin, "agent", procs)
 	restarted := time.Now()
+	if serverNode {
+		waitFor(t, 90*time.Second, "the server's own node, its data lost, joined again", procs, func() bool {
+			l, err := admin.CoordinationV1().Leases("kube-node-lease").Get(t.Context(), "server", metav1.GetOptions{})
+			return err == nil && l.Spec.RenewTime != nil && l.Spec.RenewTime.After(restarted)
+		})
+	}
 	waitFor(t, 90*time.Second, "the kubelet's lease renewed by the restored server", procs, func() bool {
 		l, err := admin.CoordinationV1().Leases("kube-node-lease").Get(t.Context(), "agent", metav1.GetOptions{})
 		return err == nil && l.Spec.RenewTime != nil && l.Spec.RenewTime.After(restarted)
