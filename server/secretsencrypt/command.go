@@ -3,15 +3,12 @@ package secretsencrypt
 import (
 	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/kedge/kedge/server/adminclient"
 	"github.com/kedge/kedge/server/config"
 	"github.com/kedge/kedge/shared/cliflags"
 	"github.com/kedge/kedge/shared/datadir"
@@ -71,29 +68,12 @@ func Command() *cli.Command {
 	}
 }
 
-// Client is a cluster-admin client from $KUBECONFIG, or else from the admin
-// kubeconfig the server writes (like kedge kubectl).
+// Client is a cluster-admin client (adminclient).
 func Client() (kubernetes.Interface, error) {
-	rules := clientcmd.NewDefaultClientConfigLoadingRules()
-	files := filepath.SplitList(os.Getenv("KUBECONFIG"))
-	if len(files) == 0 {
-		rules.ExplicitPath = config.DefaultKubeconfig
-		files = []string{config.DefaultKubeconfig}
-	}
-	found := false
-	for _, f := range files {
-		if _, err := os.Stat(f); err == nil {
-			found = true
-		}
-	}
-	if !found {
-		return nil, fmt.Errorf("no kubeconfig at %s ($KUBECONFIG, else the admin kubeconfig the server writes)", strings.Join(files, ", "))
-	}
-	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, nil).ClientConfig()
+	cfg, err := adminclient.Config()
 	if err != nil {
-		return nil, fmt.Errorf("kubeconfig: %w", err)
+		return nil, err
 	}
-	cfg.Timeout = 30 * time.Second
 	// rotate-keys sends one update after another (one worker, so it
 	// never floods a small device); client-go's default of 5 per second
 	// made 1,000 Secrets take 7 minutes.

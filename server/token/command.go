@@ -17,9 +17,8 @@ import (
 	"github.com/urfave/cli/v2"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
 
-	"github.com/kedge/kedge/server/config"
+	"github.com/kedge/kedge/server/adminclient"
 	"github.com/kedge/kedge/server/token/bootstrap"
 	"github.com/kedge/kedge/server/token/servertoken"
 	"github.com/kedge/kedge/shared/cliflags"
@@ -79,21 +78,8 @@ func usage(c *cli.Context, err error) error {
 	return err
 }
 
-// restConfig is $KUBECONFIG, else the admin kubeconfig.
-func restConfig() (*rest.Config, error) {
-	path := os.Getenv("KUBECONFIG")
-	if path == "" {
-		path = config.DefaultKubeconfig
-	}
-	rc, err := clientcmd.BuildConfigFromFlags("", path)
-	if err != nil {
-		return nil, fmt.Errorf("kubeconfig %s (set $KUBECONFIG or run on a server): %w", path, err)
-	}
-	return rc, nil
-}
-
 func client() (kubernetes.Interface, *rest.Config, error) {
-	rc, err := restConfig()
+	rc, err := adminclient.Config()
 	if err != nil {
 		return nil, nil, err
 	}
