@@ -135,7 +135,8 @@ func (h *Handler) issue(r *http.Request) (*joinapi.NodeCertsResponse, error) {
 	// Without a token, a node may renew with its current certificate.
 	authErr := h.authorize(r)
 	var he *httpError
-	if authErr != nil && (!errors.As(authErr, &he) || he.status != http.StatusUnauthorized) {
+	renewal := r.TLS != nil && len(r.TLS.PeerCertificates) > 0
+	if authErr != nil && (!renewal || !errors.As(authErr, &he) || he.status != http.StatusUnauthorized) {
 		return nil, authErr
 	}
 	var req joinapi.NodeCertsRequest
@@ -147,9 +148,6 @@ func (h *Handler) issue(r *http.Request) (*joinapi.NodeCertsResponse, error) {
 	}
 	byToken := authErr == nil
 	if !byToken {
-		if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
-			return nil, authErr
-		}
 		if err := h.sameNode(r, req.NodeName); err != nil {
 			return nil, err
 		}

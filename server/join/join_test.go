@@ -82,6 +82,9 @@ func TestMalformedRequestsAreRefusedAndWriteNothing(t *testing.T) {
 		{"GET", http.MethodGet, nil, "server", http.StatusMethodNotAllowed},
 		{"no credentials", http.MethodPost, request(t, nil), "", http.StatusUnauthorized},
 		{"agent user without agent token", http.MethodPost, request(t, nil), "node-x", http.StatusUnauthorized},
+		// A caller without credentials learns nothing about its request.
+		{"no credentials, bad node name", http.MethodPost, request(t, func(r *joinapi.NodeCertsRequest) { r.NodeName = "" }), "", http.StatusUnauthorized},
+		{"no credentials, not json", http.MethodPost, []byte("{"), "node-x", http.StatusUnauthorized},
 		{"not json", http.MethodPost, []byte("{"), "server", http.StatusBadRequest},
 		{"huge body", http.MethodPost, bytes.Repeat([]byte("a"), maxBody+10), "server", http.StatusBadRequest},
 		{"bad node name", http.MethodPost, request(t, func(r *joinapi.NodeCertsRequest) { r.NodeName = "Edge_1" }), "server", http.StatusBadRequest},
