@@ -58,6 +58,9 @@ func New(logger func(debug bool) *slog.Logger) *cli.Command {
 			&cli.StringSliceFlag{Name: "kube-scheduler-arg", EnvVars: cliflags.Env("KUBE_SCHEDULER_ARG"), Usage: "key=value passed to kube-scheduler (repeatable)"},
 			&cli.StringSliceFlag{Name: "kube-controller-manager-arg", EnvVars: cliflags.Env("KUBE_CONTROLLER_MANAGER_ARG"), Usage: "key=value passed to kube-controller-manager (repeatable)"},
 			&cli.BoolFlag{Name: "secrets-encryption", EnvVars: cliflags.Env("SECRETS_ENCRYPTION"), Usage: "Encrypt Secrets at rest with a key generated in <data-dir>/server/cred (see kedge secrets-encrypt)"},
+			// Hidden: for tests and the bench, not a user setting.
+			&cli.DurationFlag{Name: "datastore-compact-interval", Hidden: true, Usage: "How often kine compacts SQLite (0: 5m)"},
+			&cli.DurationFlag{Name: "datastore-maintain-interval", Hidden: true, Usage: "How often kedge vacuums SQLite and truncates its WAL (0: 10m)"},
 		}, agentcommand.NodeFlags("This server's node's")...),
 		Before: cliflags.ApplyConfigFileBefore,
 		Action: func(c *cli.Context) error {
@@ -120,5 +123,7 @@ func fromFlags(c *cli.Context) config.Config {
 		KubeSchedulerArgs:         c.StringSlice("kube-scheduler-arg"),
 		KubeControllerManagerArgs: c.StringSlice("kube-controller-manager-arg"),
 		SecretsEncryption:         c.Bool("secrets-encryption"),
+		DatastoreCompactInterval:  c.Duration("datastore-compact-interval"),
+		DatastoreMaintainInterval: c.Duration("datastore-maintain-interval"),
 	}
 }

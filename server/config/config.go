@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	agentconfig "github.com/kedge/kedge/agent/config"
 	"github.com/kedge/kedge/shared/datadir"
@@ -87,6 +88,12 @@ type Config struct {
 	// SecretsEncryption encrypts Secrets at rest with a key kept in the
 	// data dir (server/secretsencrypt). Off by default, for compatibility.
 	SecretsEncryption bool
+
+	// Datastore upkeep of kine/SQLite, from hidden flags for tests and the
+	// bench (0 = embedded/kine's defaults): how often kine compacts and how
+	// often kedge vacuums the freed pages and truncates the WAL.
+	DatastoreCompactInterval  time.Duration
+	DatastoreMaintainInterval time.Duration
 }
 
 // Default returns a Config with every default filled in.

@@ -101,6 +101,12 @@ func Args(c config.Config) []string {
 	if c.SecretsEncryption {
 		args = append(args, "--secrets-encryption")
 	}
+	if c.DatastoreCompactInterval != 0 {
+		args = append(args, "--datastore-compact-interval", c.DatastoreCompactInterval.String())
+	}
+	if c.DatastoreMaintainInterval != 0 {
+		args = append(args, "--datastore-maintain-interval", c.DatastoreMaintainInterval.String())
+	}
 	return args
 }
 
