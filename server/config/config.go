@@ -144,6 +144,11 @@ func (c Config) check() (Tokens, error) {
 	if c.EtcdClientPort == c.EtcdPeerPort {
 		bad("--etcd-client-port and --etcd-peer-port must differ")
 	}
+	for name, d := range map[string]time.Duration{"--datastore-compact-interval": c.DatastoreCompactInterval, "--datastore-maintain-interval": c.DatastoreMaintainInterval} {
+		if d < 0 {
+			bad("%s %s must not be negative", name, d)
+		}
+	}
 	if c.APIServerPort == c.HTTPSListenPort {
 		bad("--apiserver-port and --https-listen-port must differ")
 	}
