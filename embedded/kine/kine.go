@@ -28,8 +28,26 @@ type Kine struct {
 	DataDir string
 	// StartTimeout bounds connecting to the database and the first write.
 	StartTimeout time.Duration
-	Log          *slog.Logger
+	// CompactInterval is how often kine deletes revisions older than the
+	// newest CompactMinRetain; 0 means DefaultCompactInterval.
+	CompactInterval time.Duration
+	// CompactMinRetain is how many of the newest revisions compaction keeps;
+	// 0 means DefaultCompactMinRetain.
+	CompactMinRetain int64
+	// SQLiteFile, if set, is the SQLite file behind Endpoint: kedge keeps it
+	// bounded (see Maintainer) every MaintainInterval (0 means
+	// DefaultMaintainInterval) while kine runs.
+	SQLiteFile       string
+	MaintainInterval time.Duration
+	Log              *slog.Logger
 }
+
+// Defaults for the zero values of Kine's fields.
+const (
+	DefaultCompactInterval  = 5 * time.Minute
+	DefaultCompactMinRetain = 1000
+	DefaultMaintainInterval = 10 * time.Minute
+)
 
 var _ component.Component = (*Kine)(nil)
 
@@ -66,9 +84,9 @@ func (k *Kine) Run(ctx context.Context, ready func()) error {
 			ConnectionPoolConfig: generic.ConnectionPoolConfig{MaxIdle: 2, MaxIdleTime: 2 * time.Minute},
 			NotifyInterval:       5 * time.Second,
 			EmulatedETCDVersion:  "3.6.11",
-			CompactInterval:      5 * time.Minute,
+			CompactInterval:      or(k.CompactInterval, DefaultCompactInterval),
 			CompactTimeout:       5 * time.Second,
-			CompactMinRetain:     1000,
+			CompactMinRetain:     or(k.CompactMinRetain, DefaultCompactMinRetain),
 			CompactBatchSize:     1000,
 			PollBatchSize:        500,
 			PollInterval:         time.Second,
@@ -94,6 +112,14 @@ func (k *Kine) Run(ctx context.Context, ready func()) error {
 		waitTimeout(&wg, 5*time.Second)
 		return fmt.Errorf("datastore write check: %w", err)
 	}
+	if k.SQLiteFile != "" {
+		m := &Maintainer{File: k.SQLiteFile, Log: k.Log}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			m.Run(kctx, or(k.MaintainInterval, DefaultMaintainInterval))
+		}()
+	}
 	ready()
 	<-ctx.Done()
 	cancel()
@@ -101,6 +127,14 @@ func (k *Kine) Run(ctx context.Context, ready func()) error {
 		return errors.New("kine did not close the datastore within 10s")
 	}
 	return nil
+}
+
+func or[T comparable](v, def T) T {
+	var zero T
+	if v == zero {
+		return def
+	}
+	return v
 }
 
 func waitTimeout(wg *sync.WaitGroup, d time.Duration) bool {

@@ -64,6 +64,9 @@ func New(logger func(debug bool) *slog.Logger) *cli.Command {
 			&cli.IntFlag{Name: "snapshot-retention", EnvVars: cliflags.Env("SNAPSHOT_RETENTION"), Value: d.SnapshotRetention, Usage: "How many scheduled snapshots to keep (snapshots taken with kedge snapshot save are never pruned)"},
 			&cli.StringFlag{Name: "snapshot-dir", EnvVars: cliflags.Env("SNAPSHOT_DIR"), Usage: "Directory of the scheduled snapshots (default: <data-dir>/server/db/snapshots)"},
 			&cli.BoolFlag{Name: "disable-snapshots", EnvVars: cliflags.Env("DISABLE_SNAPSHOTS"), Usage: "Take no scheduled snapshots"},
+			// Hidden: for tests and the bench, not a user setting.
+			&cli.DurationFlag{Name: "datastore-compact-interval", Hidden: true, Usage: "How often kine compacts SQLite (0: 5m)"},
+			&cli.DurationFlag{Name: "datastore-maintain-interval", Hidden: true, Usage: "How often kedge vacuums SQLite and truncates its WAL (0: 10m)"},
 		}, agentcommand.NodeFlags("This server's node's")...),
 		Before: cliflags.ApplyConfigFileBefore,
 		Action: func(c *cli.Context) error {
@@ -135,9 +138,11 @@ func fromFlags(c *cli.Context) config.Config {
 		KubeControllerManagerArgs: c.StringSlice("kube-controller-manager-arg"),
 		SecretsEncryption:         c.Bool("secrets-encryption"),
 
-		SnapshotScheduleCron: c.String("snapshot-schedule-cron"),
-		SnapshotRetention:    c.Int("snapshot-retention"),
-		SnapshotDir:          c.String("snapshot-dir"),
-		DisableSnapshots:     c.Bool("disable-snapshots"),
+		SnapshotScheduleCron:      c.String("snapshot-schedule-cron"),
+		SnapshotRetention:         c.Int("snapshot-retention"),
+		SnapshotDir:               c.String("snapshot-dir"),
+		DisableSnapshots:          c.Bool("disable-snapshots"),
+		DatastoreCompactInterval:  c.Duration("datastore-compact-interval"),
+		DatastoreMaintainInterval: c.Duration("datastore-maintain-interval"),
 	}
 }

@@ -34,7 +34,10 @@ const (
 // SQLiteParams are the connection parameters kedge uses for SQLite unless the
 // endpoint sets its own. synchronous=FULL makes every commit durable on power
 // loss, which edge devices without a UPS need more than the extra fsync time.
-const SQLiteParams = "_journal_mode=WAL&_synchronous=FULL&_busy_timeout=30000&_txlock=immediate&_stmt_cache_size=20&cache=shared"
+// auto_vacuum=incremental lets kedge give the pages that compaction freed
+// back to the file system (embedded/kine.Maintainer); kine's VACUUM at start
+// turns it on for a database made without it.
+const SQLiteParams = "_journal_mode=WAL&_synchronous=FULL&_auto_vacuum=incremental&_busy_timeout=30000&_txlock=immediate&_stmt_cache_size=20&cache=shared"
 
 // Completed is a validated Config plus everything derived from it.
 type Completed struct {

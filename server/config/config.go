@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/robfig/cron/v3"
 
@@ -103,6 +104,12 @@ type Config struct {
 	SnapshotRetention    int
 	SnapshotDir          string
 	DisableSnapshots     bool
+
+	// Datastore upkeep of kine/SQLite, from hidden flags for tests and the
+	// bench (0 = embedded/kine's defaults): how often kine compacts and how
+	// often kedge vacuums the freed pages and truncates the WAL.
+	DatastoreCompactInterval  time.Duration
+	DatastoreMaintainInterval time.Duration
 }
 
 // Default returns a Config with every default filled in.
@@ -155,6 +162,11 @@ func (c Config) check() (Tokens, error) {
 	}
 	if c.EtcdClientPort == c.EtcdPeerPort {
 		bad("--etcd-client-port and --etcd-peer-port must differ")
+	}
+	for name, d := range map[string]time.Duration{"--datastore-compact-interval": c.DatastoreCompactInterval, "--datastore-maintain-interval": c.DatastoreMaintainInterval} {
+		if d < 0 {
+			bad("%s %s must not be negative", name, d)
+		}
 	}
 	if c.APIServerPort == c.HTTPSListenPort {
 		bad("--apiserver-port and --https-listen-port must differ")

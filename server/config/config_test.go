@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 const fullToken = "K10" + "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef" + "::server:server-secret-0123456789"
@@ -54,6 +55,8 @@ func TestValidate(t *testing.T) {
 		{"kubeconfig mode", func(c *Config) { c.WriteKubeconfigMode = "rw" }, "--write-kubeconfig-mode"},
 		{"arg without value", func(c *Config) { c.KubeSchedulerArgs = []string{"v"} }, "--kube-scheduler-arg"},
 		{"same etcd ports", func(c *Config) { c.EtcdPeerPort = c.EtcdClientPort }, "must differ"},
+		{"negative compact interval", func(c *Config) { c.DatastoreCompactInterval = -time.Second }, "--datastore-compact-interval -1s must not be negative"},
+		{"negative maintain interval", func(c *Config) { c.DatastoreMaintainInterval = -time.Minute }, "--datastore-maintain-interval"},
 		{"agent options", func(c *Config) {
 			c.NodeLabels, c.NodeTaints = []string{"site=a"}, []string{"k=v:NoSchedule"}
 			c.KubeletArgs, c.KubeProxyArgs = []string{"max-pods=20"}, []string{"proxy-mode=iptables"}

@@ -72,9 +72,13 @@ func New(cc *config.Completed, tls *pki.Files, initialCluster string, log *slog.
 		}}, st
 	default:
 		listener := "unix://" + cc.Paths.KineSocket
-		k := &kine.Kine{Endpoint: cc.KineEndpoint, Listener: listener, StartTimeout: StartTimeout, Log: log}
+		k := &kine.Kine{Endpoint: cc.KineEndpoint, Listener: listener, StartTimeout: StartTimeout, Log: log,
+			CompactInterval: cc.DatastoreCompactInterval}
 		if cc.DatastoreEndpoint == "" {
+			// kedge's own SQLite file: kedge keeps it bounded.
 			k.DataDir = cc.Paths.DBDir
+			k.SQLiteFile = cc.Paths.SQLiteFile
+			k.MaintainInterval = cc.DatastoreMaintainInterval
 		}
 		return k,
 			control.Storage{Servers: []string{listener}}

@@ -116,6 +116,12 @@ func Args(c config.Config) []string {
 	if c.Token != "" {
 		args = append(args, "--token", c.Token)
 	}
+	if c.DatastoreCompactInterval != 0 {
+		args = append(args, "--datastore-compact-interval", c.DatastoreCompactInterval.String())
+	}
+	if c.DatastoreMaintainInterval != 0 {
+		args = append(args, "--datastore-maintain-interval", c.DatastoreMaintainInterval.String())
+	}
 	return args
 }
 
@@ -127,6 +133,19 @@ type Server struct {
 	// sent READY=1 to its $NOTIFY_SOCKET, which may come after /readyz.
 	AllReady <-chan struct{}
 	stop     func(t testing.TB)
+	kill     func()
+}
+
+// Kill sends SIGKILL to a server started by StartBinary (a crash, or a
+// power cut as far as the process can tell) and waits for it to exit.
+// Stop after Kill does nothing.
+func (s *Server) Kill(t testing.TB) {
+	t.Helper()
+	if s.kill == nil {
+		t.Fatal("Kill: not a running binary server")
+	}
+	s.kill()
+	s.kill, s.stop = nil, nil
 }
 
 // Stop stops the server and fails the test if it does not stop cleanly
@@ -136,6 +155,7 @@ func (s *Server) Stop(t testing.TB) {
 		s.stop(t)
 		s.stop = nil
 	}
+	s.kill = nil
 }
 
 // StartInProcess runs server.Run in this process and waits for /readyz.
@@ -194,6 +214,10 @@ func StartBinary(t testing.TB, c config.Config) *Server {
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
 	s := &Server{Config: c, AllReady: notify.Ready()}
+	s.kill = func() {
+		_ = cmd.Process.Kill()
+		<-exited
+	}
 	s.stop = func(t testing.TB) {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		select {
@@ -211,7 +235,7 @@ func StartBinary(t testing.TB, c config.Config) *Server {
 	s.Client = waitReady(t, c.WriteKubeconfig, func() error {
 		select {
 		case err := <-exited:
-			s.stop = nil
+			s.stop, s.kill = nil, nil
 			return fmt.Errorf("kedge server exited before ready (%v); output:\n%s", err, tail(out.String(), 40))
 		default:
 			return nil

@@ -1,0 +1,139 @@
+package kine
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	_ "github.com/mattn/go-sqlite3" // kine's SQLite driver
+)
+
+// vacuumStep is how many free pages one incremental_vacuum transaction
+// returns to the file system (16 MB of 4 KB pages), so that kine's writers
+// never wait long for the write lock.
+const vacuumStep = 4096
+
+// Maintainer keeps kine's SQLite file bounded while kine runs:
+//   - it returns the pages that compaction freed to the file system
+//     (PRAGMA incremental_vacuum), so the file shrinks after objects are
+//     deleted; this works on a database in auto_vacuum=INCREMENTAL mode,
+//     which the DSN asks for and kine's VACUUM at start turns on;
+//   - it truncates the WAL (PRAGMA wal_checkpoint(TRUNCATE)): SQLite's own
+//     automatic checkpoints reuse the WAL but never make the file smaller,
+//     and cannot finish while a reader holds an old snapshot, so one burst
+//     of writes would otherwise keep a large WAL on disk for good.
+//
+// It uses its own connection (not kine's pool, whose shared cache would
+// make the two lock each other's tables).
+type Maintainer struct {
+	File string
+	Log  *slog.Logger
+}
+
+// Run maintains the file every interval until ctx is done. A pass that
+// fails (say, the database is busy for longer than the busy timeout) is
+// logged and tried again at the next interval.
+func (m *Maintainer) Run(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if _, err := m.Once(ctx); err != nil && ctx.Err() == nil {
+			m.log().Warn("datastore maintenance failed; trying again later", "err", err)
+		}
+	}
+}
+
+// Pass is what one maintenance pass did.
+type Pass struct {
+	FreedPages       int64
+	BytesBefore      int64 // state.db plus its WAL, before the pass
+	BytesAfter       int64
+	Vacuum, Truncate time.Duration
+}
+
+// Once runs one maintenance pass and says what it did.
+func (m *Maintainer) Once(ctx context.Context) (Pass, error) {
+	p := Pass{BytesBefore: m.size()}
+	db, err := sql.Open("sqlite3", "file:"+m.File+"?_busy_timeout=5000")
+	if err != nil {
+		return p, fmt.Errorf("open %s: %w", m.File, err)
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(1)
+
+	start := time.Now()
+	// A database that is not in incremental mode frees nothing.
+	var mode int
+	if err := db.QueryRowContext(ctx, "PRAGMA auto_vacuum").Scan(&mode); err != nil {
+		return p, fmt.Errorf("auto_vacuum: %w", err)
+	}
+	for mode == 2 && ctx.Err() == nil {
+		var free int64
+		if err := db.QueryRowContext(ctx, "PRAGMA freelist_count").Scan(&free); err != nil {
+			return p, fmt.Errorf("freelist_count: %w", err)
+		}
+		if free == 0 {
+			break
+		}
+		if err := drain(ctx, db, fmt.Sprintf("PRAGMA incremental_vacuum(%d)", vacuumStep)); err != nil {
+			return p, fmt.Errorf("incremental_vacuum: %w", err)
+		}
+		p.FreedPages += min(free, vacuumStep)
+	}
+	p.Vacuum = time.Since(start)
+
+	start = time.Now()
+	var busy, logFrames, checkpointed int
+	if err := db.QueryRowContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)").Scan(&busy, &logFrames, &checkpointed); err != nil {
+		return p, fmt.Errorf("wal_checkpoint: %w", err)
+	}
+	p.Truncate = time.Since(start)
+	p.BytesAfter = m.size()
+	if busy != 0 {
+		return p, fmt.Errorf("wal_checkpoint(TRUNCATE) could not finish: a reader or writer kept it busy")
+	}
+	m.log().Debug("datastore maintenance", "freedPages", p.FreedPages, "bytesBefore", p.BytesBefore,
+		"bytesAfter", p.BytesAfter, "vacuum", p.Vacuum, "truncate", p.Truncate)
+	return p, nil
+}
+
+// drain runs a statement to its end: incremental_vacuum frees one page per
+// step, so a plain Exec (one step) would free a single page.
+func drain(ctx context.Context, db *sql.DB, stmt string) error {
+	rows, err := db.QueryContext(ctx, stmt)
+	if err != nil {
+		return err
+	}
+	for rows.Next() {
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	return rows.Close()
+}
+
+// size is the database file plus its WAL, in bytes.
+func (m *Maintainer) size() int64 {
+	var n int64
+	for _, f := range []string{m.File, m.File + "-wal"} {
+		if fi, err := os.Stat(f); err == nil {
+			n += fi.Size()
+		}
+	}
+	return n
+}
+
+func (m *Maintainer) log() *slog.Logger {
+	if m.Log == nil {
+		return slog.Default()
+	}
+	return m.Log
+}
