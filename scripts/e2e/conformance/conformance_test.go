@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -34,15 +35,19 @@ func TestConformance(t *testing.T) {
 		t.Skip("run by scripts/conformance (make conformance)")
 	}
 	kedge := os.Getenv("KEDGE_BIN")
+	// An interrupt (Ctrl-C on make conformance) stops the run through
+	// t.Fatal, so that the hosts are cleaned up.
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sig)
+	interrupted = sig
 	start := time.Now()
 	if s, err := strconv.ParseInt(os.Getenv("CONFORMANCE_START"), 10, 64); err == nil {
 		start = time.Unix(s, 0)
 	}
 	bin := filepath.Join(cache, "bin")
-	runDir := filepath.Join(cache, "run")
-	if err := os.RemoveAll(runDir); err != nil {
-		t.Fatal(err)
-	}
+	// Each run keeps its logs and reports in its own directory.
+	runDir := filepath.Join(cache, "runs", start.UTC().Format("20060102-150405"))
 	if err := os.MkdirAll(runDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -172,6 +177,15 @@ func runGinkgo(t *testing.T, bin, kubeconfig, runDir, phase, labels, focus, repo
 				t.Fatalf("%s run wrote no report (%v):\n%s", phase, err, tailOf(string(b), 4000))
 			}
 			return
+		case s := <-interrupted:
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGINT) // ginkgo writes its report
+			select {
+			case <-done:
+			case <-time.After(2 * time.Minute):
+				cancel()
+				<-done
+			}
+			t.Fatalf("%s run: %v", phase, s)
 		case <-tick.C:
 			for _, p := range procs {
 				if err, exited := p.Exited(); exited {
@@ -226,6 +240,11 @@ func ready(n *corev1.Node) bool {
 func waitFor(t *testing.T, timeout time.Duration, what string, procs []*hosts.Proc, check func() bool) {
 	t.Helper()
 	testenv.WaitUntil(t, timeout, what, func() bool {
+		select {
+		case s := <-interrupted:
+			t.Fatalf("%v while waiting for %s", s, what)
+		default:
+		}
 		for _, p := range procs {
 			if err, done := p.Exited(); done {
 				t.Fatalf("a kedge process exited (%v) while waiting for %s:\n%s", err, what, tailOf(p.Output(), 4000))
@@ -234,6 +253,9 @@ func waitFor(t *testing.T, timeout time.Duration, what string, procs []*hosts.Pr
 		return check()
 	})
 }
+
+// interrupted receives SIGINT and SIGTERM during TestConformance.
+var interrupted <-chan os.Signal
 
 func saveLog(t *testing.T, dir, name string, p *hosts.Proc) {
 	if err := os.WriteFile(filepath.Join(dir, name), []byte(p.Output()), 0o644); err != nil {

@@ -74,7 +74,10 @@ func main() {
 func Images() []image {
 	agnhost := func(version string) func(b *builder) []ociimage.File {
 		return func(b *builder) []ociimage.File {
+			// porter serves TLS with the certificate upstream adds to the image's /.
+			porter := filepath.Join("..", "kube", "test/images/agnhost/porter")
 			return append(b.toolbox(), b.file("agnhost", "agnhost", 0o755), ociimage.File{Path: "agnhost-2", Link: "agnhost"},
+				b.file("localhost.crt", filepath.Join(porter, "localhost.crt"), 0o644), b.file("localhost.key", filepath.Join(porter, "localhost.key"), 0o644),
 				ociimage.File{Path: "uploads", Dir: true}, ociimage.File{Path: "VERSION", Data: []byte(version + "\n"), Mode: 0o644})
 		}
 	}
