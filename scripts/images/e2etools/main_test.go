@@ -80,6 +80,8 @@ func TestShellScriptsAsTheSpecsRunThem(t *testing.T) {
 		{`sh -c 'exit 7'`, "", 7},
 		{`env FOO=bar sh -c 'echo $FOO'`, "bar\n", 0},
 		{`grep -q nothing ` + work + `/c`, "", 1},
+		{`if [ $(expr 3 % 2) -ne 0 ]; then exit 1; else exit 0; fi`, "", 1},
+		{`expr 4 + 5; expr 2 = 3`, "9\n0\n", 1},
 		{`echo $(basename /a/b/c.txt .txt) $(dirname /a/b/c.txt)`, "c /a/b\n", 0},
 	}
 	for _, c := range cases {

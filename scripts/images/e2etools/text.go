@@ -460,3 +460,72 @@ func yes(args []string) int {
 		}
 	}
 }
+
+// expr evaluates ARG OP ARG with integer + - * / % and the comparisons
+// = != < <= > >= (numeric when both sides are numbers), or "length S";
+// it prints the result and exits 1 when it is 0 or empty, as expr does.
+func expr(args []string) int {
+	var out string
+	switch {
+	case len(args) == 1:
+		out = args[0]
+	case len(args) == 2 && args[0] == "length":
+		out = strconv.Itoa(len(args[1]))
+	case len(args) == 3:
+		a, op, b := args[0], args[1], args[2]
+		x, errA := strconv.ParseInt(a, 10, 64)
+		y, errB := strconv.ParseInt(b, 10, 64)
+		numeric := errA == nil && errB == nil
+		cmp := strings.Compare(a, b)
+		if numeric {
+			cmp = 0
+			if x < y {
+				cmp = -1
+			} else if x > y {
+				cmp = 1
+			}
+		}
+		truth := func(v bool) string {
+			if v {
+				return "1"
+			}
+			return "0"
+		}
+		switch op {
+		case "+", "-", "*", "/", "%":
+			if !numeric {
+				fmt.Fprintln(os.Stderr, "expr: non-integer argument")
+				return 2
+			}
+			if (op == "/" || op == "%") && y == 0 {
+				fmt.Fprintln(os.Stderr, "expr: division by zero")
+				return 2
+			}
+			out = strconv.FormatInt(map[string]func() int64{"+": func() int64 { return x + y }, "-": func() int64 { return x - y },
+				"*": func() int64 { return x * y }, "/": func() int64 { return x / y }, "%": func() int64 { return x % y }}[op](), 10)
+		case "=", "==":
+			out = truth(cmp == 0)
+		case "!=":
+			out = truth(cmp != 0)
+		case "<":
+			out = truth(cmp < 0)
+		case "<=":
+			out = truth(cmp <= 0)
+		case ">":
+			out = truth(cmp > 0)
+		case ">=":
+			out = truth(cmp >= 0)
+		default:
+			fmt.Fprintf(os.Stderr, "expr: unsupported operator %q\n", op)
+			return 2
+		}
+	default:
+		fmt.Fprintln(os.Stderr, "expr: only ARG OP ARG and length STRING")
+		return 2
+	}
+	fmt.Println(out)
+	if out == "0" || out == "" {
+		return 1
+	}
+	return 0
+}
