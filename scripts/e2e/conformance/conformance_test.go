@@ -40,7 +40,6 @@ func TestConformance(t *testing.T) {
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
 	defer signal.Stop(sig)
-	interrupted = sig
 	start := time.Now()
 	if s, err := strconv.ParseInt(os.Getenv("CONFORMANCE_START"), 10, 64); err == nil {
 		start = time.Unix(s, 0)
@@ -60,7 +59,7 @@ func TestConformance(t *testing.T) {
 	}
 	srv := srvHost.Start(t, kedge, "server")
 	t.Cleanup(func() { saveLog(t, runDir, "server.log", srv) })
-	waitFor(t, 180*time.Second, "the server (with its node) to be ready", []*hosts.Proc{srv}, srv.Ready)
+	waitFor(t, sig, 180*time.Second, "the server (with its node) to be ready", []*hosts.Proc{srv}, srv.Ready)
 	tok, err := os.ReadFile(filepath.Join(srvHost.Root, "var/lib/kedge/server/token"))
 	if err != nil {
 		t.Fatal(err)
@@ -68,12 +67,12 @@ func TestConformance(t *testing.T) {
 	agent := agentHost.Start(t, kedge, "agent", "--server", "https://"+srvHost.IP+":6443", "--token", strings.TrimSpace(string(tok)))
 	t.Cleanup(func() { saveLog(t, runDir, "agent.log", agent) })
 	procs := []*hosts.Proc{srv, agent}
-	waitFor(t, 180*time.Second, "the agent to be ready", procs, agent.Ready)
+	waitFor(t, sig, 180*time.Second, "the agent to be ready", procs, agent.Ready)
 
 	kubeconfig := writeKubeconfig(t, srvHost, runDir)
 	admin := client(t, kubeconfig)
 	for _, n := range []string{"server", "agent"} {
-		waitFor(t, 180*time.Second, "node "+n+" Ready", procs, func() bool {
+		waitFor(t, sig, 180*time.Second, "node "+n+" Ready", procs, func() bool {
 			node, err := admin.CoreV1().Nodes().Get(t.Context(), n, metav1.GetOptions{})
 			return err == nil && ready(node)
 		})
@@ -88,7 +87,7 @@ func TestConformance(t *testing.T) {
 	}
 	for _, ph := range phases {
 		report := filepath.Join(runDir, ph.name+".json")
-		runGinkgo(t, bin, kubeconfig, runDir, ph.name, ph.labels, focus, report, procs)
+		runGinkgo(t, sig, bin, kubeconfig, runDir, ph.name, ph.labels, focus, report, procs)
 		if err := res.ReadReport(report); err != nil {
 			t.Fatalf("%s run: %v", ph.name, err)
 		}
@@ -124,9 +123,10 @@ func stageImages(t *testing.T, from string, h *hosts.Host) {
 }
 
 // runGinkgo runs e2e.test under the ginkgo CLI for one phase; a phase with
-// no spec to run is not an error. Its output goes to <phase>.log and,
+// no spec to run is not an error; an interrupt stops ginkgo (which still
+// writes its report) and fails the test. Its output goes to <phase>.log and,
 // trimmed to progress, to the test's stdout.
-func runGinkgo(t *testing.T, bin, kubeconfig, runDir, phase, labels, focus, report string, procs []*hosts.Proc) {
+func runGinkgo(t *testing.T, interrupted <-chan os.Signal, bin, kubeconfig, runDir, phase, labels, focus, report string, procs []*hosts.Proc) {
 	t.Helper()
 	nodes := os.Getenv("CONFORMANCE_NODES")
 	if nodes == "" {
@@ -236,8 +236,8 @@ func ready(n *corev1.Node) bool {
 }
 
 // waitFor polls check until it is true; it fails at once if one of procs
-// exits, and when timeout passes.
-func waitFor(t *testing.T, timeout time.Duration, what string, procs []*hosts.Proc, check func() bool) {
+// exits or an interrupt comes, and when timeout passes.
+func waitFor(t *testing.T, interrupted <-chan os.Signal, timeout time.Duration, what string, procs []*hosts.Proc, check func() bool) {
 	t.Helper()
 	testenv.WaitUntil(t, timeout, what, func() bool {
 		select {
@@ -253,9 +253,6 @@ func waitFor(t *testing.T, timeout time.Duration, what string, procs []*hosts.Pr
 		return check()
 	})
 }
-
-// interrupted receives SIGINT and SIGTERM during TestConformance.
-var interrupted <-chan os.Signal
 
 func saveLog(t *testing.T, dir, name string, p *hosts.Proc) {
 	if err := os.WriteFile(filepath.Join(dir, name), []byte(p.Output()), 0o644); err != nil {
