@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -85,17 +86,32 @@ func TestConformance(t *testing.T) {
 
 	var res Result
 	focus := os.Getenv("CONFORMANCE_FOCUS")
+	var skips []Skip
+	if p := os.Getenv("CONFORMANCE_SKIPS"); p != "" {
+		if skips, err = ReadSkips(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	skip := SkipPattern(skips)
+	if extra := os.Getenv("CONFORMANCE_SKIP"); extra != "" {
+		skip = strings.TrimPrefix(skip+"|"+extra, "|")
+	}
 	phases := []struct{ name, labels string }{
 		{"parallel", "Conformance && !Serial && !Disruptive"},
 		{"serial", "Conformance && (Serial || Disruptive)"},
 	}
 	for _, ph := range phases {
 		report := filepath.Join(runDir, ph.name+".json")
-		runGinkgo(t, sig, bin, kubeconfig, runDir, ph.name, ph.labels, focus, report, procs)
+		runGinkgo(t, sig, bin, kubeconfig, runDir, ph.name, ph.labels, focus, skip, report, procs)
 		if err := res.ReadReport(report); err != nil {
 			t.Fatalf("%s run: %v", ph.name, err)
 		}
 	}
+	var focusRE *regexp.Regexp
+	if focus != "" {
+		focusRE = regexp.MustCompile(focus)
+	}
+	res.ApplySkips(skips, focusRE)
 	res.Print(os.Stdout, time.Since(start))
 	fmt.Printf("logs: %s\n", runDir)
 	if len(res.Failed) > 0 {
@@ -130,7 +146,7 @@ func stageImages(t *testing.T, from string, h *hosts.Host) {
 // no spec to run is not an error; an interrupt stops ginkgo (which still
 // writes its report) and fails the test. Its output goes to <phase>.log and,
 // trimmed to progress, to the test's stdout.
-func runGinkgo(t *testing.T, interrupted <-chan os.Signal, bin, kubeconfig, runDir, phase, labels, focus, report string, procs []*hosts.Proc) {
+func runGinkgo(t *testing.T, interrupted <-chan os.Signal, bin, kubeconfig, runDir, phase, labels, focus, skip, report string, procs []*hosts.Proc) {
 	t.Helper()
 	nodes := os.Getenv("CONFORMANCE_NODES")
 	if nodes == "" {
@@ -144,7 +160,7 @@ func runGinkgo(t *testing.T, interrupted <-chan os.Signal, bin, kubeconfig, runD
 	if focus != "" {
 		args = append(args, "--focus="+focus)
 	}
-	if skip := os.Getenv("CONFORMANCE_SKIP"); skip != "" {
+	if skip != "" {
 		args = append(args, "--skip="+skip)
 	}
 	args = append(args, filepath.Join(bin, "e2e.test"), "--",

@@ -4,10 +4,13 @@
 package conformance
 
 import (
+	"bufio"
 	"encoding/json"
+	"regexp"
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -19,6 +22,7 @@ type spec struct {
 	LeafNodeText            string
 	LeafNodeType            string
 	State                   string
+	LeafNodeLabels          []string
 	RunTime                 time.Duration
 	Failure                 struct {
 		Message  string
@@ -37,7 +41,70 @@ func (s spec) Name() string {
 // Result is the outcome of the specs that were selected to run.
 type Result struct {
 	Passed, Failed []spec
-	Skipped        []spec // skipped at run time (Skip with a reason)
+	Skipped        []spec // skipped at run time (Skip with a reason) or by the skip list
+	// filtered are the [Conformance] specs a run's filters left out, by name.
+	filtered map[string]spec
+}
+
+// Skip is one entry of the skip list: specs whose text matches Pattern do
+// not run, for Reason.
+type Skip struct {
+	Pattern *regexp.Regexp
+	Reason  string
+}
+
+// ReadSkips reads a skip list: "REGEX => reason" lines, # comments.
+func ReadSkips(path string) ([]Skip, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var skips []Skip
+	sc := bufio.NewScanner(f)
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		pat, reason, ok := strings.Cut(line, " => ")
+		if !ok || strings.TrimSpace(reason) == "" {
+			return nil, fmt.Errorf("%s:%d: want REGEX => reason", path, n)
+		}
+		re, err := regexp.Compile(strings.TrimSpace(pat))
+		if err != nil {
+			return nil, fmt.Errorf("%s:%d: %w", path, n, err)
+		}
+		skips = append(skips, Skip{Pattern: re, Reason: strings.TrimSpace(reason)})
+	}
+	return skips, sc.Err()
+}
+
+// SkipPattern is the ginkgo --skip regex of skips.
+func SkipPattern(skips []Skip) string {
+	var p []string
+	for _, s := range skips {
+		p = append(p, "(?:"+s.Pattern.String()+")")
+	}
+	return strings.Join(p, "|")
+}
+
+// ApplySkips counts as skipped, with their reason, the [Conformance] specs
+// the runs left out because of skips and that focus (if set) selects.
+func (r *Result) ApplySkips(skips []Skip, focus *regexp.Regexp) {
+	for name, sp := range r.filtered {
+		if focus != nil && !focus.MatchString(name) {
+			continue
+		}
+		for _, s := range skips {
+			if s.Pattern.MatchString(name) {
+				sp.Failure.Message = "not run: " + s.Reason
+				r.Skipped = append(r.Skipped, sp)
+				break
+			}
+		}
+	}
+	r.filtered = nil
 }
 
 // ReadReport adds the specs of the ginkgo JSON report at path to r. Specs
@@ -68,6 +135,11 @@ func (r *Result) read(in io.Reader) error {
 			case "skipped":
 				if sp.Failure.Message != "" {
 					r.Skipped = append(r.Skipped, sp)
+				} else if slices.Contains(sp.LeafNodeLabels, "Conformance") {
+					if r.filtered == nil {
+						r.filtered = map[string]spec{}
+					}
+					r.filtered[sp.Name()] = sp
 				}
 			case "pending":
 			default: // failed, panicked, timedout, interrupted, aborted

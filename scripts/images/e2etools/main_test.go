@@ -40,6 +40,11 @@ func TestShellScriptsAsTheSpecsRunThem(t *testing.T) {
 			http.NotFound(w, r)
 			return
 		}
+		if r.Method == http.MethodPost {
+			r.ParseForm()
+			fmt.Fprint(w, "posted x="+r.PostForm.Get("x"))
+			return
+		}
 		fmt.Fprint(w, "hostname: pod-1")
 	}))
 	defer web.Close()
@@ -81,6 +86,9 @@ func TestShellScriptsAsTheSpecsRunThem(t *testing.T) {
 		{`env FOO=bar sh -c 'echo $FOO'`, "bar\n", 0},
 		{`grep -q nothing ` + work + `/c`, "", 1},
 		{`if [ $(expr 3 % 2) -ne 0 ]; then exit 1; else exit 0; fi`, "", 1},
+		{`f=` + work + `/count; count=$(echo 'hello' >> $f ; wc -l $f | awk {'print $1'}); echo $count; wc -l $f`, "1\n1 " + work + "/count\n", 0},
+		{`echo a:b:c | awk -F : '{print $3, $1}'`, "c a\n", 0},
+		{`wget -q -O- --post-data=x=1 ` + web.URL + `/`, "posted x=1", 0},
 		{`expr 4 + 5; expr 2 = 3`, "9\n0\n", 1},
 		{`echo $(basename /a/b/c.txt .txt) $(dirname /a/b/c.txt)`, "c /a/b\n", 0},
 	}

@@ -20,8 +20,8 @@ import (
 func wget(args []string) int {
 	out, timeout := "", 30*time.Second
 	var url string
-	quiet := false
-	spider := false
+	quiet, spider, hasPost := false, false, false
+	var post string
 	for i := 0; i < len(args); i++ {
 		switch a := args[i]; {
 		case a == "-O" && i+1 < len(args):
@@ -43,6 +43,8 @@ func wget(args []string) int {
 			}
 		case a == "--spider":
 			spider = true
+		case strings.HasPrefix(a, "--post-data="):
+			post, hasPost = strings.TrimPrefix(a, "--post-data="), true
 		case strings.HasPrefix(a, "-"):
 		default:
 			url = a
@@ -52,7 +54,13 @@ func wget(args []string) int {
 	if !strings.Contains(url, "://") {
 		url = "http://" + url
 	}
-	resp, err := httpClient(timeout, false).Get(url)
+	var resp *http.Response
+	var err error
+	if hasPost {
+		resp, err = httpClient(timeout, false).Post(url, "application/x-www-form-urlencoded", strings.NewReader(post))
+	} else {
+		resp, err = httpClient(timeout, false).Get(url)
+	}
 	if err != nil {
 		return fail("wget", err)
 	}

@@ -247,15 +247,19 @@ func wc(args []string) int {
 		w += len(strings.Fields(line))
 		c += len(line) + 1
 	})
+	name := ""
+	if len(rest) == 1 && rest[0] != "-" {
+		name = " " + rest[0] // busybox: "N FILE" for a file operand
+	}
 	switch {
 	case has(opts, 'l'):
-		fmt.Println(l)
+		fmt.Printf("%d%s\n", l, name)
 	case has(opts, 'w'):
-		fmt.Println(w)
+		fmt.Printf("%d%s\n", w, name)
 	case has(opts, 'c'):
-		fmt.Println(c)
+		fmt.Printf("%d%s\n", c, name)
 	default:
-		fmt.Printf("%7d %7d %7d\n", l, w, c)
+		fmt.Printf("%7d %7d %7d%s\n", l, w, c, name)
 	}
 	return st
 }
@@ -528,4 +532,57 @@ func expr(args []string) int {
 		return 1
 	}
 	return 0
+}
+
+// awk runs the one-statement programs the specs use: [-F SEP]
+// '{print $N[, $M...]}' (also $0 and NF) over the files or stdin.
+func awk(args []string) int {
+	opts, rest := flags(args, "F")
+	if len(rest) == 0 {
+		return fail("awk", fmt.Errorf("missing program"))
+	}
+	prog := strings.TrimSpace(rest[0])
+	body, ok := strings.CutPrefix(prog, "{")
+	body, ok2 := strings.CutSuffix(strings.TrimSpace(body), "}")
+	body, ok3 := strings.CutPrefix(strings.TrimSpace(body), "print")
+	if !ok || !ok2 || !ok3 {
+		return fail("awk", fmt.Errorf("only '{print $N, ...}' programs: %q", prog))
+	}
+	var fieldsWanted []string
+	for _, f := range strings.Split(body, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			fieldsWanted = append(fieldsWanted, f)
+		}
+	}
+	sep, custom := opts['F']
+	return lines("awk", rest[1:], func(_, line string) {
+		var fields []string
+		if custom {
+			fields = strings.Split(line, sep)
+		} else {
+			fields = strings.Fields(line)
+		}
+		var out []string
+		for _, f := range fieldsWanted {
+			switch {
+			case f == "$0":
+				out = append(out, line)
+			case f == "NF":
+				out = append(out, strconv.Itoa(len(fields)))
+			case strings.HasPrefix(f, "$"):
+				n, err := strconv.Atoi(f[1:])
+				if err == nil && n >= 1 && n <= len(fields) {
+					out = append(out, fields[n-1])
+				} else {
+					out = append(out, "")
+				}
+			default:
+				out = append(out, strings.Trim(f, `"`))
+			}
+		}
+		if len(fieldsWanted) == 0 {
+			out = []string{line}
+		}
+		fmt.Println(strings.Join(out, " "))
+	})
 }
