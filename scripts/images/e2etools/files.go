@@ -137,7 +137,9 @@ func sleep(args []string) int {
 	var total time.Duration
 	for _, a := range args {
 		if a == "infinity" || a == "inf" {
-			select {}
+			for { // a bare select{} would be a deadlock to the runtime
+				time.Sleep(time.Hour)
+			}
 		}
 		unit := time.Second
 		switch {

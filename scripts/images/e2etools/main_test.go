@@ -82,6 +82,7 @@ func TestShellScriptsAsTheSpecsRunThem(t *testing.T) {
 		{`echo a:b:c | cut -d : -f 2`, "b\n", 0},
 		{`[ -d / ] && [ ! -e /nonexistent ] && echo yes`, "yes\n", 0},
 		{`timeout 1 sleep 5`, "", 124},
+		{`timeout 1 sleep infinity`, "", 124},
 		{`sh -c 'exit 7'`, "", 7},
 		{`env FOO=bar sh -c 'echo $FOO'`, "bar\n", 0},
 		{`grep -q nothing ` + work + `/c`, "", 1},
