@@ -90,6 +90,7 @@ func TestShellScriptsAsTheSpecsRunThem(t *testing.T) {
 		{`f=` + work + `/count; count=$(echo 'hello' >> $f ; wc -l $f | awk {'print $1'}); echo $count; wc -l $f`, "1\n1 " + work + "/count\n", 0},
 		{`echo a:b:c | awk -F : '{print $3, $1}'`, "c a\n", 0},
 		{`wget -q -O- --post-data=x=1 ` + web.URL + `/`, "posted x=1", 0},
+		{`printf '\336\312' > ` + work + `/bin; hexdump -C ` + work + `/bin | head -n 1 | cut -c1-15`, "00000000  de ca\n", 0},
 		{`expr 4 + 5; expr 2 = 3`, "9\n0\n", 1},
 		{`echo $(basename /a/b/c.txt .txt) $(dirname /a/b/c.txt)`, "c /a/b\n", 0},
 	}

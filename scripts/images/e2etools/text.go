@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"crypto/md5"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"os"
@@ -585,4 +586,29 @@ func awk(args []string) int {
 		}
 		fmt.Println(strings.Join(out, " "))
 	})
+}
+
+// hexdump -C FILE... prints the canonical hex+ASCII dump (encoding/hex's
+// Dump is that format) and the final offset.
+func hexdump(args []string) int {
+	_, files := flags(args, "")
+	if len(files) == 0 {
+		files = []string{"-"}
+	}
+	var data []byte
+	for _, f := range files {
+		r, err := open(f)
+		if err != nil {
+			return fail("hexdump", err)
+		}
+		b, err := io.ReadAll(r)
+		r.Close()
+		if err != nil {
+			return fail("hexdump", err)
+		}
+		data = append(data, b...)
+	}
+	fmt.Print(hex.Dump(data))
+	fmt.Printf("%08x\n", len(data))
+	return 0
 }
