@@ -34,7 +34,7 @@ func init() {
 		"id": id, "whoami": whoami, "hostname": hostname, "env": env, "uname": uname,
 		"date": date, "grep": grep, "head": head, "tail": tail, "wc": wc, "sort": sortCmd,
 		"seq": seq, "tee": tee, "cut": cut, "tr": tr, "basename": basename, "dirname": dirname,
-		"md5sum": md5sum, "yes": yes, "expr": expr, "awk": awk, "hexdump": hexdump, "sync": func([]string) int { return 0 },
+		"md5sum": md5sum, "yes": yes, "expr": expr, "awk": awk, "hexdump": hexdump, "ip": ip, "sync": func([]string) int { return 0 },
 		"timeout": timeout, "kill": kill, "ps": ps, "pidof": pidof, "nproc": nproc, "sysctl": sysctl,
 		"wget": wget, "curl": curl, "nc": nc, "nslookup": nslookup, "dig": dig, "getent": getent,
 		"nginx": nginx,

@@ -91,6 +91,7 @@ func TestShellScriptsAsTheSpecsRunThem(t *testing.T) {
 		{`echo a:b:c | awk -F : '{print $3, $1}'`, "c a\n", 0},
 		{`wget -q -O- --post-data=x=1 ` + web.URL + `/`, "posted x=1", 0},
 		{`printf '\336\312' > ` + work + `/bin; hexdump -C ` + work + `/bin | head -n 1 | cut -c1-15`, "00000000  de ca\n", 0},
+		{`echo test > /nonexistent-dir/file`, "", 1},
 		{`expr 4 + 5; expr 2 = 3`, "9\n0\n", 1},
 		{`echo $(basename /a/b/c.txt .txt) $(dirname /a/b/c.txt)`, "c /a/b\n", 0},
 	}
@@ -117,5 +118,16 @@ func TestUnknownApplet(t *testing.T) {
 	out, err := exec.Command(filepath.Join(dir, "e2etools"), "no-such-tool").CombinedOutput()
 	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 127 || !strings.Contains(string(out), "no-such-tool: applet not found") {
 		t.Fatalf("got %v: %s", err, out)
+	}
+}
+
+// A failed redirection is worded as busybox sh words it (a spec compares
+// the whole line).
+func TestRedirectionErrorAsBusybox(t *testing.T) {
+	dir := tools(t)
+	cmd := exec.Command(filepath.Join(dir, "sh"), "-c", "echo test > /nonexistent-dir/file")
+	out, _ := cmd.CombinedOutput()
+	if want := "/bin/sh: can't create /nonexistent-dir/file: No such file or directory\n"; string(out) != want {
+		t.Fatalf("got %q, want %q", out, want)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 
@@ -47,7 +48,7 @@ func runShell(args []string) int {
 		return fail("sh", err)
 	}
 	r, err := interp.New(interp.StdIO(os.Stdin, os.Stdout, os.Stderr), interp.Env(expand.ListEnviron(os.Environ()...)),
-		interp.Params(append([]string{"--"}, params...)...))
+		interp.Params(append([]string{"--"}, params...)...), interp.OpenHandler(busyboxOpen))
 	if err != nil {
 		return fail("sh", err)
 	}
@@ -62,4 +63,29 @@ func runShell(args []string) int {
 		fmt.Fprintln(os.Stderr, "sh:", err)
 		return 1
 	}
+}
+
+// busyboxOpen opens redirection targets as the interpreter does and words
+// a failure as busybox sh: "/bin/sh: can't create /file: Read-only file
+// system" (a spec compares the whole line).
+func busyboxOpen(ctx context.Context, path string, flag int, perm os.FileMode) (io.ReadWriteCloser, error) {
+	f, err := interp.DefaultOpenHandler()(ctx, path, flag, perm)
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		op := "can't open"
+		if flag&(os.O_WRONLY|os.O_RDWR) != 0 {
+			op = "can't create"
+		}
+		return nil, &os.PathError{Op: "/bin/sh: " + op, Path: pe.Path, Err: strerror(pe.Err)}
+	}
+	return f, err
+}
+
+// strerror is err's message as C's strerror words it (capitalised).
+func strerror(err error) error {
+	msg := err.Error()
+	if msg == "" {
+		return err
+	}
+	return errors.New(strings.ToUpper(msg[:1]) + msg[1:])
 }
