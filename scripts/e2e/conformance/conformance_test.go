@@ -100,11 +100,15 @@ func TestConformance(t *testing.T) {
 		{"parallel", "Conformance && !Serial && !Disruptive"},
 		{"serial", "Conformance && (Serial || Disruptive)"},
 	}
+	var stopped error
 	for _, ph := range phases {
 		report := filepath.Join(runDir, ph.name+".json")
-		runGinkgo(t, sig, bin, kubeconfig, runDir, ph.name, ph.labels, focus, skip, report, procs)
+		stopped = runGinkgo(t, sig, bin, kubeconfig, runDir, ph.name, ph.labels, focus, skip, report, procs)
 		if err := res.ReadReport(report); err != nil {
 			t.Fatalf("%s run: %v", ph.name, err)
+		}
+		if stopped != nil {
+			break // what ran until the interrupt is still summarised
 		}
 	}
 	var focusRE *regexp.Regexp
@@ -114,6 +118,9 @@ func TestConformance(t *testing.T) {
 	res.ApplySkips(skips, focusRE)
 	res.Print(os.Stdout, time.Since(start))
 	fmt.Printf("logs: %s\n", runDir)
+	if stopped != nil {
+		t.Fatal(stopped)
+	}
 	if len(res.Failed) > 0 {
 		t.Fail()
 	}
@@ -143,10 +150,11 @@ func stageImages(t *testing.T, from string, h *hosts.Host) {
 }
 
 // runGinkgo runs e2e.test under the ginkgo CLI for one phase; a phase with
-// no spec to run is not an error; an interrupt stops ginkgo (which still
-// writes its report) and fails the test. Its output goes to <phase>.log and,
+// no spec to run is not an error. An interrupt stops ginkgo (which still
+// writes its report) and is returned, so that the caller summarises what
+// ran before failing. Its output goes to <phase>.log and,
 // trimmed to progress, to the test's stdout.
-func runGinkgo(t *testing.T, interrupted <-chan os.Signal, bin, kubeconfig, runDir, phase, labels, focus, skip, report string, procs []*hosts.Proc) {
+func runGinkgo(t *testing.T, interrupted <-chan os.Signal, bin, kubeconfig, runDir, phase, labels, focus, skip, report string, procs []*hosts.Proc) error {
 	t.Helper()
 	nodes := os.Getenv("CONFORMANCE_NODES")
 	if nodes == "" {
@@ -196,7 +204,7 @@ func runGinkgo(t *testing.T, interrupted <-chan os.Signal, bin, kubeconfig, runD
 				b, _ := os.ReadFile(logf.Name())
 				t.Fatalf("%s run wrote no report (%v):\n%s", phase, err, tailOf(string(b), 4000))
 			}
-			return
+			return nil
 		case s := <-interrupted:
 			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGINT) // ginkgo writes its report
 			select {
@@ -205,7 +213,7 @@ func runGinkgo(t *testing.T, interrupted <-chan os.Signal, bin, kubeconfig, runD
 				cancel()
 				<-done
 			}
-			t.Fatalf("%s run: %v", phase, s)
+			return fmt.Errorf("%s run: %v", phase, s)
 		case <-tick.C:
 			for _, p := range procs {
 				if err, exited := p.Exited(); exited {
