@@ -7,7 +7,10 @@
 #   make release       dist/: static kedge for amd64, arm64 and armv7, .xz,
 #                      sha256 lists, install.sh (three cold builds: ~45 min)
 #   make release-test  checks dist/ and runs the ARM binaries under qemu
-.PHONY: deps build test e2e-chaos release release-test
+#   make conformance   the upstream [Conformance] specs on a 2-node cluster,
+#                      offline (CONFORMANCE_FOCUS=regex for a subset,
+#                      CONFORMANCE_SUBSET=ci for the CI subset)
+.PHONY: deps build test e2e-chaos release release-test conformance
 
 deps:
 	scripts/deps test release
@@ -26,3 +29,6 @@ release:
 
 release-test:
 	scripts/release-test
+
+conformance:
+	scripts/conformance
