@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -156,6 +157,32 @@ func TestJoinRefusalsRestartAndImageDropIn(t *testing.T) {
 	})
 	if !mirror.served("/v2/cache/web/manifests/1") {
 		t.Fatalf("the mirror never served the rewritten manifest path; it saw %v", mirror.paths())
+	}
+	// Imported images are pinned, so the kubelet's image GC never deletes
+	// them (nothing could bring them back offline).
+	out, stderr, err := h.Exec(t, time.Minute, []string{pathEnv}, kedge, "crictl", "images", "-o", "json")
+	if err != nil {
+		t.Fatalf("kedge crictl images: %v\n%s", err, stderr)
+	}
+	var list struct {
+		Images []struct {
+			RepoTags []string `json:"repoTags"`
+			Pinned   bool     `json:"pinned"`
+		} `json:"images"`
+	}
+	if err := json.Unmarshal([]byte(out), &list); err != nil {
+		t.Fatalf("crictl images: %v\n%s", err, out)
+	}
+	pinnedTags := map[string]bool{}
+	for _, img := range list.Images {
+		for _, tag := range img.RepoTags {
+			pinnedTags[tag] = img.Pinned
+		}
+	}
+	for tag, want := range map[string]bool{"kedge.local/pause:1": true, "kedge.local/testimage:1": true} {
+		if got, ok := pinnedTags[tag]; !ok || got != want {
+			t.Errorf("image %s: listed %v, pinned %v, want pinned %v (all: %v)", tag, ok, got, want, pinnedTags)
+		}
 	}
 	if err := b.Stop(15 * time.Second); err != nil {
 		t.Fatal(err)

@@ -21,9 +21,16 @@ const Namespace = "k8s.io"
 // Snapshotter is the snapshotter images are unpacked for.
 const Snapshotter = "overlayfs"
 
+// pinned is the label containerd's CRI reports as a pinned image, which the
+// kubelet's image garbage collection never deletes (containerd's
+// internal/cri/labels PinnedImageLabelKey and Value). On a node without a
+// registry an imported image that GC deleted could not come back.
+var pinned = map[string]string{"io.cri-containerd.pinned": "pinned"}
+
 // Import loads an image tarball (docker-save or OCI layout, optionally
-// .zst-compressed) through the containerd socket and unpacks it, returning
-// the names it imported.
+// .zst-compressed) through the containerd socket, pins it (the kubelet's
+// image GC leaves it alone) and unpacks it, returning the names it
+// imported.
 func Import(ctx context.Context, socket string, r io.Reader) ([]string, error) {
 	cl, err := client.New(socket, client.WithDefaultNamespace(Namespace))
 	if err != nil {
@@ -31,7 +38,7 @@ func Import(ctx context.Context, socket string, r io.Reader) ([]string, error) {
 	}
 	defer cl.Close()
 	ctx = namespaces.WithNamespace(ctx, Namespace)
-	imgs, err := cl.Import(ctx, r, client.WithAllPlatforms(false))
+	imgs, err := cl.Import(ctx, r, client.WithAllPlatforms(false), client.WithImageLabels(pinned))
 	if err != nil {
 		return nil, fmt.Errorf("import image: %w", err)
 	}

@@ -58,18 +58,16 @@ func TestConformance(t *testing.T) {
 	for _, h := range []*hosts.Host{srvHost, agentHost} {
 		stageImages(t, filepath.Join(cache, "images"), h)
 	}
-	// The hosts share this machine's disk, which other work may fill past
-	// the kubelet's image GC threshold (85%): GC would delete the
-	// preloaded images, which no registry can bring back.
-	noGC := "--kubelet-arg=image-gc-high-threshold=100"
-	srv := srvHost.Start(t, kedge, "server", noGC)
+	// The preloaded images are pinned (kedge pins what it imports), so the
+	// kubelet's image GC keeps them when the shared disk fills up.
+	srv := srvHost.Start(t, kedge, "server")
 	t.Cleanup(func() { saveLog(t, runDir, "server.log", srv) })
 	waitFor(t, sig, 180*time.Second, "the server (with its node) to be ready", []*hosts.Proc{srv}, srv.Ready)
 	tok, err := os.ReadFile(filepath.Join(srvHost.Root, "var/lib/kedge/server/token"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	agent := agentHost.Start(t, kedge, "agent", "--server", "https://"+srvHost.IP+":6443", "--token", strings.TrimSpace(string(tok)), noGC)
+	agent := agentHost.Start(t, kedge, "agent", "--server", "https://"+srvHost.IP+":6443", "--token", strings.TrimSpace(string(tok)))
 	t.Cleanup(func() { saveLog(t, runDir, "agent.log", agent) })
 	procs := []*hosts.Proc{srv, agent}
 	waitFor(t, sig, 180*time.Second, "the agent to be ready", procs, agent.Ready)

@@ -6,10 +6,10 @@ package conformance
 import (
 	"bufio"
 	"encoding/json"
-	"regexp"
 	"fmt"
 	"io"
 	"os"
+	"regexp"
 	"slices"
 	"sort"
 	"strings"
