@@ -104,6 +104,13 @@ func run(o options) error {
 	marks, err := watch.until(ctx, o.deployments*o.replicas, t0)
 	stopReaders()
 	if err != nil {
+		if prof != nil { // the heap of a run that did not finish, too
+			hctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			if herr := prof.save(hctx, "heap", "heap.pprof"); herr != nil {
+				fmt.Fprintln(os.Stderr, "scalegen:", herr)
+			}
+		}
 		return err
 	}
 	after, err := scrape(ctx)
