@@ -9,6 +9,9 @@
 //	mut_n mut_p50_ms mut_p99_ms      server-side latency of mutating calls
 //	read_n read_p50_ms read_p99_ms   and of GET/LIST calls during that window
 //	mut_worst read_worst             the (verb, resource) pair with the worst p99
+//	progress                         instead of the first line when the pods
+//	                                 were not all Running in time (then it
+//	                                 exits 1 after printing the rest)
 //
 // Latencies come from the apiserver's own histogram
 // apiserver_request_duration_seconds, scraped before and after the window
@@ -19,9 +22,11 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"k8s.io/client-go/kubernetes"
@@ -101,32 +106,30 @@ func run(o options) error {
 	if err := createDeployments(ctx, cs, o.namespace, o.deployments, o.replicas); err != nil {
 		return err
 	}
-	marks, err := watch.until(ctx, o.deployments*o.replicas, t0)
+	marks, waitErr := watch.until(ctx, o.deployments*o.replicas, t0)
 	stopReaders()
+	// The window's latencies and the heap are reported for a run that did
+	// not finish too: ctx may have expired, so they get their own minute.
+	fctx, fcancel := context.WithTimeout(context.Background(), time.Minute)
+	defer fcancel()
+	after, err := scrape(fctx)
 	if err != nil {
-		if prof != nil { // the heap of a run that did not finish, too
-			hctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-			defer cancel()
-			if herr := prof.save(hctx, "heap", "heap.pprof"); herr != nil {
-				fmt.Fprintln(os.Stderr, "scalegen:", herr)
-			}
-		}
-		return err
-	}
-	after, err := scrape(ctx)
-	if err != nil {
-		return err
+		return errors.Join(waitErr, err)
 	}
 	window := after.sub(before)
 	if prof != nil {
-		if err := prof.save(ctx, "heap", "heap.pprof"); err != nil {
-			return err
+		if err := prof.save(fctx, "heap", "heap.pprof"); err != nil {
+			return errors.Join(waitErr, err)
 		}
 		if err := <-cpuDone; err != nil {
-			return err
+			return errors.Join(waitErr, err)
 		}
 	}
-	fmt.Printf("created_s=%.1f scheduled_s=%.1f running_s=%.1f\n", marks.created.Seconds(), marks.scheduled.Seconds(), marks.running.Seconds())
+	if waitErr != nil {
+		fmt.Printf("progress='%s'\n", strings.TrimSuffix(waitErr.Error(), ": "+context.DeadlineExceeded.Error()))
+	} else {
+		fmt.Printf("created_s=%.1f scheduled_s=%.1f running_s=%.1f\n", marks.created.Seconds(), marks.scheduled.Seconds(), marks.running.Seconds())
+	}
 	for _, c := range []struct {
 		name  string
 		verbs map[string]bool
@@ -135,5 +138,5 @@ func run(o options) error {
 		fmt.Printf("%s_n=%d %s_p50_ms=%.0f %s_p99_ms=%.0f %s_worst='%s'\n",
 			c.name, h.count, c.name, 1000*h.quantile(0.50), c.name, 1000*h.quantile(0.99), c.name, worst)
 	}
-	return nil
+	return waitErr
 }
