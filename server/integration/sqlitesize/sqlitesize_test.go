@@ -7,7 +7,9 @@ package sqlitesize
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
+	"net"
 	"os"
 	"strconv"
 	"strings"
@@ -30,7 +32,10 @@ import (
 const (
 	objects   = 2000
 	valueSize = 10 << 10
-	workers   = 16
+	// workers is how many clients write at once. SQLite takes one writer
+	// at a time; more clients only queue longer (with the test run's other
+	// servers on the same two cores, 16 queued past the client timeout).
+	workers = 4
 	// walBound is the most the WAL may hold at any time during the churn,
 	// with a reader always on the file (SQLite's automatic checkpoints
 	// cannot restart the WAL then; kedge's truncation does, between bursts
@@ -62,12 +67,19 @@ func TestSQLiteShrinksAfterChurn(t *testing.T) {
 	parallel(t, func(i int) error {
 		cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("churn-%d", i), Namespace: "default"}, Data: map[string]string{"v": value}}
 		_, err := cs.CoreV1().ConfigMaps("default").Create(t.Context(), cm, metav1.CreateOptions{})
+		if apierrors.IsAlreadyExists(err) {
+			return nil // an earlier try that timed out created it
+		}
 		return err
 	})
 	full := size(file)
 	t.Logf("%d ConfigMaps of %d KB created in %s: state.db+WAL %.1f MB (%.1f MB before)", objects, valueSize>>10, time.Since(start).Round(time.Millisecond), mb(full), mb(baseline))
 	parallel(t, func(i int) error {
-		return cs.CoreV1().ConfigMaps("default").Delete(t.Context(), fmt.Sprintf("churn-%d", i), metav1.DeleteOptions{})
+		err := cs.CoreV1().ConfigMaps("default").Delete(t.Context(), fmt.Sprintf("churn-%d", i), metav1.DeleteOptions{})
+		if apierrors.IsNotFound(err) {
+			return nil // an earlier try that timed out deleted it
+		}
+		return err
 	})
 	// kine keeps the newest 1,000 revisions: move the deletions out of them.
 	parallel(t, func(i int) error {
@@ -198,7 +210,13 @@ func parallel(t *testing.T, do func(i int) error) {
 		go func() {
 			defer wg.Done()
 			for i := int(next.Add(1)) - 1; i < objects; i = int(next.Add(1)) - 1 {
-				if err := do(i); err != nil {
+				// What this test measures is size, not latency: a call
+				// that timed out on a busy machine is tried again.
+				err := do(i)
+				for try := 1; err != nil && try < 4 && isTimeout(err); try++ {
+					err = do(i)
+				}
+				if err != nil {
 					t.Errorf("%d: %v", i, err)
 					return
 				}
@@ -209,6 +227,14 @@ func parallel(t *testing.T, do func(i int) error) {
 	if t.Failed() {
 		t.FailNow()
 	}
+}
+
+// isTimeout reports a call that did not complete in time: the client's
+// timeout or the apiserver's.
+func isTimeout(err error) bool {
+	var ne net.Error
+	return apierrors.IsTimeout(err) || apierrors.IsServerTimeout(err) || errors.Is(err, context.DeadlineExceeded) ||
+		(errors.As(err, &ne) && ne.Timeout())
 }
 
 func client(t *testing.T, kubeconfig string) *kubernetes.Clientset {
