@@ -292,3 +292,32 @@ func waitSignal() {
 	signal.Notify(c, syscall.SIGTERM, syscall.SIGINT)
 	<-c
 }
+
+func sleep(args []string) int {
+	var total time.Duration
+	for _, a := range args {
+		if a == "infinity" || a == "inf" {
+			for { // a bare select{} would be a deadlock to the runtime
+				time.Sleep(time.Hour)
+			}
+		}
+		unit := time.Second
+		switch {
+		case strings.HasSuffix(a, "m"):
+			unit, a = time.Minute, strings.TrimSuffix(a, "m")
+		case strings.HasSuffix(a, "h"):
+			unit, a = time.Hour, strings.TrimSuffix(a, "h")
+		case strings.HasSuffix(a, "d"):
+			unit, a = 24*time.Hour, strings.TrimSuffix(a, "d")
+		case strings.HasSuffix(a, "s"):
+			a = strings.TrimSuffix(a, "s")
+		}
+		f, err := strconv.ParseFloat(a, 64)
+		if err != nil {
+			return fail("sleep", fmt.Errorf("invalid number %q", a))
+		}
+		total += time.Duration(f * float64(unit))
+	}
+	time.Sleep(total)
+	return 0
+}

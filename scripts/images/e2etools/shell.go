@@ -37,7 +37,7 @@ func runShell(args []string) int {
 		}
 		src, name, params = string(b), args[0], args[1:]
 	default:
-		b, err := readAll(os.Stdin)
+		b, err := io.ReadAll(os.Stdin)
 		if err != nil {
 			return fail("sh", err)
 		}

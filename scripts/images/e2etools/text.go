@@ -1,5 +1,7 @@
 package main
 
+// Line filters: grep, head, tail, wc, sort, tee, cut, tr, md5sum, hexdump.
+
 import (
 	"bufio"
 	"crypto/md5"
@@ -12,93 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"mvdan.cc/sh/v3/syntax"
 )
-
-func echo(args []string) int {
-	newline := true
-	for len(args) > 0 && (args[0] == "-n" || args[0] == "-e") {
-		if args[0] == "-n" {
-			newline = false
-		}
-		args = args[1:]
-	}
-	fmt.Print(strings.Join(args, " "))
-	if newline {
-		fmt.Println()
-	}
-	return 0
-}
-
-func printfCmd(args []string) int {
-	if len(args) == 0 {
-		return fail("printf", fmt.Errorf("missing format"))
-	}
-	format := strings.NewReplacer(`\n`, "\n", `\t`, "\t", `\\`, `\`).Replace(args[0])
-	var vals []any
-	for _, a := range args[1:] {
-		vals = append(vals, a)
-	}
-	format = strings.NewReplacer("%d", "%v", "%i", "%v").Replace(format)
-	fmt.Printf(format, vals...)
-	return 0
-}
-
-// testCmd evaluates test/[ expressions with the shell's own implementation.
-func testCmd(args []string) int {
-	if len(args) > 0 && args[len(args)-1] == "]" {
-		args = args[:len(args)-1]
-	}
-	var q []string
-	for _, a := range args {
-		s, _ := syntax.Quote(a, syntax.LangBash)
-		q = append(q, s)
-	}
-	return runShell([]string{"-c", "test " + strings.Join(q, " ")})
-}
-
-func quoteAll(args []string) string {
-	var q []string
-	for _, a := range args {
-		s, err := syntax.Quote(a, syntax.LangBash)
-		if err != nil {
-			s = "''"
-		}
-		q = append(q, s)
-	}
-	return strings.Join(q, " ")
-}
-
-func env(args []string) int {
-	i := 0
-	for ; i < len(args) && strings.Contains(args[i], "="); i++ {
-		k, v, _ := strings.Cut(args[i], "=")
-		os.Setenv(k, v)
-	}
-	if i < len(args) {
-		return runShell([]string{"-c", "exec " + quoteAll(args[i:])})
-	}
-	for _, e := range os.Environ() {
-		fmt.Println(e)
-	}
-	return 0
-}
-
-func date(args []string) int {
-	now := time.Now()
-	for _, a := range args {
-		switch a {
-		case "-u":
-			now = now.UTC()
-		case "+%s":
-			fmt.Println(now.Unix())
-			return 0
-		}
-	}
-	fmt.Println(now.Format("Mon Jan _2 15:04:05 MST 2006"))
-	return 0
-}
 
 // lines calls fn for each line of the files (or stdin).
 func lines(tool string, files []string, fn func(file, line string)) int {
@@ -294,23 +210,6 @@ func sortCmd(args []string) int {
 	return st
 }
 
-func seq(args []string) int {
-	first, last := 1, 0
-	switch len(args) {
-	case 1:
-		last, _ = strconv.Atoi(args[0])
-	case 2, 3:
-		first, _ = strconv.Atoi(args[0])
-		last, _ = strconv.Atoi(args[len(args)-1])
-	default:
-		return fail("seq", fmt.Errorf("want [FIRST] LAST"))
-	}
-	for i := first; i <= last; i++ {
-		fmt.Println(i)
-	}
-	return 0
-}
-
 func tee(args []string) int {
 	opts, files := flags(args, "")
 	ws := []io.Writer{os.Stdout}
@@ -401,40 +300,6 @@ func tr(args []string) int {
 	return 0
 }
 
-func basename(args []string) int {
-	if len(args) == 0 {
-		return fail("basename", fmt.Errorf("missing operand"))
-	}
-	b := args[0]
-	for len(b) > 1 && strings.HasSuffix(b, "/") {
-		b = b[:len(b)-1]
-	}
-	if i := strings.LastIndex(b, "/"); i >= 0 && len(b) > 1 {
-		b = b[i+1:]
-	}
-	if len(args) > 1 {
-		b = strings.TrimSuffix(b, args[1])
-	}
-	fmt.Println(b)
-	return 0
-}
-
-func dirname(args []string) int {
-	if len(args) == 0 {
-		return fail("dirname", fmt.Errorf("missing operand"))
-	}
-	d := args[0]
-	if i := strings.LastIndex(strings.TrimRight(d, "/"), "/"); i > 0 {
-		d = d[:i]
-	} else if i == 0 {
-		d = "/"
-	} else {
-		d = "."
-	}
-	fmt.Println(d)
-	return 0
-}
-
 func md5sum(args []string) int {
 	_, files := flags(args, "")
 	if len(files) == 0 {
@@ -451,141 +316,6 @@ func md5sum(args []string) int {
 		fmt.Printf("%x  %s\n", h.Sum(nil), f)
 	}
 	return 0
-}
-
-func yes(args []string) int {
-	s := "y"
-	if len(args) > 0 {
-		s = strings.Join(args, " ")
-	}
-	w := bufio.NewWriter(os.Stdout)
-	for {
-		if _, err := w.WriteString(s + "\n"); err != nil {
-			return 0
-		}
-	}
-}
-
-// expr evaluates ARG OP ARG with integer + - * / % and the comparisons
-// = != < <= > >= (numeric when both sides are numbers), or "length S";
-// it prints the result and exits 1 when it is 0 or empty, as expr does.
-func expr(args []string) int {
-	var out string
-	switch {
-	case len(args) == 1:
-		out = args[0]
-	case len(args) == 2 && args[0] == "length":
-		out = strconv.Itoa(len(args[1]))
-	case len(args) == 3:
-		a, op, b := args[0], args[1], args[2]
-		x, errA := strconv.ParseInt(a, 10, 64)
-		y, errB := strconv.ParseInt(b, 10, 64)
-		numeric := errA == nil && errB == nil
-		cmp := strings.Compare(a, b)
-		if numeric {
-			cmp = 0
-			if x < y {
-				cmp = -1
-			} else if x > y {
-				cmp = 1
-			}
-		}
-		truth := func(v bool) string {
-			if v {
-				return "1"
-			}
-			return "0"
-		}
-		switch op {
-		case "+", "-", "*", "/", "%":
-			if !numeric {
-				fmt.Fprintln(os.Stderr, "expr: non-integer argument")
-				return 2
-			}
-			if (op == "/" || op == "%") && y == 0 {
-				fmt.Fprintln(os.Stderr, "expr: division by zero")
-				return 2
-			}
-			out = strconv.FormatInt(map[string]func() int64{"+": func() int64 { return x + y }, "-": func() int64 { return x - y },
-				"*": func() int64 { return x * y }, "/": func() int64 { return x / y }, "%": func() int64 { return x % y }}[op](), 10)
-		case "=", "==":
-			out = truth(cmp == 0)
-		case "!=":
-			out = truth(cmp != 0)
-		case "<":
-			out = truth(cmp < 0)
-		case "<=":
-			out = truth(cmp <= 0)
-		case ">":
-			out = truth(cmp > 0)
-		case ">=":
-			out = truth(cmp >= 0)
-		default:
-			fmt.Fprintf(os.Stderr, "expr: unsupported operator %q\n", op)
-			return 2
-		}
-	default:
-		fmt.Fprintln(os.Stderr, "expr: only ARG OP ARG and length STRING")
-		return 2
-	}
-	fmt.Println(out)
-	if out == "0" || out == "" {
-		return 1
-	}
-	return 0
-}
-
-// awk runs the one-statement programs the specs use: [-F SEP]
-// '{print $N[, $M...]}' (also $0 and NF) over the files or stdin.
-func awk(args []string) int {
-	opts, rest := flags(args, "F")
-	if len(rest) == 0 {
-		return fail("awk", fmt.Errorf("missing program"))
-	}
-	prog := strings.TrimSpace(rest[0])
-	body, ok := strings.CutPrefix(prog, "{")
-	body, ok2 := strings.CutSuffix(strings.TrimSpace(body), "}")
-	body, ok3 := strings.CutPrefix(strings.TrimSpace(body), "print")
-	if !ok || !ok2 || !ok3 {
-		return fail("awk", fmt.Errorf("only '{print $N, ...}' programs: %q", prog))
-	}
-	var fieldsWanted []string
-	for _, f := range strings.Split(body, ",") {
-		if f = strings.TrimSpace(f); f != "" {
-			fieldsWanted = append(fieldsWanted, f)
-		}
-	}
-	sep, custom := opts['F']
-	return lines("awk", rest[1:], func(_, line string) {
-		var fields []string
-		if custom {
-			fields = strings.Split(line, sep)
-		} else {
-			fields = strings.Fields(line)
-		}
-		var out []string
-		for _, f := range fieldsWanted {
-			switch {
-			case f == "$0":
-				out = append(out, line)
-			case f == "NF":
-				out = append(out, strconv.Itoa(len(fields)))
-			case strings.HasPrefix(f, "$"):
-				n, err := strconv.Atoi(f[1:])
-				if err == nil && n >= 1 && n <= len(fields) {
-					out = append(out, fields[n-1])
-				} else {
-					out = append(out, "")
-				}
-			default:
-				out = append(out, strings.Trim(f, `"`))
-			}
-		}
-		if len(fieldsWanted) == 0 {
-			out = []string{line}
-		}
-		fmt.Println(strings.Join(out, " "))
-	})
 }
 
 // hexdump -C FILE... prints the canonical hex+ASCII dump (encoding/hex's
