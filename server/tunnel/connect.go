@@ -85,10 +85,11 @@ func (s *Server) serveConnect(w http.ResponseWriter, r *http.Request) {
 // dialer picks how to reach host: through the tunnel session of the node
 // that host belongs to (its InternalIP or pod CIDR), or directly when
 // there is no such node or it has no session (the server's own node, or an
-// agent that can be reached without a tunnel). A node whose session is
-// gone gets reconnectWait to open a new one. via names the choice.
+// agent that can be reached without a tunnel). It decides once the Node
+// cache has synced. A node whose session is gone gets reconnectWait to
+// open a new one. via names the choice.
 func (s *Server) dialer(ctx context.Context, host string) (dial func(context.Context, string, string) (net.Conn, error), via string) {
-	if ip, err := netip.ParseAddr(host); err == nil {
+	if ip, err := netip.ParseAddr(host); err == nil && s.nodes.wait(ctx) {
 		if node := s.nodes.lookup(ip); node != "" && s.waitSession(ctx, node) {
 			return s.rd.Dialer(node), "tunnel:" + node
 		}

@@ -15,14 +15,18 @@ import (
 )
 
 // nodeIndex finds the node that an IP belongs to: one of its InternalIPs or
-// an address in its pod CIDRs. It knows nothing until run has synced.
+// an address in its pod CIDRs. It knows nothing until run has synced; wait
+// waits for that.
 type nodeIndex struct {
 	lister atomic.Pointer[corelisters.NodeLister]
+	synced chan struct{} // closed once lister is set
 }
 
-// run watches Nodes with client, calls ready once the cache has synced and
-// returns when ctx is done.
-func (n *nodeIndex) run(ctx context.Context, client kubernetes.Interface, ready func()) error {
+func newNodeIndex() *nodeIndex { return &nodeIndex{synced: make(chan struct{})} }
+
+// run watches Nodes with client until ctx is done; the index answers once
+// the cache has synced.
+func (n *nodeIndex) run(ctx context.Context, client kubernetes.Interface) error {
 	factory := informers.NewSharedInformerFactory(client, 0)
 	nodes := factory.Core().V1().Nodes()
 	informer := nodes.Informer()
@@ -44,9 +48,19 @@ func (n *nodeIndex) run(ctx context.Context, client kubernetes.Interface, ready 
 		return nil // ctx done
 	}
 	n.lister.Store(&lister)
-	ready()
+	close(n.synced)
 	<-ctx.Done()
 	return nil
+}
+
+// wait reports whether the index has synced, waiting for it until ctx ends.
+func (n *nodeIndex) wait(ctx context.Context) bool {
+	select {
+	case <-n.synced:
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }
 
 // lookup returns the name of the node that ip belongs to, or "".

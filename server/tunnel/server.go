@@ -87,7 +87,7 @@ func (s *Server) init() {
 		}, func(w http.ResponseWriter, _ *http.Request, code int, err error) {
 			http.Error(w, err.Error(), code)
 		})
-		s.nodes = &nodeIndex{}
+		s.nodes = newNodeIndex()
 	})
 }
 
@@ -186,8 +186,13 @@ func (h *hijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 }
 
 // Run serves the CONNECT proxy until ctx is done, then closes the proxy,
-// its connections and every tunnel session. It is ready once the Node
-// cache has synced.
+// its connections and every tunnel session. It is ready at once, so it can
+// start before the apiserver it serves: the apiserver dials out while it
+// starts (the aggregator fetches the discovery of every APIService before
+// it reports ready, kedge's own metrics API among them), and a proxy that
+// accepted but did not answer made each such dial wait for the caller's
+// timeout. Dials wait for the Node cache to sync, which needs only a
+// serving apiserver, not a ready one.
 func (s *Server) Run(ctx context.Context, ready func()) error {
 	s.init()
 	register()
@@ -196,7 +201,8 @@ func (s *Server) Run(ctx context.Context, ready func()) error {
 	served := make(chan error, 1)
 	go func() { served <- proxy.Serve(s.Listener) }()
 	synced := make(chan error, 1)
-	go func() { synced <- s.nodes.run(ctx, s.Client, ready) }()
+	go func() { synced <- s.nodes.run(ctx, s.Client) }()
+	ready()
 
 	select {
 	case err = <-served:
