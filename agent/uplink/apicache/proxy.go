@@ -56,10 +56,21 @@ type Proxy struct {
 	upstream  *url.URL
 	proxies   map[string]*upstreamAs // by client common name
 	probe     *upstreamAs
-	mu        sync.Mutex
-	online    bool
-	onlineNow chan struct{} // closed when the servers answer again
+	mu          sync.Mutex
+	online      bool
+	onlineSince time.Time
+	onlineNow   chan struct{} // closed when the servers answer again
 }
+
+// What the cache forgets: an entry that no client asked for and no server
+// answered for in maxIdle, checked every pruneEvery once the servers have
+// answered for pruneGrace without a break (time for the node's components
+// to ask again for everything they still use after an outage).
+const (
+	maxIdle    = 24 * time.Hour
+	pruneEvery = 10 * time.Minute
+	pruneGrace = time.Hour
+)
 
 var _ component.Component = (*Proxy)(nil)
 
@@ -102,6 +113,7 @@ func (p *Proxy) Run(ctx context.Context, ready func()) error {
 	go func() { served <- srv.ServeTLS(l, "", "") }()
 	go p.watchHealth(ctx)
 	go p.flushEvery(ctx, 2*time.Second)
+	go p.pruneEvery(ctx)
 	go component.PollReady(ctx, 50*time.Millisecond, func(context.Context) error {
 		c, err := tls.Dial("tcp", l.Addr().String(), &tls.Config{InsecureSkipVerify: true}) // a handshake check of our own listener
 		if err == nil {
@@ -184,6 +196,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		r.ContentLength = int64(len(body))
 	}
 	if r.Method == http.MethodGet || req.tokenRequest {
+		p.store.Touch(req.key)
 		// The cache reads plain JSON; every Kubernetes client accepts it.
 		// (Upstream compression is undone by the proxy's own transport.)
 		if strings.Contains(r.Header.Get("Accept"), "protobuf") {
@@ -292,6 +305,7 @@ func (p *Proxy) setOnline(up bool, why error) {
 	}
 	p.online = up
 	if up {
+		p.onlineSince = time.Now()
 		close(p.onlineNow)
 		p.Log.Info("a server answers again; the local API endpoint passes requests through")
 	} else {
@@ -339,6 +353,33 @@ func (p *Proxy) flushEvery(ctx context.Context, every time.Duration) {
 		case <-t.C:
 			if err := p.store.Flush(); err != nil {
 				p.Log.Warn("could not write the API cache", "error", err)
+			}
+		}
+	}
+}
+
+// pruneEvery drops the entries nobody uses any more (Store.Prune), every
+// pruneEvery while the servers have answered for pruneGrace.
+func (p *Proxy) pruneEvery(ctx context.Context) {
+	t := time.NewTicker(pruneEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			p.mu.Lock()
+			due := p.online && time.Since(p.onlineSince) >= pruneGrace
+			p.mu.Unlock()
+			if !due {
+				continue
+			}
+			n, err := p.store.Prune(time.Now().Add(-maxIdle))
+			if err != nil {
+				p.Log.Warn("could not remove unused API cache entries", "error", err)
+			}
+			if n > 0 {
+				p.Log.Info("removed unused API cache entries", "removed", n, "kept", p.store.Len())
 			}
 		}
 	}

@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/kedge/kedge/shared/atomicfile"
 )
@@ -30,6 +31,10 @@ type entry struct {
 	// Anything else: the response body and its content type.
 	Body        []byte `json:"body,omitempty"`
 	ContentType string `json:"contentType,omitempty"`
+	// Seen is when a client last asked for this key or a server last
+	// answered for it (a response, a watch event or bookmark); Prune drops
+	// entries not seen for long.
+	Seen time.Time `json:"seen"`
 }
 
 // Store keeps entries in memory and in one file each under Dir (0600: the
@@ -44,7 +49,17 @@ type Store struct {
 	// staged holds lists being assembled: pages of a paginated list, or the
 	// initial events of a watch-list, until they are complete.
 	staged map[string]*entry
+	// boot holds the keys asked for within bootWindow of opening: what the
+	// node's components read when they start, which an offline start
+	// needs again however long ago it was read. Prune keeps them.
+	boot   map[string]bool
+	opened time.Time
+	now    func() time.Time
 }
+
+// bootWindow is how long after the cache opens the keys its clients ask
+// for count as what a start needs.
+const bootWindow = 10 * time.Minute
 
 // OpenStore loads every entry found in dir, creating dir (0700) if needed.
 // Unreadable files are skipped and logged.
@@ -55,7 +70,8 @@ func OpenStore(dir string, log *slog.Logger) (*Store, error) {
 	if err := os.Chmod(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("cache dir: %w", err)
 	}
-	s := &Store{dir: dir, log: log, byKey: map[string]*entry{}, dirty: map[string]bool{}, staged: map[string]*entry{}}
+	s := &Store{dir: dir, log: log, byKey: map[string]*entry{}, dirty: map[string]bool{}, staged: map[string]*entry{}, boot: map[string]bool{}, now: time.Now}
+	s.opened = s.now()
 	files, err := filepath.Glob(filepath.Join(dir, "*.json"))
 	if err != nil {
 		return nil, err
@@ -69,6 +85,9 @@ func OpenStore(dir string, log *slog.Logger) (*Store, error) {
 		if err != nil || e.Key == "" {
 			log.Warn("skipping an unreadable cache file", "file", f, "error", err)
 			continue
+		}
+		if e.Seen.IsZero() { // written before entries had a time: a full window from now
+			e.Seen = s.now()
 		}
 		s.byKey[e.Key] = &e
 	}
@@ -87,11 +106,24 @@ func (s *Store) Len() int {
 	return len(s.byKey)
 }
 
+// Touch records that a client asked for key.
+func (s *Store) Touch(key string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now()
+	if now.Sub(s.opened) < bootWindow {
+		s.boot[key] = true
+	}
+	if e, ok := s.byKey[key]; ok {
+		e.Seen = now // not written: online, the server's answer that follows is
+	}
+}
+
 // PutRaw caches a whole response body under key.
 func (s *Store) PutRaw(key, contentType string, body []byte) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.byKey[key] = &entry{Key: key, Body: body, ContentType: contentType}
+	s.byKey[key] = &entry{Key: key, Body: body, ContentType: contentType, Seen: s.now()}
 	s.dirty[key] = true
 }
 
@@ -143,6 +175,7 @@ func (s *Store) PutListPage(key string, continued bool, body []byte) bool {
 	st.ResourceVersion = l.Metadata.ResourceVersion
 	if l.Metadata.Continue == "" {
 		delete(s.staged, key)
+		st.Seen = s.now()
 		s.byKey[key] = st
 		s.dirty[key] = true
 	}
@@ -218,6 +251,7 @@ func (s *Store) Apply(key string, ev event) {
 	if m.Metadata.ResourceVersion != "" {
 		target.ResourceVersion = m.Metadata.ResourceVersion
 	}
+	target.Seen = s.now()
 	if !staging {
 		s.dirty[key] = true
 	}
@@ -275,6 +309,32 @@ func (s *Store) Flush() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// Prune forgets every entry not seen since cutoff, in memory and on disk,
+// except those a start asked for (see bootWindow): what the node's
+// components stopped asking for (the watch of a deleted pod's ConfigMap,
+// the pod's token), which would otherwise stay for good. It returns how
+// many it removed. Call it only while the servers answer: offline, the
+// live entries are not refreshed.
+func (s *Store) Prune(cutoff time.Time) (int, error) {
+	s.mu.Lock()
+	var gone []string
+	for key, e := range s.byKey {
+		if e.Seen.Before(cutoff) && !s.boot[key] {
+			gone = append(gone, key)
+			delete(s.byKey, key)
+			delete(s.dirty, key)
+		}
+	}
+	s.mu.Unlock()
+	var errs []error
+	for _, key := range gone {
+		if err := os.Remove(s.file(key)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	return len(gone), errors.Join(errs...)
 }
 
 // withTypeMeta sets kind and apiVersion on a list item (lists leave them
