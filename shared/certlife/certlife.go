@@ -90,16 +90,19 @@ func CheckEvery(lifetime time.Duration) time.Duration {
 	return max(minCheckEvery, min(maxCheckEvery, lifetime/renewDen*renewNum/8))
 }
 
+// warned makes Setup's warning once per process (a server runs an agent too).
+var warned sync.Once
+
 // Setup checks TestLifetimeEnv and, when it is in effect, says so in the
-// log and makes client-go read certificate files again as often as they
-// are checked for renewal (it does every five minutes otherwise). Call it
-// before making any client.
+// log (once per process) and makes client-go read certificate files again
+// as often as they are checked for renewal (it does every five minutes
+// otherwise). Call it before making any client.
 func Setup(log *slog.Logger) error {
 	d, err := lifetime()
 	if err != nil || !Overridden() {
 		return err
 	}
-	log.Warn("test-only certificate lifetime in effect", "env", TestLifetimeEnv, "lifetime", d)
+	warned.Do(func() { log.Warn("test-only certificate lifetime in effect", "env", TestLifetimeEnv, "lifetime", d) })
 	transport.CertCallbackRefreshDuration = min(transport.CertCallbackRefreshDuration, CheckEvery(d))
 	return nil
 }

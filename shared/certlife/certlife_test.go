@@ -2,6 +2,8 @@ package certlife
 
 import (
 	"crypto/x509"
+	"log/slog"
+	"strings"
 	"testing"
 	"time"
 )
@@ -45,5 +47,22 @@ func TestTestLifetimeEnv(t *testing.T) {
 		if v == "90s" && (d != 90*time.Second || !Overridden()) {
 			t.Errorf("90s: %s, overridden %v", d, Overridden())
 		}
+	}
+}
+
+// TestSetupWarnsOnce: a server runs its own agent, and both call Setup.
+func TestSetupWarnsOnce(t *testing.T) {
+	t.Setenv(TestLifetimeEnv, "90s")
+	lifetime = onceLifetime()
+	t.Cleanup(func() { lifetime = onceLifetime() })
+	var out strings.Builder
+	log := slog.New(slog.NewTextHandler(&out, nil))
+	for range 2 {
+		if err := Setup(log); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := strings.Count(out.String(), "test-only certificate lifetime"); n != 1 {
+		t.Fatalf("%d warnings, want 1:\n%s", n, out.String())
 	}
 }
