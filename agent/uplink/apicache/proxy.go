@@ -27,6 +27,8 @@ import (
 	"sync"
 	"time"
 
+	"k8s.io/apimachinery/pkg/util/wait"
+
 	"github.com/kedge/kedge/embedded/component"
 	"github.com/kedge/kedge/shared/keypair"
 )
@@ -112,8 +114,8 @@ func (p *Proxy) Run(ctx context.Context, ready func()) error {
 	served := make(chan error, 1)
 	go func() { served <- srv.ServeTLS(l, "", "") }()
 	go p.watchHealth(ctx)
-	go p.flushEvery(ctx, 2*time.Second)
-	go p.pruneEvery(ctx)
+	go wait.UntilWithContext(ctx, p.flush, 2*time.Second)
+	go wait.UntilWithContext(ctx, p.prune, pruneEvery)
 	go component.PollReady(ctx, 50*time.Millisecond, func(context.Context) error {
 		c, err := tls.Dial("tcp", l.Addr().String(), &tls.Config{InsecureSkipVerify: true}) // a handshake check of our own listener
 		if err == nil {
@@ -343,45 +345,28 @@ func (p *Proxy) probeOnce(ctx context.Context) {
 	}
 }
 
-func (p *Proxy) flushEvery(ctx context.Context, every time.Duration) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			if err := p.store.Flush(); err != nil {
-				p.Log.Warn("could not write the API cache", "error", err)
-			}
-		}
+// flush writes the cache's changes to disk.
+func (p *Proxy) flush(context.Context) {
+	if err := p.store.Flush(); err != nil {
+		p.Log.Warn("could not write the API cache", "error", err)
 	}
 }
 
-// pruneEvery drops the entries nobody uses any more (Store.Prune), every
-// pruneEvery while the servers have answered for pruneGrace.
-func (p *Proxy) pruneEvery(ctx context.Context) {
-	t := time.NewTicker(pruneEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			p.mu.Lock()
-			due := p.online && time.Since(p.onlineSince) >= pruneGrace
-			p.mu.Unlock()
-			if !due {
-				continue
-			}
-			n, err := p.store.Prune(time.Now().Add(-maxIdle))
-			if err != nil {
-				p.Log.Warn("could not remove unused API cache entries", "error", err)
-			}
-			if n > 0 {
-				p.Log.Info("removed unused API cache entries", "removed", n, "kept", p.store.Len())
-			}
-		}
+// prune drops the entries nobody uses any more (Store.Prune) once the
+// servers have answered for pruneGrace without a break.
+func (p *Proxy) prune(context.Context) {
+	p.mu.Lock()
+	due := p.online && time.Since(p.onlineSince) >= pruneGrace
+	p.mu.Unlock()
+	if !due {
+		return
+	}
+	n, err := p.store.Prune(time.Now().Add(-maxIdle))
+	if err != nil {
+		p.Log.Warn("could not remove unused API cache entries", "error", err)
+	}
+	if n > 0 {
+		p.Log.Info("removed unused API cache entries", "removed", n, "kept", p.store.Len())
 	}
 }
 
