@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -62,6 +63,10 @@ func (k *Kine) Run(ctx context.Context, ready func()) error {
 			return fmt.Errorf("create datastore dir: %w", err)
 		}
 	}
+	dsn, err := k.dsn(ctx)
+	if err != nil {
+		return err
+	}
 	kctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
@@ -77,7 +82,7 @@ func (k *Kine) Run(ctx context.Context, ready func()) error {
 	started := make(chan result, 1)
 	go func() {
 		cfg, err := endpoint.Listen(kctx, endpoint.Config{
-			Endpoint:  k.Endpoint,
+			Endpoint:  dsn,
 			Listener:  k.Listener,
 			WaitGroup: &wg,
 			// kine's own defaults, except a smaller idle pool for small devices.
@@ -105,7 +110,7 @@ func (k *Kine) Run(ctx context.Context, ready func()) error {
 		return fmt.Errorf("start kine: %w", res.err)
 	}
 	checkCtx, cancelCheck := context.WithTimeout(ctx, timeout)
-	err := etcdcheck.Write(checkCtx, etcdcheck.Target{Endpoints: res.cfg.Endpoints})
+	err = etcdcheck.Write(checkCtx, etcdcheck.Target{Endpoints: res.cfg.Endpoints})
 	cancelCheck()
 	if err != nil && ctx.Err() == nil {
 		cancel()
@@ -127,6 +132,29 @@ func (k *Kine) Run(ctx context.Context, ready func()) error {
 		return errors.New("kine did not close the datastore within 10s")
 	}
 	return nil
+}
+
+// dsn is Endpoint, told to skip kine's VACUUM at start when SQLiteFile
+// is already in incremental auto-vacuum mode: that VACUUM rewrites the
+// whole file at every start (slow on a large one, and wear on an SD card),
+// and is needed only once, to turn on incremental mode in a database made
+// before kedge asked for it; after that the Maintainer returns freed pages.
+func (k *Kine) dsn(ctx context.Context) (string, error) {
+	if k.SQLiteFile == "" {
+		return k.Endpoint, nil
+	}
+	inc, err := Incremental(ctx, k.SQLiteFile)
+	if err != nil {
+		return "", fmt.Errorf("datastore: %w", err)
+	}
+	if !inc {
+		return k.Endpoint, nil
+	}
+	sep := "?"
+	if strings.Contains(k.Endpoint, "?") {
+		sep = "&"
+	}
+	return k.Endpoint + sep + "_kine_disable_startup_vacuum=true", nil
 }
 
 func or[T comparable](v, def T) T {

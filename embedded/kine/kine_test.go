@@ -30,12 +30,19 @@ type running struct {
 // calls Maintainer.Once itself).
 func start(t *testing.T) *running {
 	t.Helper()
-	dir := t.TempDir()
+	r, _ := startIn(t, t.TempDir())
+	return r
+}
+
+// startIn is start on dir's state.db, which may exist; stop stops kine.
+func startIn(t *testing.T, dir string) (r *running, stop func()) {
+	t.Helper()
 	file := filepath.Join(dir, "state.db")
 	sock := "unix://" + filepath.Join(dir, "kine.sock")
 	k := &Kine{Endpoint: "sqlite://" + file + "?" + params, Listener: sock,
 		CompactInterval: time.Second, CompactMinRetain: 10, SQLiteFile: file, MaintainInterval: time.Hour}
-	testenv.Start(t, k.Run).WaitReady(30 * time.Second)
+	run := testenv.Start(t, k.Run)
+	run.WaitReady(30 * time.Second)
 	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{sock}, DialTimeout: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
@@ -46,7 +53,47 @@ func start(t *testing.T) *running {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	return &running{file: file, cli: cli, db: db}
+	return &running{file: file, cli: cli, db: db}, func() {
+		t.Helper()
+		cli.Close()
+		if err := run.Stop(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// freePages is the file's freelist_count: pages compaction freed that no
+// VACUUM has returned yet.
+func (r *running) freePages(t *testing.T) int64 {
+	t.Helper()
+	var n int64
+	if err := r.db.QueryRowContext(t.Context(), "PRAGMA freelist_count").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// TestRestartSkipsTheFullVacuum: once the file is in incremental mode,
+// kine's VACUUM at start (a rewrite of the whole file) is skipped; the
+// pages compaction freed stay for the Maintainer to return.
+func TestRestartSkipsTheFullVacuum(t *testing.T) {
+	dir := t.TempDir()
+	r, stop := startIn(t, dir)
+	rev := r.put(t, "/big", 10, 500, strings.Repeat("x", 10<<10))
+	testenv.WaitUntil(t, 30*time.Second, "compaction", func() bool { return r.compactRev(t) >= rev-10 })
+	stop()
+	before := r.freePages(t)
+	if before < 100 {
+		t.Fatalf("%d free pages after compaction, want the old revisions' pages", before)
+	}
+	r, stop = startIn(t, dir)
+	defer stop()
+	if got, err := r.cli.Get(t.Context(), "/big/0"); err != nil || len(got.Kvs) != 1 {
+		t.Fatalf("after the restart: %v %v", got, err)
+	}
+	if after := r.freePages(t); after < before {
+		t.Fatalf("free pages %d before the restart, %d after: the file was vacuumed at start", before, after)
+	}
 }
 
 // put writes n values to keys prefix/0 … prefix/(keys-1), round robin, and
@@ -187,7 +234,7 @@ func TestAnExistingDatabaseTurnsIncremental(t *testing.T) {
 	file := filepath.Join(dir, "state.db")
 	old := strings.Replace(params, "_auto_vacuum=incremental&", "", 1)
 	for i, dsn := range []string{old, params} {
-		k := &Kine{Endpoint: "sqlite://" + file + "?" + dsn, Listener: "unix://" + filepath.Join(dir, "kine.sock")}
+		k := &Kine{Endpoint: "sqlite://" + file + "?" + dsn, Listener: "unix://" + filepath.Join(dir, "kine.sock"), SQLiteFile: file}
 		r := testenv.Start(t, k.Run)
 		r.WaitReady(30 * time.Second)
 		if err := r.Stop(); err != nil {

@@ -105,6 +105,27 @@ func (m *Maintainer) Once(ctx context.Context) (Pass, error) {
 	return p, nil
 }
 
+// Incremental reports whether the SQLite file exists and is in
+// auto_vacuum=INCREMENTAL mode. Call it before kine opens the file.
+func Incremental(ctx context.Context, file string) (bool, error) {
+	if _, err := os.Stat(file); err != nil {
+		if os.IsNotExist(err) {
+			return false, nil
+		}
+		return false, err
+	}
+	db, err := sql.Open("sqlite3", "file:"+file+"?_busy_timeout=5000")
+	if err != nil {
+		return false, fmt.Errorf("open %s: %w", file, err)
+	}
+	defer db.Close()
+	var mode int
+	if err := db.QueryRowContext(ctx, "PRAGMA auto_vacuum").Scan(&mode); err != nil {
+		return false, fmt.Errorf("auto_vacuum of %s: %w", file, err)
+	}
+	return mode == 2, nil
+}
+
 // drain runs a statement to its end: incremental_vacuum frees one page per
 // step, so a plain Exec (one step) would free a single page.
 func drain(ctx context.Context, db *sql.DB, stmt string) error {
