@@ -81,10 +81,11 @@ func (p *prepared) components() ([]component.Component, error) {
 	components = append(components,
 		// The egress proxy serves before the apiserver starts: the
 		// apiserver dials through it before it reports ready.
-		tunnels,
+		tunnels.Egress(),
 		api,
 		tokenSync,
 		p.supervisor(api, tunnels, metricsRoute, members),
+		tunnels,
 		&endpoints.Reconciler{Client: p.client, Server: cc.NodeName, IP: cc.AdvertiseIP, Port: int32(cc.HTTPSListenPort), Log: log},
 		&rbac.Reconciler{Client: p.client, Log: log.With("component", "rbac")},
 		p.certificateRenewal(),

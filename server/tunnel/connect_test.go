@@ -33,7 +33,7 @@ func TestEgressServesBeforeTheAPIAnswers(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv := &Server{Listener: l, Client: client, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
-	r := testenv.Start(t, srv.Run)
+	r := testenv.Start(t, srv.Egress().Run)
 	defer func() {
 		if err := r.Stop(); err != nil {
 			t.Errorf("tunnel server: %v", err)

@@ -29,12 +29,12 @@ import (
 
 // Server is the tunnel endpoint and the apiserver's egress proxy. Its
 // ServeHTTP (the websocket endpoint) may be served before Run starts; Run
-// serves the CONNECT proxy and, when ctx ends, closes every session.
+// closes every session when ctx ends; Egress serves the CONNECT proxy.
 type Server struct {
 	// ClientCA verifies the nodes' client certificates.
 	ClientCA *x509.CertPool
 	// Listener is the CONNECT proxy's listener, a unix socket only the
-	// apiserver's user can open (see ListenEgress); Run closes it.
+	// apiserver's user can open (see ListenEgress); Egress closes it.
 	Listener net.Listener
 	// Client watches Nodes for their IPs and pod CIDRs.
 	Client kubernetes.Interface
@@ -185,38 +185,53 @@ func (h *hijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	return c, brw, nil
 }
 
-// Run serves the CONNECT proxy until ctx is done, then closes the proxy,
-// its connections and every tunnel session. It is ready at once, so it can
-// start before the apiserver it serves: the apiserver dials out while it
-// starts (the aggregator fetches the discovery of every APIService before
-// it reports ready, kedge's own metrics API among them), and a proxy that
-// accepted but did not answer made each such dial wait for the caller's
-// timeout. Dials wait for the Node cache to sync, which needs only a
-// serving apiserver, not a ready one.
+// Run accepts tunnel sessions (ServeHTTP) until ctx is done, then closes
+// every session and every connection the egress proxy spliced, so that the
+// apiserver's streams through them end before the apiserver stops. It is
+// ready at once.
 func (s *Server) Run(ctx context.Context, ready func()) error {
 	s.init()
 	register()
+	ready()
+	<-ctx.Done()
+	s.closeSessions()
+	s.closeProxied()
+	return nil
+}
+
+// Egress is the apiserver's CONNECT proxy on Listener as a component. It
+// starts before the apiserver and is ready at once: the apiserver dials
+// out while it starts (the aggregator fetches the discovery of every
+// APIService before it reports ready, kedge's own metrics API among them),
+// and a proxy that accepted but did not answer made each such dial wait
+// for the caller's timeout. Its dials wait for its Node cache to sync,
+// which needs only a serving apiserver, not a ready one. It stops after
+// the apiserver, closing the proxy and what is left of its connections.
+func (s *Server) Egress() component.Component { return egress{s} }
+
+type egress struct{ s *Server }
+
+func (e egress) Name() string { return "egress-proxy" }
+
+func (e egress) Run(ctx context.Context, ready func()) error {
+	s := e.s
+	s.init()
 	proxy := s.connectServer()
-	var err error
 	served := make(chan error, 1)
 	go func() { served <- proxy.Serve(s.Listener) }()
 	synced := make(chan error, 1)
 	go func() { synced <- s.nodes.run(ctx, s.Client) }()
 	ready()
-
+	var err error
 	select {
 	case err = <-served:
 	case err = <-synced:
 	case <-ctx.Done():
 	}
 	_ = proxy.Close()
-	s.closeSessions()
 	s.closeProxied()
-	if ctx.Err() != nil {
+	if ctx.Err() != nil || errors.Is(err, http.ErrServerClosed) {
 		return nil
-	}
-	if errors.Is(err, http.ErrServerClosed) {
-		err = nil
 	}
 	return err
 }

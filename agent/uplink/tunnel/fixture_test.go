@@ -89,12 +89,17 @@ func startCluster(t *testing.T, dir string, files *pki.Files, ca *pki.CA, nodes 
 	c := &cluster{files: files, ca: ca, dir: dir, proxy: socket, logs: &testenv.Output{}}
 	c.srv = &servertunnel.Server{ClientCA: pool, Listener: l,
 		Client: fake.NewClientset(objects(nodes)...), Log: slog.New(slog.NewTextHandler(c.logs, nil))}
+	egress := testenv.Start(t, c.srv.Egress().Run)
 	r := testenv.Start(t, c.srv.Run)
 	c.stop = func() {
 		if err := r.Stop(); err != nil {
 			t.Errorf("tunnel server: %v", err)
 		}
+		if err := egress.Stop(); err != nil {
+			t.Errorf("egress proxy: %v", err)
+		}
 	}
+	egress.WaitReady(10 * time.Second)
 	r.WaitReady(10 * time.Second)
 	cert, err := tls.LoadX509KeyPair(files.ServingCert, files.ServingKey)
 	if err != nil {
