@@ -54,10 +54,10 @@ type Proxy struct {
 	Dir string
 	Log *slog.Logger
 
-	store     *Store
-	upstream  *url.URL
-	proxies   map[string]*upstreamAs // by client common name
-	probe     *upstreamAs
+	store       *Store
+	upstream    *url.URL
+	proxies     map[string]*upstreamAs // by client common name
+	probe       *upstreamAs
 	mu          sync.Mutex
 	online      bool
 	onlineSince time.Time
