@@ -47,7 +47,12 @@ type Server struct {
 	sessions map[string]*session
 	closed   bool
 	proxied  map[net.Conn]struct{} // CONNECT connections being spliced
-	tunneled map[string]bool       // nodes that have had a session
+	proxy    *http.Server          // the CONNECT proxy, once Egress serves it
+	// stopIndex ends the proxy's Node watch.
+	stopIndex func()
+	// proxyStopped: Run has closed the proxy (or Egress must not serve).
+	proxyStopped bool
+	tunneled     map[string]bool // nodes that have had a session
 }
 
 var _ component.Component = (*Server)(nil)
@@ -186,17 +191,34 @@ func (h *hijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 }
 
 // Run accepts tunnel sessions (ServeHTTP) until ctx is done, then closes
-// every session and every connection the egress proxy spliced, so that the
-// apiserver's streams through them end before the apiserver stops. It is
-// ready at once.
+// the egress proxy, every session and every connection the proxy spliced,
+// so that the apiserver's streams through them end and it dials nothing
+// more before it stops. It is ready at once.
 func (s *Server) Run(ctx context.Context, ready func()) error {
 	s.init()
 	register()
 	ready()
 	<-ctx.Done()
+	s.stopProxy()
 	s.closeSessions()
 	s.closeProxied()
 	return nil
+}
+
+// stopProxy closes the CONNECT proxy that Egress serves, so the apiserver
+// dials nothing more through it while it shuts down, and stops the proxy's
+// Node watch, which would otherwise hold the apiserver's graceful shutdown
+// open (it waits for its clients' watches to end).
+func (s *Server) stopProxy() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.proxyStopped = true
+	if s.proxy != nil {
+		_ = s.proxy.Close()
+	}
+	if s.stopIndex != nil {
+		s.stopIndex()
+	}
 }
 
 // Egress is the apiserver's CONNECT proxy on Listener as a component. It
@@ -205,8 +227,8 @@ func (s *Server) Run(ctx context.Context, ready func()) error {
 // APIService before it reports ready, kedge's own metrics API among them),
 // and a proxy that accepted but did not answer made each such dial wait
 // for the caller's timeout. Its dials wait for its Node cache to sync,
-// which needs only a serving apiserver, not a ready one. It stops after
-// the apiserver, closing the proxy and what is left of its connections.
+// which needs only a serving apiserver, not a ready one. Run closes the
+// proxy (before the apiserver stops); Egress's own end only waits for ctx.
 func (s *Server) Egress() component.Component { return egress{s} }
 
 type egress struct{ s *Server }
@@ -217,20 +239,30 @@ func (e egress) Run(ctx context.Context, ready func()) error {
 	s := e.s
 	s.init()
 	proxy := s.connectServer()
+	indexCtx, stopIndex := context.WithCancel(ctx)
+	defer stopIndex()
+	s.mu.Lock()
+	if s.proxyStopped {
+		s.mu.Unlock()
+		return nil
+	}
+	s.proxy, s.stopIndex = proxy, stopIndex
+	s.mu.Unlock()
 	served := make(chan error, 1)
 	go func() { served <- proxy.Serve(s.Listener) }()
-	synced := make(chan error, 1)
-	go func() { synced <- s.nodes.run(ctx, s.Client) }()
+	go func() { _ = s.nodes.run(indexCtx, s.Client) }() // fails only on a bad transform
 	ready()
 	var err error
 	select {
 	case err = <-served:
-	case err = <-synced:
+		if errors.Is(err, http.ErrServerClosed) { // Run closed it: wait for the end
+			<-ctx.Done()
+		}
 	case <-ctx.Done():
 	}
 	_ = proxy.Close()
 	s.closeProxied()
-	if ctx.Err() != nil || errors.Is(err, http.ErrServerClosed) {
+	if ctx.Err() != nil {
 		return nil
 	}
 	return err
