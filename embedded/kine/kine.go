@@ -102,6 +102,13 @@ func (k *Kine) Run(ctx context.Context, ready func()) error {
 	select {
 	case res = <-started:
 	case <-time.After(timeout):
+		// Stop kine's connection attempts first, so that none logs after
+		// this error (which is the last thing a failed start prints).
+		cancel()
+		select {
+		case <-started:
+		case <-time.After(5 * time.Second):
+		}
 		return fmt.Errorf("datastore did not answer within %s", timeout)
 	case <-ctx.Done():
 		return nil
