@@ -105,7 +105,8 @@ func startProxy(t *testing.T, p *apicache.Proxy) (stop func()) {
 // proxy: what they read is cached; with the link cut a fresh proxy on the
 // same cache (an agent restarted offline) serves lists, objects and
 // watch-lists, refuses writes; when the link returns, watches continue
-// against the server.
+// against the server; an object the server says is gone is not served in
+// the next outage.
 func TestServesNodeFromCacheWhenNoServerAnswers(t *testing.T) {
 	dir := t.TempDir()
 	srv := harness.StartInProcess(t, harness.NewConfig(t, filepath.Join(dir, "server")))
@@ -200,6 +201,20 @@ func TestServesNodeFromCacheWhenNoServerAnswers(t *testing.T) {
 	t.Logf("proxy online %.1fs after the link returned", time.Since(start).Seconds())
 	create("cm4")
 	testenv.WaitUntil(t, 30*time.Second, "cm4 watched after the link returned", func() bool { return has2("cm4") })
+
+	// cm1 is deleted; a GET that the server answers 404 drops the cached
+	// copy, so the next outage does not bring cm1 back.
+	if err := direct.CoreV1().ConfigMaps("default").Delete(ctx, "cm1", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c2.CoreV1().ConfigMaps("default").Get(ctx, "cm1", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Fatalf("GET of the deleted cm1 online: err = %v, want 404", err)
+	}
+	fwd.cut()
+	testenv.WaitUntil(t, 30*time.Second, "the proxy offline again", func() bool { return !p2.Online() })
+	if cm, err := c2.CoreV1().ConfigMaps("default").Get(ctx, "cm1", metav1.GetOptions{}); !apierrors.IsServiceUnavailable(err) {
+		t.Fatalf("GET of the deleted cm1 offline: %v, err = %v; want 503 (nothing cached)", cm, err)
+	}
 }
 
 func mustGlob(t *testing.T, pattern string) []string {

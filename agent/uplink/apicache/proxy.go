@@ -225,6 +225,11 @@ func (p *Proxy) record(resp *http.Response) error {
 	case req.tokenRequest && resp.StatusCode == http.StatusCreated:
 		ct := resp.Header.Get("Content-Type")
 		resp.Body = &bufferTee{body: resp.Body, done: func(b []byte) { p.store.PutRaw(req.key, ct, b) }}
+	case resp.Request.Method == http.MethodGet && resp.StatusCode == http.StatusNotFound && !req.watch:
+		// Deleted (or never there): an outage must not bring it back.
+		if err := p.store.Forget(req.key); err != nil {
+			p.Log.Warn("forgetting a deleted object's cache entry", "error", err)
+		}
 	case resp.Request.Method != http.MethodGet || resp.StatusCode != http.StatusOK ||
 		!strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json"):
 	case req.watch:

@@ -323,18 +323,39 @@ func (s *Store) Prune(cutoff time.Time) (int, error) {
 	for key, e := range s.byKey {
 		if e.Seen.Before(cutoff) && !s.boot[key] {
 			gone = append(gone, key)
-			delete(s.byKey, key)
-			delete(s.dirty, key)
 		}
 	}
+	s.forgetLocked(gone)
 	s.mu.Unlock()
+	return len(gone), s.removeFiles(gone)
+}
+
+// Forget removes keys' entries, in memory and on disk: what a server said
+// no longer exists (a GET answered 404 Not Found) is not served from the
+// cache later.
+func (s *Store) Forget(keys ...string) error {
+	s.mu.Lock()
+	s.forgetLocked(keys)
+	s.mu.Unlock()
+	return s.removeFiles(keys)
+}
+
+func (s *Store) forgetLocked(keys []string) {
+	for _, key := range keys {
+		delete(s.byKey, key)
+		delete(s.dirty, key)
+		delete(s.staged, key)
+	}
+}
+
+func (s *Store) removeFiles(keys []string) error {
 	var errs []error
-	for _, key := range gone {
+	for _, key := range keys {
 		if err := os.Remove(s.file(key)); err != nil && !errors.Is(err, os.ErrNotExist) {
 			errs = append(errs, err)
 		}
 	}
-	return len(gone), errors.Join(errs...)
+	return errors.Join(errs...)
 }
 
 // withTypeMeta sets kind and apiVersion on a list item (lists leave them
