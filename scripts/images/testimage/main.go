@@ -14,6 +14,8 @@
 // to reach other pods and Services from inside a pod. `testimage resolve
 // NAME` prints NAME's addresses, one per line, as the pod's resolver (its
 // /etc/resolv.conf, so the cluster DNS) answers them (non-zero on failure).
+// `testimage chatter` prints a numbered line every 10 ms, forever (a pod
+// that writes logs all the time, for soak tests).
 package main
 
 import (
@@ -34,6 +36,9 @@ func main() {
 	}
 	if len(os.Args) == 3 && os.Args[1] == "resolve" {
 		os.Exit(resolve(os.Args[2]))
+	}
+	if len(os.Args) == 2 && os.Args[1] == "chatter" {
+		chatter()
 	}
 	host, _ := os.Hostname()
 	mux := http.NewServeMux()
@@ -112,4 +117,12 @@ func resolve(name string) int {
 		fmt.Println(a)
 	}
 	return 0
+}
+
+// chatter prints a numbered, timestamped line every 10 ms and never returns.
+func chatter() {
+	for i := 0; ; i++ {
+		fmt.Printf("line %d at %s: the quick brown fox jumps over the lazy dog\n", i, time.Now().Format(time.RFC3339Nano))
+		time.Sleep(10 * time.Millisecond) // the pace of the chatter
+	}
 }
