@@ -19,12 +19,15 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/kedge/kedge/scripts/e2e/hosts"
+	"github.com/kedge/kedge/scripts/procmem"
 	"github.com/kedge/kedge/server/integration/harness"
 )
 
 // TestBenchAgent measures (does not assert) an agent on its own host:
-// seconds from `kedge agent` start to Node Ready, RSS after $IDLE seconds
-// idle, and the start latency of pods of the test image. scripts/bench runs
+// seconds from `kedge agent` start to Node Ready, RSS and PSS after $IDLE
+// seconds idle, the start latency of pods of the test image, and the
+// memory with 100 pods: the agent's, the shims', and each pod's shim and
+// pause together (PSS). scripts/bench runs
 // it (build tag bench) and prints the numbers as a Markdown table.
 func TestBenchAgent(t *testing.T) {
 	idle := 60 * time.Second
@@ -70,18 +73,28 @@ func TestBenchAgent(t *testing.T) {
 	})
 	joinReady := time.Since(start)
 	time.Sleep(idle) // measuring idle memory: the wait is the measurement
-	agentRSS, shims := rssMB(agent.Cmd.Process.Pid), shimsRSSMB()
+	agentRSS, agentPSS, err := procmem.MB(agent.Cmd.Process.Pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	shims, _ := processesMB("containerd-shim")
 	t.Logf("agent idle memory (kB): %s; cluster DNS listening: %v", memoryBreakdown(agent.Cmd.Process.Pid),
 		dnsListening(t, h))
 
 	paced := podStarts(t, admin, procs, "paced", 10, time.Second)
 	deletePods(t, admin, procs, "paced")
 	burst := podStarts(t, admin, procs, "burst", 100, 0)
-	loadedRSS, loadedShims := rssMB(agent.Cmd.Process.Pid), shimsRSSMB()
+	loadedRSS, loadedPSS, err := procmem.MB(agent.Cmd.Process.Pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// What each pod adds besides its own container: its shim and its pause.
+	loadedShims, shimsPSS := processesMB("containerd-shim")
+	_, pausePSS := processesMB("pause")
 	deletePods(t, admin, procs, "burst")
 
-	fmt.Printf("BENCH | %.1f | %d | %d | %s | %s | %d + %d |\n", joinReady.Seconds(), agentRSS, shims,
-		paced, burst, loadedRSS, loadedShims)
+	fmt.Printf("BENCH | %.1f | %.0f / %.0f | %.0f | %s | %s | %.0f / %.0f | %.0f / %.0f | %.1f |\n", joinReady.Seconds(), agentRSS, agentPSS, shims,
+		paced, burst, loadedRSS, loadedPSS, loadedShims, shimsPSS, (shimsPSS+pausePSS)/100)
 	for _, p := range []*hosts.Proc{agent, srv} {
 		if err := p.Stop(30 * time.Second); err != nil {
 			t.Fatal(err)

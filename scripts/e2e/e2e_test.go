@@ -23,6 +23,7 @@ import (
 
 	"github.com/kedge/kedge/scripts/e2e/hosts"
 	"github.com/kedge/kedge/scripts/imagebuild/ociimage"
+	"github.com/kedge/kedge/scripts/procmem"
 	"github.com/kedge/kedge/server/integration/harness"
 )
 
@@ -155,7 +156,8 @@ func TestAgentJoinsServerAcrossHosts(t *testing.T) {
 		out, err := exec.Command("ip", "netns", "exec", agentHost.NS, "curl", "-s", "--max-time", "2", "http://"+svc.Spec.ClusterIP+"/").CombinedOutput()
 		return err == nil && string(out) == "hello from web\n"
 	})
-	t.Logf("with one pod: agent (kedge agent + containerd + kubelet) RSS %d MB, shims %d MB", rssMB(agent.Cmd.Process.Pid), shimsRSSMB())
+	shims, _ := processesMB("containerd-shim")
+	t.Logf("with one pod: agent (kedge agent + containerd + kubelet) RSS %d MB, shims %.0f MB", rssMB(agent.Cmd.Process.Pid), shims)
 	if err := admin.CoreV1().Pods("default").Delete(ctx, "web", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -223,18 +225,24 @@ func rssMB(pid int) int {
 	return 0
 }
 
-// shimsRSSMB sums the resident memory of all containerd runc shims.
-func shimsRSSMB() int {
-	total := 0
+// processesMB sums the Rss and the Pss, in MB, of every process on this
+// machine whose name starts with one of prefixes (containerd-shim, pause).
+func processesMB(prefixes ...string) (rss, pss float64) {
 	dirs, _ := os.ReadDir("/proc")
 	for _, d := range dirs {
 		pid, err := strconv.Atoi(d.Name())
 		if err != nil {
 			continue
 		}
-		if comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid)); strings.HasPrefix(string(comm), "containerd-shim") {
-			total += rssMB(pid)
+		comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+		for _, p := range prefixes {
+			if strings.HasPrefix(string(comm), p) {
+				if r, s, err := procmem.MB(pid); err == nil {
+					rss, pss = rss+r, pss+s
+				}
+				break
+			}
 		}
 	}
-	return total
+	return rss, pss
 }

@@ -8,13 +8,14 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/kedge/kedge/scripts/procmem"
 )
 
 // soakSettings are KEDGE_SOAK_DURATION (default 2h: how long edge1 stays
@@ -83,7 +84,10 @@ func TestOfflineSoak(t *testing.T) {
 	cacheDir := filepath.Join(edge.Root, "var/lib/kedge/agent/cache")
 	podLogs := filepath.Join(edge.Root, "var/log/pods")
 	measure := func(at time.Duration) soakSample {
-		rss, pss := smapsRollupMB(t, agent.Cmd.Process.Pid)
+		rss, pss, err := procmem.MB(agent.Cmd.Process.Pid)
+		if err != nil {
+			t.Fatal(err)
+		}
 		return soakSample{at: at, rssMB: rss, pssMB: pss, cacheKB: float64(dirBytes(t, cacheDir)) / 1024,
 			podLogsMB: float64(dirBytes(t, podLogs)) / (1 << 20), serving: curlFrom(edge, url) == want}
 	}
@@ -152,29 +156,6 @@ func TestOfflineSoak(t *testing.T) {
 	t.Logf("crashloop restarts: %d before the cut, %d after", restartsBefore, restarts())
 	c.checkNothingRecreated(t)
 	c.stop(t)
-}
-
-// smapsRollupMB is a process's Rss and Pss in MB.
-func smapsRollupMB(t *testing.T, pid int) (rss, pss float64) {
-	t.Helper()
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/smaps_rollup")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 2 {
-			continue
-		}
-		kb, _ := strconv.ParseFloat(f[1], 64)
-		switch f[0] {
-		case "Rss:":
-			rss = kb / 1024
-		case "Pss:":
-			pss = kb / 1024
-		}
-	}
-	return rss, pss
 }
 
 // dirBytes is the size of the files under dir (files that go away while

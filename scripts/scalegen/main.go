@@ -43,6 +43,12 @@ func main() {
 	flag.StringVar(&o.namespace, "namespace", "scale", "namespace of the Deployments (created if missing)")
 	flag.DurationVar(&o.timeout, "timeout", 10*time.Minute, "give up when the pods are not all Running by then")
 	flag.StringVar(&o.profileDir, "profile-dir", "", "save the server's CPU profile of the first 60 s of the run (cpu.pprof) and its heap when all pods are Running (heap.pprof) here")
+	flag.DurationVar(&o.churn.duration, "churn", 0, "after all pods are Running, go on this long creating and deleting objects, then delete everything (see churnOptions)")
+	flag.DurationVar(&o.churn.settle, "settle", 20*time.Minute, "with -churn: how long to keep reporting after everything is deleted")
+	flag.DurationVar(&o.churn.every, "report-every", 10*time.Minute, "with -churn: how often to report sizes")
+	flag.StringVar(&o.churn.dbGlobs, "db", "", "with -churn: the database's files, comma-separated globs")
+	flag.IntVar(&o.churn.serverPID, "server-pid", 0, "with -churn: the server's pid, for its memory")
+	flag.StringVar(&o.churn.report, "churn-report", "", "with -churn: the file the report table goes to")
 	flag.Parse()
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "scalegen:", err)
@@ -57,6 +63,7 @@ type options struct {
 	namespace                    string
 	timeout                      time.Duration
 	profileDir                   string
+	churn                        churnOptions
 }
 
 func run(o options) error {
@@ -138,5 +145,8 @@ func run(o options) error {
 		fmt.Printf("%s_n=%d %s_p50_ms=%.0f %s_p99_ms=%.0f %s_worst='%s'\n",
 			c.name, h.count, c.name, 1000*h.quantile(0.50), c.name, 1000*h.quantile(0.99), c.name, worst)
 	}
-	return waitErr
+	if waitErr != nil || o.churn.duration == 0 {
+		return waitErr
+	}
+	return churn(cs, o.namespace, o.churn)
 }
