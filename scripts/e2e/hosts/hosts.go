@@ -13,6 +13,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -59,12 +60,37 @@ func NewNetwork(t testing.TB) *Network {
 		t.Fatal(err)
 	}
 	id := hex.EncodeToString(b)
-	n := &Network{ID: id, Bridge: "kb" + id, prefix: fmt.Sprintf("10.199.%d.", int(b[0])%250+1), dir: t.TempDir()}
+	n := &Network{ID: id, Bridge: "kb" + id, prefix: freePrefix(t, int(b[0])), dir: t.TempDir()}
 	run(t, "ip", "link", "add", n.Bridge, "type", "bridge")
 	t.Cleanup(func() { runQuiet("ip", "link", "del", n.Bridge) })
 	run(t, "ip", "addr", "add", n.prefix+"1/24", "dev", n.Bridge)
 	run(t, "ip", "link", "set", n.Bridge, "up")
 	return n
+}
+
+// freePrefix is "10.199.N." for the first N from start (mod 250, plus 1)
+// that no interface of this machine has an address in: another test's
+// network, or one a killed test run left behind, would take the routes.
+func freePrefix(t testing.TB, start int) string {
+	t.Helper()
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	used := map[string]bool{}
+	for _, a := range addrs {
+		if ipn, ok := a.(*net.IPNet); ok && ipn.IP.To4() != nil {
+			ip := ipn.IP.To4()
+			used[fmt.Sprintf("%d.%d.%d.", ip[0], ip[1], ip[2])] = true
+		}
+	}
+	for i := range 250 {
+		if p := fmt.Sprintf("10.199.%d.", (start+i)%250+1); !used[p] {
+			return p
+		}
+	}
+	t.Fatal("every 10.199.N.0/24 is in use on this machine")
+	return ""
 }
 
 // Gateway is the bridge's address on the host side.
