@@ -157,7 +157,8 @@ func TestAgentJoinsServerAcrossHosts(t *testing.T) {
 		return err == nil && string(out) == "hello from web\n"
 	})
 	shims, _ := processesMB("containerd-shim")
-	t.Logf("with one pod: agent (kedge agent + containerd + kubelet) RSS %d MB, shims %.0f MB", rssMB(agent.Cmd.Process.Pid), shims)
+	agentRSS, _, _ := procmem.MB(agent.Cmd.Process.Pid)
+	t.Logf("with one pod: agent (kedge agent + containerd + kubelet) RSS %.0f MB, shims %.0f MB", agentRSS, shims)
 	if err := admin.CoreV1().Pods("default").Delete(ctx, "web", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -208,21 +209,6 @@ func buildTestImage(t *testing.T, out string) {
 	if err := ociimage.WriteTarball(bin, "kedge.local/testimage:1", "", out); err != nil {
 		t.Fatal(err)
 	}
-}
-
-// rssMB is a process's resident memory in MB (0 if unknown).
-func rssMB(pid int) int {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
-			kb, _ := strconv.Atoi(f[1])
-			return kb / 1024
-		}
-	}
-	return 0
 }
 
 // processesMB sums the Rss and the Pss, in MB, of every process on this
