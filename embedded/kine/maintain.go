@@ -1,6 +1,7 @@
 package kine
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"fmt"
@@ -31,7 +32,20 @@ const vacuumStep = 4096
 type Maintainer struct {
 	File string
 	Log  *slog.Logger
+
+	// busyTimeout and truncatePauses are the defaults below; tests shorten
+	// them. onBusy, if set, is called after each truncation found busy.
+	busyTimeout    time.Duration
+	truncatePauses []time.Duration
+	onBusy         func()
 }
+
+// truncatePauses are the waits before each new try of a WAL truncation that
+// found the database busy (each try itself waits up to the busy timeout).
+// A busy truncation is usually a compaction's burst of write transactions
+// or a reader's snapshot; both end within seconds, and without a retry the
+// WAL would keep its size for a whole maintenance interval.
+var truncatePauses = []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second, 16 * time.Second}
 
 // Run maintains the file every interval until ctx is done. A pass that
 // fails (say, the database is busy for longer than the busy timeout) is
@@ -62,7 +76,8 @@ type Pass struct {
 // Once runs one maintenance pass and says what it did.
 func (m *Maintainer) Once(ctx context.Context) (Pass, error) {
 	p := Pass{BytesBefore: m.size()}
-	db, err := sql.Open("sqlite3", "file:"+m.File+"?_busy_timeout=5000")
+	busyTimeout := cmp.Or(m.busyTimeout, 5*time.Second)
+	db, err := sql.Open("sqlite3", fmt.Sprintf("file:%s?_busy_timeout=%d", m.File, busyTimeout.Milliseconds()))
 	if err != nil {
 		return p, fmt.Errorf("open %s: %w", m.File, err)
 	}
@@ -91,18 +106,45 @@ func (m *Maintainer) Once(ctx context.Context) (Pass, error) {
 	p.Vacuum = time.Since(start)
 
 	start = time.Now()
-	var busy, logFrames, checkpointed int
-	if err := db.QueryRowContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)").Scan(&busy, &logFrames, &checkpointed); err != nil {
-		return p, fmt.Errorf("wal_checkpoint: %w", err)
-	}
+	tries, err := m.truncate(ctx, db)
 	p.Truncate = time.Since(start)
 	p.BytesAfter = m.size()
-	if busy != 0 {
-		return p, fmt.Errorf("wal_checkpoint(TRUNCATE) could not finish: a reader or writer kept it busy")
+	if err != nil {
+		return p, err
 	}
 	m.log().Debug("datastore maintenance", "freedPages", p.FreedPages, "bytesBefore", p.BytesBefore,
-		"bytesAfter", p.BytesAfter, "vacuum", p.Vacuum, "truncate", p.Truncate)
+		"bytesAfter", p.BytesAfter, "vacuum", p.Vacuum, "truncate", p.Truncate, "truncateTries", tries)
 	return p, nil
+}
+
+// truncate checkpoints the WAL and truncates it to zero bytes, trying again
+// after each pause while SQLite answers busy. It returns how many tries it
+// took.
+func (m *Maintainer) truncate(ctx context.Context, db *sql.DB) (int, error) {
+	pauses := m.truncatePauses
+	if pauses == nil {
+		pauses = truncatePauses
+	}
+	for try := 1; ; try++ {
+		var busy, logFrames, checkpointed int
+		if err := db.QueryRowContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)").Scan(&busy, &logFrames, &checkpointed); err != nil {
+			return try, fmt.Errorf("wal_checkpoint: %w", err)
+		}
+		if busy == 0 {
+			return try, nil
+		}
+		if m.onBusy != nil {
+			m.onBusy()
+		}
+		if try > len(pauses) {
+			return try, fmt.Errorf("wal_checkpoint(TRUNCATE) found the database busy %d times: a reader or writer kept it busy", try)
+		}
+		select {
+		case <-ctx.Done():
+			return try, ctx.Err()
+		case <-time.After(pauses[try-1]):
+		}
+	}
 }
 
 // Incremental reports whether the SQLite file exists and is in
