@@ -25,33 +25,19 @@ import (
 
 // TestBenchAgent measures (does not assert) an agent on its own host:
 // seconds from `kedge agent` start to Node Ready, RSS and PSS after $IDLE
-// seconds idle, the start latency of pods of the test image, and the
+// seconds idle and the CPU it used meanwhile, the start latency of pods of the test image, and the
 // memory with 100 pods: the agent's, the shims', and each pod's shim and
 // pause together (PSS). scripts/bench runs
 // it (build tag bench) and prints the numbers as a Markdown table.
 func TestBenchAgent(t *testing.T) {
-	idle := 60 * time.Second
-	if s := os.Getenv("IDLE"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil {
-			t.Fatalf("IDLE=%q: %v", s, err)
-		}
-		idle = time.Duration(n) * time.Second
-	}
+	idle := idleTime(t)
 	kedge := harness.Binary(t)
 	net := hosts.NewNetwork(t)
 	srvHost, h := net.AddHost(t, "server"), net.AddHost(t, "agent")
 	stageTestImage(t, h)
 	// The agent runs its own copy of the binary, so that the pages it maps
 	// are not shared with (and counted for) the server.
-	own := filepath.Join(h.Root, "kedge")
-	data, err := os.ReadFile(kedge)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(own, data, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	own := ownCopy(t, kedge, h)
 	srv := srvHost.Start(t, kedge, "server", "--disable-agent")
 	waitForServer(t, srvHost, srv)
 	admin := adminClient(t, srvHost)
@@ -72,7 +58,16 @@ func TestBenchAgent(t *testing.T) {
 		return err == nil && nodeReady(n)
 	})
 	joinReady := time.Since(start)
-	time.Sleep(idle) // measuring idle memory: the wait is the measurement
+	cpuBefore, err := procmem.CPUSeconds(agent.Cmd.Process.Pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(idle) // measuring idle memory and CPU: the wait is the measurement
+	cpuAfter, err := procmem.CPUSeconds(agent.Cmd.Process.Pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	idleCPU := (cpuAfter - cpuBefore) / idle.Seconds() * 100
 	agentRSS, agentPSS, err := procmem.MB(agent.Cmd.Process.Pid)
 	if err != nil {
 		t.Fatal(err)
@@ -80,6 +75,9 @@ func TestBenchAgent(t *testing.T) {
 	shims, _ := processesMB("containerd-shim")
 	t.Logf("agent idle memory (kB): %s; cluster DNS listening: %v", memoryBreakdown(agent.Cmd.Process.Pid),
 		dnsListening(t, h))
+	if dir := os.Getenv("AGENT_PROFILE_DIR"); dir != "" {
+		profileAgent(t, admin, agent.Cmd.Process.Pid, dir)
+	}
 
 	paced := podStarts(t, admin, procs, "paced", 10, time.Second)
 	deletePods(t, admin, procs, "paced")
@@ -93,13 +91,78 @@ func TestBenchAgent(t *testing.T) {
 	_, pausePSS := processesMB("pause")
 	deletePods(t, admin, procs, "burst")
 
-	fmt.Printf("BENCH | %.1f | %.0f / %.0f | %.0f | %s | %s | %.0f / %.0f | %.0f / %.0f | %.1f |\n", joinReady.Seconds(), agentRSS, agentPSS, shims,
+	fmt.Printf("BENCH | %.1f | %.0f / %.0f | %.1f | %.0f | %s | %s | %.0f / %.0f | %.0f / %.0f | %.1f |\n", joinReady.Seconds(), agentRSS, agentPSS, idleCPU, shims,
 		paced, burst, loadedRSS, loadedPSS, loadedShims, shimsPSS, (shimsPSS+pausePSS)/100)
 	for _, p := range []*hosts.Proc{agent, srv} {
 		if err := p.Stop(30 * time.Second); err != nil {
 			t.Fatal(err)
 		}
 	}
+}
+
+// TestBenchSingleNode measures (does not assert) `kedge server` with its
+// own node, the whole cluster in one process: seconds from start to Node
+// Ready, then RSS, PSS and the CPU used over $IDLE seconds idle.
+func TestBenchSingleNode(t *testing.T) {
+	idle := idleTime(t)
+	net := hosts.NewNetwork(t)
+	h := net.AddHost(t, "solo")
+	own := ownCopy(t, harness.Binary(t), h)
+	start := time.Now()
+	srv := h.Start(t, own, "server")
+	procs := []*hosts.Proc{srv}
+	waitFor(t, 120*time.Second, "the server (with its agent) to be ready", procs, srv.Ready)
+	admin := adminClient(t, h)
+	waitNodeReady(t, admin, "solo", procs)
+	ready := time.Since(start)
+	pid := srv.Cmd.Process.Pid
+	cpuBefore, err := procmem.CPUSeconds(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(idle) // measuring idle memory and CPU: the wait is the measurement
+	cpuAfter, err := procmem.CPUSeconds(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rss, pss, err := procmem.MB(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("single node idle memory (kB): %s", memoryBreakdown(pid))
+	fmt.Printf("NODE | %.1f | %.0f / %.0f | %.1f |\n", ready.Seconds(), rss, pss, (cpuAfter-cpuBefore)/idle.Seconds()*100)
+	if err := srv.Stop(30 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// idleTime is $IDLE seconds, 60 if unset.
+func idleTime(t *testing.T) time.Duration {
+	t.Helper()
+	s := os.Getenv("IDLE")
+	if s == "" {
+		return 60 * time.Second
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n <= 0 {
+		t.Fatalf("IDLE=%q: want a positive number of seconds", s)
+	}
+	return time.Duration(n) * time.Second
+}
+
+// ownCopy copies kedge into h's root, so that the process running it maps
+// pages no other process shares (RSS = PSS for the executable's pages).
+func ownCopy(t *testing.T, kedge string, h *hosts.Host) string {
+	t.Helper()
+	own := filepath.Join(h.Root, "kedge")
+	data, err := os.ReadFile(kedge)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(own, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return own
 }
 
 // podStarts creates n pods on node agent, one every gap (all at once if gap
@@ -179,6 +242,46 @@ func deletePods(t *testing.T, admin kubernetes.Interface, procs []*hosts.Proc, p
 		l, err := pods.List(t.Context(), sel)
 		return err == nil && len(l.Items) == 0
 	})
+}
+
+// profileAgent keeps, in dir, the idle agent's heap profile (after a GC)
+// and goroutine profile, fetched from its kubelet's /debug/pprof through the
+// API server (the kubelet, containerd, kube-proxy and flannel share the
+// agent's process, so this is all of them), its /proc/PID/smaps, and
+// which pages of its executable are resident (resident.txt).
+func profileAgent(t *testing.T, admin kubernetes.Interface, pid int, dir string) {
+	t.Helper()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// First the resident pages of the executable, before the profiles'
+	// symbolisation touches more of them.
+	pages, err := procmem.Executable(pid, fmt.Sprintf("/proc/%d/exe", pid), 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	report := "resident pages of the executable by section:\n" + procmem.Top(pages.Sections, 10) +
+		"\nresident code by package:\n" + procmem.Top(pages.Packages, 80)
+	if err := os.WriteFile(filepath.Join(dir, "resident.txt"), []byte(report), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"heap", "goroutine"} {
+		b, err := admin.CoreV1().RESTClient().Get().AbsPath("/api/v1/nodes/agent/proxy/debug/pprof", name).
+			Param("gc", "1").DoRaw(t.Context())
+		if err != nil {
+			t.Fatalf("agent profile %s: %v", name, err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name+".pprof"), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	smaps, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "smaps"), smaps, 0o644); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // memoryBreakdown is the RssAnon, RssFile and RssShmem lines of a process.
