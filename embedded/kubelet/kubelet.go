@@ -4,9 +4,13 @@ package kubelet
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"time"
 
 	utilfeature "k8s.io/apiserver/pkg/util/feature"
+	clientset "k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+	nodeutil "k8s.io/component-helpers/node/util"
 	"k8s.io/kubernetes/cmd/kubelet/app"
 	"k8s.io/kubernetes/cmd/kubelet/app/options"
 	"k8s.io/kubernetes/pkg/kubelet/eviction"
@@ -66,6 +70,9 @@ func (k *Kubelet) Run(ctx context.Context, ready func()) error {
 	if err != nil {
 		return fmt.Errorf("kubelet dependencies: %w", err)
 	}
+	if err := k.guardCSINodeInfo(ctx, f); err != nil {
+		return err
+	}
 	done := make(chan error, 1)
 	go func() { done <- app.Run(runCtx, s, deps, utilfeature.DefaultFeatureGate) }()
 	go component.PollReady(ctx, 250*time.Millisecond, component.HTTPCheck(k.HealthzURL), ready)
@@ -78,4 +85,24 @@ func (k *Kubelet) Run(ctx context.Context, ready func()) error {
 	case <-ctx.Done():
 		return nil
 	}
+}
+
+// guardCSINodeInfo keeps the CSI plugin's node-info manager the node's
+// while the kubelet runs (see csiNodeInfo), checking every second, with a
+// client of the kubelet's own kubeconfig.
+func (k *Kubelet) guardCSINodeInfo(ctx context.Context, f *options.KubeletFlags) error {
+	node, err := nodeutil.GetHostname(f.HostnameOverride)
+	if err != nil {
+		return fmt.Errorf("kubelet node name: %w", err)
+	}
+	cfg, err := clientcmd.BuildConfigFromFlags("", f.KubeConfig)
+	if err != nil {
+		return fmt.Errorf("kubelet kubeconfig: %w", err)
+	}
+	client, err := clientset.NewForConfig(cfg)
+	if err != nil {
+		return fmt.Errorf("kubelet kubeconfig: %w", err)
+	}
+	go keepCSINodeInfo(ctx, node, client, time.Second, slog.Default().With("component", "kubelet"))
+	return nil
 }
