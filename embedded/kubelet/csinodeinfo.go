@@ -33,10 +33,10 @@ var csiNodeInfo nodeinfomanager.Interface
 // keepCSINodeInfo checks every interval, until ctx ends, that the CSI
 // plugin's node-info manager is for node, and when another initialisation
 // replaced it with one for no node, puts in a manager for node that talks
-// to the API server with client (the kubelet's credentials): the same as
-// the kubelet's own, which uses nothing of its host but the client. The
-// store is pointer-sized: the kubelet's readers see one manager or the
-// other.
+// to the API server with client (the kubelet's credentials) and
+// initialises it as the kubelet does its own: the same as the kubelet's,
+// which uses nothing of its host but the client. The store is
+// pointer-sized: the kubelet's readers see one manager or the other.
 func keepCSINodeInfo(ctx context.Context, node string, client clientset.Interface, interval time.Duration, log *slog.Logger) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
@@ -46,7 +46,15 @@ func keepCSINodeInfo(ctx context.Context, node string, client clientset.Interfac
 			log.Warn("cannot read the CSI plugin's node name; not guarding it", "type", reflect.TypeOf(cur).String())
 			return
 		} else if ok && name == "" {
-			csiNodeInfo = nodeinfomanager.NewNodeInfoManager(types.NodeName(node), nodeHost{client: client}, migratedPluginsOf(cur))
+			m := nodeinfomanager.NewNodeInfoManager(types.NodeName(node), nodeHost{client: client}, migratedPluginsOf(cur))
+			// What the kubelet does with its own at start: learn the Node's
+			// UID (owner of the CSINode it may have to make again) and make
+			// sure the CSINode exists and is the node's. A failure (the API
+			// out of reach) leaves the rest of the manager working.
+			if err := m.InitializeCSINodeWithAnnotation(); err != nil {
+				log.Warn("the node's CSINode could not be checked", "err", err)
+			}
+			csiNodeInfo = m
 			log.Debug("the controller-manager replaced the kubelet's CSI node info; put one for the node back")
 		}
 		select {

@@ -39,7 +39,7 @@ func (n nodeInfo) NodeGetInfo(context.Context, *csispec.NodeGetInfoRequest) (*cs
 // every initialisation replaces; keepCSINodeInfo puts one for the node back
 // (without it this registration fails: "resource name may not be empty").
 func TestCSIDriverRegistersAfterTheControllerManagerStarts(t *testing.T) {
-	client := fakeclient.NewSimpleClientset(&corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node1"}})
+	client := fakeclient.NewSimpleClientset(&corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node1", UID: "node1-uid"}})
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan struct{})
 	go func() { keepCSINodeInfo(ctx, "node1", client, 10*time.Millisecond, slog.Default()); close(done) }()
@@ -55,6 +55,12 @@ func TestCSIDriverRegistersAfterTheControllerManagerStarts(t *testing.T) {
 		name, _ := nodeNameOf(csiNodeInfo)
 		return name == "node1"
 	})
+
+	// The CSINode goes away (say, deleted by hand); the registration below
+	// makes it again, owned by the Node, which needs the Node's UID.
+	if err := client.StorageV1().CSINodes().Delete(t.Context(), "node1", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
 
 	sock := filepath.Join(t.TempDir(), "csi.sock")
 	lis, err := net.Listen("unix", sock)
@@ -74,6 +80,9 @@ func TestCSIDriverRegistersAfterTheControllerManagerStarts(t *testing.T) {
 	cn, err := client.StorageV1().CSINodes().Get(t.Context(), "node1", metav1.GetOptions{})
 	if err != nil {
 		t.Fatalf("the node's CSINode: %v", err)
+	}
+	if len(cn.OwnerReferences) != 1 || cn.OwnerReferences[0].UID != "node1-uid" {
+		t.Errorf("CSINode node1 owners %+v, want the Node (UID node1-uid)", cn.OwnerReferences)
 	}
 	if len(cn.Spec.Drivers) != 1 || cn.Spec.Drivers[0].Name != "test.csi.kedge.io" || cn.Spec.Drivers[0].NodeID != "node1-id" {
 		t.Fatalf("CSINode node1 drivers %+v, want test.csi.kedge.io with node ID node1-id", cn.Spec.Drivers)
