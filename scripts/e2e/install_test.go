@@ -85,7 +85,14 @@ func mustRead(t *testing.T, path string) []byte {
 func install(t *testing.T, h *hosts.Host, site string, env ...string) (string, string, error) {
 	t.Helper()
 	env = append([]string{pathEnv}, env...)
-	return h.Exec(t, 5*time.Minute, env, "sh", "-c", "curl -sfL "+site+"/good/install.sh | sh -")
+	return h.Exec(t, 5*time.Minute, env, curlPipeSh(site)...)
+}
+
+// curlPipeSh is the command a user runs to install from site, run by bash
+// with pipefail: a failed download is the command's error (curl's exit
+// status), not an empty script that sh runs successfully.
+func curlPipeSh(site string) []string {
+	return []string{"bash", "-o", "pipefail", "-c", "curl -sfL " + site + "/good/install.sh | sh -"}
 }
 
 // mustInstall is install that fails the test on an error.
@@ -286,7 +293,7 @@ func TestInstall(t *testing.T) {
 	}
 	rerun := func(env ...string) []string {
 		os.Remove(calls)
-		stdout, stderr, err := agentHost.Exec(t, 5*time.Minute, withStub(env...), "sh", "-c", "curl -sfL "+site+"/good/install.sh | sh -")
+		stdout, stderr, err := agentHost.Exec(t, 5*time.Minute, withStub(env...), curlPipeSh(site)...)
 		if err != nil {
 			t.Fatalf("re-run: %v\n%s%s", err, stdout, stderr)
 		}
