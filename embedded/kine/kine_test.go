@@ -130,10 +130,12 @@ func (r *running) rows(t *testing.T, prefix string) int {
 	return n
 }
 
-func failedCompactions(t *testing.T) float64 {
+// compactions is how many compaction passes of this process's kine ended
+// with result (metrics.ResultSuccess or metrics.ResultError).
+func compactions(t *testing.T, result string) float64 {
 	t.Helper()
 	var m dto.Metric
-	if err := metrics.CompactTotal.WithLabelValues(metrics.ResultError).Write(&m); err != nil {
+	if err := metrics.CompactTotal.WithLabelValues(result).Write(&m); err != nil {
 		t.Fatal(err)
 	}
 	return m.GetCounter().GetValue()
@@ -149,14 +151,21 @@ func TestCompactionResumesAfterAFailedOne(t *testing.T) {
 	rev := r.put(t, "/k", 10, 200, "v")
 	testenv.WaitUntil(t, 30*time.Second, "a first compaction", func() bool { return r.compactRev(t) >= rev-10 })
 
-	// Inject the failure: another process's write transaction holds the lock.
-	failed := failedCompactions(t)
+	// A pass ends with a checkpoint after its last transaction: let the pass
+	// end, so that the lock below meets the next pass's transaction (the
+	// compactor begins one every interval) rather than that checkpoint.
+	passes := compactions(t, metrics.ResultSuccess)
+	testenv.WaitUntil(t, 30*time.Second, "the compaction pass to end", func() bool { return compactions(t, metrics.ResultSuccess) > passes })
+
+	// Inject the failure: another connection's write transaction holds the
+	// lock until a pass has failed (its transaction times out after 5 s).
+	failed := compactions(t, metrics.ResultError)
 	lock, err := sql.Open("sqlite3", "file:"+r.file+"?_txlock=exclusive&_busy_timeout=30000")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer lock.Close()
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
 	tx, err := lock.BeginTx(ctx, nil)
 	if err != nil {
@@ -165,12 +174,10 @@ func TestCompactionResumesAfterAFailedOne(t *testing.T) {
 	if _, err := tx.Exec("UPDATE kine SET name = name WHERE id = 1"); err != nil {
 		t.Fatal(err)
 	}
-	// Longer than kine's compaction timeout (5 s) plus an interval (1 s).
-	time.Sleep(7 * time.Second)
+	testenv.WaitUntil(t, 40*time.Second, "a failed compaction", func() bool { return compactions(t, metrics.ResultError) > failed })
 	if err := tx.Rollback(); err != nil {
 		t.Fatal(err)
 	}
-	testenv.WaitUntil(t, 40*time.Second, "a failed compaction", func() bool { return failedCompactions(t) > failed })
 	before := r.compactRev(t)
 
 	// Compaction goes on: the compact revision advances past the new writes
