@@ -58,16 +58,7 @@ func TestBenchAgent(t *testing.T) {
 		return err == nil && nodeReady(n)
 	})
 	joinReady := time.Since(start)
-	cpuBefore, err := procmem.CPUSeconds(agent.Cmd.Process.Pid)
-	if err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(idle) // measuring idle memory and CPU: the wait is the measurement
-	cpuAfter, err := procmem.CPUSeconds(agent.Cmd.Process.Pid)
-	if err != nil {
-		t.Fatal(err)
-	}
-	idleCPU := (cpuAfter - cpuBefore) / idle.Seconds() * 100
+	idleCPU := idleFor(t, agent.Cmd.Process.Pid, idle)
 	agentRSS, agentPSS, err := procmem.MB(agent.Cmd.Process.Pid)
 	if err != nil {
 		t.Fatal(err)
@@ -116,24 +107,33 @@ func TestBenchSingleNode(t *testing.T) {
 	waitNodeReady(t, admin, "solo", procs)
 	ready := time.Since(start)
 	pid := srv.Cmd.Process.Pid
-	cpuBefore, err := procmem.CPUSeconds(pid)
-	if err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(idle) // measuring idle memory and CPU: the wait is the measurement
-	cpuAfter, err := procmem.CPUSeconds(pid)
-	if err != nil {
-		t.Fatal(err)
-	}
+	idleCPU := idleFor(t, pid, idle)
 	rss, pss, err := procmem.MB(pid)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("single node idle memory (kB): %s", memoryBreakdown(pid))
-	fmt.Printf("NODE | %.1f | %.0f / %.0f | %.1f |\n", ready.Seconds(), rss, pss, (cpuAfter-cpuBefore)/idle.Seconds()*100)
+	fmt.Printf("NODE | %.1f | %.0f / %.0f | %.1f |\n", ready.Seconds(), rss, pss, idleCPU)
 	if err := srv.Stop(30 * time.Second); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// idleFor waits idle (measuring idle memory and CPU: the wait is the
+// measurement) and returns the CPU process pid used meanwhile, in percent
+// of a core.
+func idleFor(t *testing.T, pid int, idle time.Duration) float64 {
+	t.Helper()
+	before, err := procmem.CPUSeconds(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(idle)
+	after, err := procmem.CPUSeconds(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return (after - before) / idle.Seconds() * 100
 }
 
 // idleTime is $IDLE seconds, 60 if unset.

@@ -82,9 +82,7 @@ func Executable(pid int, exe string, depth int) (ExecutablePages, error) {
 	if err != nil {
 		return out, fmt.Errorf("%s: pclntab: %w", exe, err)
 	}
-	funcs := slices.Clone(table.Funcs)
-	slices.SortFunc(funcs, func(a, b gosym.Func) int { return cmp.Compare(a.Entry, b.Entry) })
-	for _, fn := range funcs {
+	for _, fn := range table.Funcs {
 		// Bytes of the function on resident pages.
 		for page := fn.Entry &^ (pageSize - 1); page < fn.End; page += pageSize {
 			ok, err := present(page)
